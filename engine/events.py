@@ -1,0 +1,92 @@
+"""Events the training worker emits. Small immutable records: the UI (or a CLI progress bar) reads
+them, nothing in them calls back into the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    device: str  # "cpu", "cuda:0"
+    used_bytes: int  # peak allocated by torch since the run started (CUDA), process RSS (CPU)
+    total_bytes: int | None  # device capacity where known
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int  # steps completed (1 after the first)
+    total_steps: int
+    losses: dict[str, float]  # "total", "directional", "global", "directional/<clip>", "global/<clip>"
+    lr: float
+    it_per_s: float  # smoothed over recent steps
+    elapsed_s: float
+    trained_indices: tuple[int, ...]  # W+ indices whose StyledConvs trained in this step
+    k: int
+    scores: tuple[float, ...] | None  # last selection score per W+ index
+    next_selection: int | None  # step at which selection runs next
+    global_weight: float
+    memory: DeviceMemory | None = None
+
+
+@dataclass(frozen=True)
+class SelectionDone:
+    step: int
+    scores: tuple[float, ...]
+    chosen: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PreviewReady:
+    step: int
+    seeds: tuple[int, ...]
+    frozen: Image.Image  # one row of the seeds from the original generator
+    adapted: Image.Image  # the same seeds, same noise, from the adapted generator
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: str  # "running", "paused", "stopping"
+    step: int
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    step: int
+    path: Path
+    reason: str  # "interval", "pause", "stop", "finish", "signal", "manual"
+
+
+@dataclass(frozen=True)
+class LogMessage:
+    level: str  # "info", "warning", "error"
+    text: str
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    step: int
+    losses: dict[str, float] = field(default_factory=dict)
+    stopped: bool = False  # True when stopped by the user before the last iteration
+
+
+@dataclass(frozen=True)
+class TrainingFailed:
+    step: int
+    kind: str  # "nan", "oom", "error"
+    message: str  # what happened and what to do about it
+
+
+Event = (
+    StepMetrics
+    | SelectionDone
+    | PreviewReady
+    | StateChanged
+    | CheckpointSaved
+    | LogMessage
+    | TrainingFinished
+    | TrainingFailed
+)
