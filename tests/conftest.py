@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny models from fixed seeds, and a private home for every test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.demo import colour_oracle, tiny_clip, tiny_generator
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path, monkeypatch):
+    """Every test gets empty XDG data/cache/config/state dirs: nothing touches the real home."""
+    for name in ("DATA", "CACHE", "CONFIG", "STATE"):
+        d = tmp_path / "xdg" / name.lower()
+        d.mkdir(parents=True)
+        monkeypatch.setenv(f"XDG_{name}_HOME", str(d))
+    monkeypatch.setenv("NADA_TUI_OFFLINE_TESTS", "1")
+    return tmp_path / "xdg"
+
+
+@pytest.fixture
+def generator():
+    """32 px, style 32, 32 channels, 2 mapping layers: a step takes ~30 ms on 2 CPU cores."""
+    return tiny_generator(size=32, seed=0)
+
+
+@pytest.fixture
+def oracle():
+    return colour_oracle()
+
+
+@pytest.fixture
+def clip_tiny():
+    return tiny_clip(seed=0)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
