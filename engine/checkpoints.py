@@ -1,0 +1,220 @@
+"""Read any supported generator file into our `Generator`, and write rosinality-format checkpoints.
+
+Supported inputs (detected from the file's bytes, not its name):
+- rosinality / StyleGAN-NADA `.pt`: `{"g_ema": state_dict, "latent_avg"?: tensor, ...}` or a bare
+  `g_ema` state dict. Read with `torch.load(weights_only=True)`; the only class allowed beyond
+  tensors and containers is `argparse.Namespace` (rosinality's training checkpoints store `args`).
+- NVIDIA StyleGAN2 TensorFlow `.pkl` and stylegan2-ada-pytorch `.pkl`: read by the restricted
+  unpickler in `engine.nvidia_pickles` (nothing named in the file is imported or run), then converted.
+
+Anything else raises `CheckpointError` naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from engine.download import sha256_file
+from engine.stylegan2 import Generator, GeneratorConfig
+
+EXPECTED = (
+    "expected a StyleGAN2 generator: a rosinality/StyleGAN-NADA .pt checkpoint ({'g_ema': ...}), "
+    "a bare g_ema state dict, an NVIDIA StyleGAN2 TensorFlow .pkl or a stylegan2-ada-pytorch .pkl"
+)
+# Legacy (pre-zip) torch.save files start with a pickled magic number.
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as a generator; the message names the file and what was expected."""
+
+
+def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
+    """Any supported file -> (Generator on CPU in eval mode, info).
+
+    info holds at least: format, size, n_mlp, style_dim, channel_multiplier, sha256 (of the file),
+    path and has_latent_avg.
+    """
+    path = Path(path).expanduser()
+    _check_file(path)
+    kind = sniff(path)
+    if kind == "torch":
+        sd, latent_avg, fmt = _read_torch(path)
+    elif kind == "pickle":
+        from engine import nvidia_pickles
+
+        try:
+            sd, latent_avg, fmt = nvidia_pickles.read_nvidia_pickle(path)
+        except nvidia_pickles.PickleRefused as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise CheckpointError(
+                f"{path} could not be read as an NVIDIA pickle ({exc}); {EXPECTED}"
+            ) from None
+    else:
+        raise CheckpointError(f"{path} is not a checkpoint file ({kind}); {EXPECTED}")
+    g = build_generator(sd, latent_avg, source=path)
+    info = generator_info(g, fmt)
+    info["path"] = str(path)
+    info["sha256"] = sha256_file(path)
+    return g, info
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; {EXPECTED}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; {EXPECTED}")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a regular file; {EXPECTED}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes: an interrupted download or copy?); {EXPECTED}")
+
+
+def sniff(path: Path) -> str:
+    """'torch' (zip or legacy torch.save), 'pickle' (a plain pickle), or a short description."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "torch"
+    if head[:1] == b"\x80" and len(head) >= 2:
+        # A legacy torch.save pickles its magic number first: LONG1 opcode right after PROTO.
+        if b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19" in head:
+            return "torch"
+        return "pickle"
+    if head.lstrip()[:1] in (b"{", b"[", b"<") or _looks_like_text(head):
+        return "a text file, not weights"
+    return "unknown binary format"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c >= 9 for c in head)
+
+
+def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str]:
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} holds objects other than tensors and plain containers, refused for safety "
+            f"({first}); {EXPECTED}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is damaged or truncated ({_short(exc)}); {EXPECTED}") from None
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a dict; {EXPECTED}")
+    if "g_ema" in obj:
+        sd = obj["g_ema"]
+        if not isinstance(sd, Mapping):
+            raise CheckpointError(f"{path}: 'g_ema' is a {type(sd).__name__}, not a state dict; {EXPECTED}")
+        latent_avg = obj.get("latent_avg")
+        fmt = "rosinality"
+    elif "input.input" in obj or "style.1.weight" in obj:
+        sd, latent_avg, fmt = obj, None, "rosinality-state-dict"
+    else:
+        keys = ", ".join(sorted(map(str, obj))[:8])
+        raise CheckpointError(f"{path} has no 'g_ema' entry (keys: {keys}); {EXPECTED}")
+    if latent_avg is not None and not isinstance(latent_avg, Tensor):
+        latent_avg = None
+    return dict(sd), latent_avg, fmt
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def complete_state_dict(sd: Mapping[str, Tensor], config: GeneratorConfig) -> dict[str, Tensor]:
+    """Add the buffers some checkpoints omit (blur/upsample kernels, noise maps) from a fresh model.
+
+    Kernels are fixed functions of the architecture; missing noise maps get seeded random values.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        ref = Generator(config)
+    out = dict(sd)
+    buffers = dict(ref.named_buffers())
+    for key, value in ref.state_dict().items():
+        if key not in out and key in buffers:
+            out[key] = value
+    return out
+
+
+def build_generator(
+    sd: Mapping[str, Tensor], latent_avg: Tensor | None = None, source: str | Path = "checkpoint"
+) -> Generator:
+    """State dict -> Generator with a structural check: keys, shapes and finite weights."""
+    try:
+        config = GeneratorConfig.from_state_dict(sd)
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{source}: the weights are not a StyleGAN2 generator ({_short(exc)}); {EXPECTED}"
+        ) from None
+    full = complete_state_dict(sd, config)
+    bad = [k for k, v in full.items() if not isinstance(v, Tensor)]
+    if bad:
+        raise CheckpointError(f"{source}: entries {bad[:5]} are not tensors; {EXPECTED}")
+    full = {k: v.float() if v.is_floating_point() else v for k, v in full.items()}
+    try:
+        g = Generator.from_state_dict(
+            full, latent_avg.float() if latent_avg is not None else None, config=config
+        )
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{source}: the weights do not fit a StyleGAN2 generator of the inferred shape "
+            f"(size {config.size}, {config.n_mlp} mapping layers): {_short(exc)}"
+        ) from None
+    nonfinite = [
+        k for k, v in g.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if nonfinite:
+        raise CheckpointError(f"{source}: weights {nonfinite[:5]} contain NaN or inf; the file is damaged")
+    return g
+
+
+def generator_info(g: Generator, fmt: str) -> dict[str, Any]:
+    c = g.config
+    return {
+        "format": fmt,
+        "size": c.size,
+        "n_mlp": c.n_mlp,
+        "style_dim": c.style_dim,
+        "channel_multiplier": c.channel_multiplier,
+        "n_latent": c.n_latent,
+        "has_latent_avg": g.has_latent_avg,
+    }
+
+
+def save_rosinality(generator: Generator, path: str | Path) -> None:
+    """Write `{"g_ema": state_dict, "latent_avg": tensor}` (what rosinality/NADA tools load), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().to("cpu").clone() for k, v in generator.state_dict().items()}
+    payload = {"g_ema": sd, "latent_avg": generator.latent_avg.detach().to("cpu").clone()}
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        with open(tmp, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

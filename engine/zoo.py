@@ -1,0 +1,474 @@
+"""The pretrained model registry: official generators and CLIP weights, the demo models, the cache.
+
+Cache layout (under `engine.paths.cache_dir()`):
+    generators/<official file name>   the file as downloaded (e.g. stylegan2-church-config-f.pkl)
+    generators/<name>.pt              converted to rosinality format: what is loaded (conversion runs once)
+    clip/<official file name>         CLIP TorchScript archives (e.g. ViT-B-32.pt)
+    models.json                       sha256 and size of each file, recorded at its first download
+
+Sizes and hashes of the NVIDIA files are not published next to them, so the registry leaves them unknown
+and `models.json` records them at the first download; a later download (or a mirror's copy) must match.
+CLIP's sha256 is part of its official URL and is always checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import paths
+from engine.checkpoints import CheckpointError, load_generator, save_rosinality
+from engine.clip_loss import ClipEncoder, load_clip
+from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE, colour_oracle, demo_generator
+from engine.download import DownloadError, ProgressFn, download, mirrored_url, sha256_file
+from engine.stylegan2 import Generator
+
+TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
+ADA_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
+CLIP_BASE = "https://openaipublic.azureedge.net/clip/models/"
+
+
+@dataclass(frozen=True)
+class GeneratorEntry:
+    name: str
+    description: str
+    resolution: int
+    url: str
+    size_bytes: int | None
+    sha256: str | None
+    source_prompt: str
+    format: str  # "nvidia-tf-pkl", "nvidia-ada-pkl", "rosinality-pt" or "demo"
+    demo: bool = False
+
+    @property
+    def filename(self) -> str:
+        return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ClipEntry:
+    name: str
+    url: str
+    sha256: str | None
+    demo: bool = False
+
+    @property
+    def filename(self) -> str:
+        return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
+
+
+def _tf(name: str, dataset: str, res: int, prompt: str, desc: str) -> GeneratorEntry:
+    return GeneratorEntry(
+        name, desc, res, f"{TF_BASE}stylegan2-{dataset}-config-f.pkl", None, None, prompt, "nvidia-tf-pkl"
+    )
+
+
+def _ada(name: str, file: str, res: int, prompt: str, desc: str) -> GeneratorEntry:
+    return GeneratorEntry(name, desc, res, f"{ADA_BASE}{file}.pkl", None, None, prompt, "nvidia-ada-pkl")
+
+
+GENERATORS: dict[str, GeneratorEntry] = {
+    e.name: e
+    for e in [
+        GeneratorEntry(
+            DEMO_GENERATOR_ID,
+            "DEMO: tiny random 64 px generator, offline, for trying the app",
+            64,
+            "",
+            None,
+            None,
+            DEMO_SOURCE,
+            "demo",
+            True,
+        ),
+        _tf(
+            "ffhq",
+            "ffhq",
+            1024,
+            "a photo of a person",
+            "FFHQ human faces (StyleGAN2 config-f, the model StyleGAN-NADA used)",
+        ),
+        _ada("afhqdog", "afhqdog", 512, "a photo of a dog", "AFHQ dog faces (stylegan2-ada-pytorch)"),
+        _ada("afhqcat", "afhqcat", 512, "a photo of a cat", "AFHQ cat faces (stylegan2-ada-pytorch)"),
+        _ada(
+            "afhqwild",
+            "afhqwild",
+            512,
+            "a photo of a wild animal",
+            "AFHQ wild animal faces (stylegan2-ada-pytorch)",
+        ),
+        _ada(
+            "metfaces",
+            "metfaces",
+            1024,
+            "a painting of a person",
+            "MetFaces portrait art faces (stylegan2-ada-pytorch)",
+        ),
+        _tf("church", "church", 256, "a photo of a church", "LSUN churches, outdoor (StyleGAN2 config-f)"),
+        _tf("car", "car", 512, "a photo of a car", "LSUN cars, 512x384 content (StyleGAN2 config-f)"),
+        _tf("cat", "cat", 256, "a photo of a cat", "LSUN cats (StyleGAN2 config-f)"),
+        _tf("horse", "horse", 256, "a photo of a horse", "LSUN horses (StyleGAN2 config-f)"),
+        _ada("ffhq-ada", "ffhq", 1024, "a photo of a person", "FFHQ human faces (stylegan2-ada-pytorch)"),
+        _ada(
+            "brecahad",
+            "brecahad",
+            512,
+            "a microscope image of breast tissue",
+            "BreCaHAD histopathology (stylegan2-ada-pytorch)",
+        ),
+    ]
+}
+
+
+def _clip(name: str, file: str, sha: str) -> ClipEntry:
+    # Same URLs as openai-clip's clip._MODELS: the second-to-last path segment is the file's sha256.
+    return ClipEntry(name, f"{CLIP_BASE}{sha}/{file}", sha)
+
+
+CLIP_MODELS: dict[str, ClipEntry] = {
+    e.name: e
+    for e in [
+        ClipEntry(DEMO_CLIP_ID, "", None, True),
+        _clip("ViT-B/32", "ViT-B-32.pt", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
+        _clip("ViT-B/16", "ViT-B-16.pt", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f"),
+    ]
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_records_lock = threading.Lock()
+
+
+# ----- cache paths --------------------------------------------------------------------------------------
+def generators_dir() -> Path:
+    return paths.cache_dir() / "generators"
+
+
+def clip_dir() -> Path:
+    return paths.cache_dir() / "clip"
+
+
+def records_file() -> Path:
+    return paths.cache_dir() / "models.json"
+
+
+def converted_path(name: str) -> Path:
+    """The rosinality .pt that a registry or imported model is loaded from."""
+    return generators_dir() / f"{name}.pt"
+
+
+def raw_path(entry: GeneratorEntry) -> Path:
+    """Where the official file is downloaded to (and where to put it by hand when offline)."""
+    return generators_dir() / entry.filename
+
+
+def clip_path(entry: ClipEntry) -> Path:
+    return clip_dir() / entry.filename
+
+
+# ----- first-download records -----------------------------------------------------------------------------
+def read_records() -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(records_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _record(name: str, **fields: Any) -> None:
+    with _records_lock:
+        data = read_records()
+        data.setdefault(name, {}).update(fields)
+        f = records_file()
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f.name + f".tmp{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, f)
+
+
+# ----- queries --------------------------------------------------------------------------------------------
+def imported_names() -> list[str]:
+    """Converted .pt files in the cache that are not registry entries: the user's imports."""
+    d = generators_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p.stem for p in d.glob("*.pt") if p.stem not in GENERATORS and not p.name.endswith(".part"))
+
+
+def is_downloaded(name: str) -> bool:
+    """True when the model loads without network (demo models always do)."""
+    if name in GENERATORS:
+        e = GENERATORS[name]
+        return e.demo or converted_path(name).is_file() or raw_path(e).is_file()
+    if name in CLIP_MODELS:
+        c = CLIP_MODELS[name]
+        return c.demo or clip_path(c).is_file()
+    return converted_path(name).is_file() if _NAME_RE.match(name) else False
+
+
+def local_path(name: str) -> Path | None:
+    """The file a model is (or would be) loaded from; None for demo models."""
+    if name in GENERATORS:
+        e = GENERATORS[name]
+        if e.demo:
+            return None
+        conv = converted_path(name)
+        return conv if conv.is_file() or not raw_path(e).is_file() else raw_path(e)
+    if name in CLIP_MODELS:
+        c = CLIP_MODELS[name]
+        return None if c.demo else clip_path(c)
+    return converted_path(name)
+
+
+def list_models() -> list[dict[str, Any]]:
+    """One row per generator (registry, then imports) and CLIP model, for `models list` and the TUI."""
+    records = read_records()
+    rows: list[dict[str, Any]] = []
+    for e in GENERATORS.values():
+        p = local_path(e.name)
+        size = (
+            p.stat().st_size if p is not None and p.is_file() else records.get(e.name, {}).get("size_bytes")
+        )
+        rows.append(
+            {
+                "kind": "generator",
+                "name": e.name,
+                "resolution": e.resolution,
+                "demo": e.demo,
+                "downloaded": is_downloaded(e.name),
+                "path": p,
+                "size_bytes": size or e.size_bytes,
+                "description": e.description,
+                "source_prompt": e.source_prompt,
+            }
+        )
+    for name in imported_names():
+        p = converted_path(name)
+        rec = records.get(name, {})
+        rows.append(
+            {
+                "kind": "generator",
+                "name": name,
+                "resolution": rec.get("resolution"),
+                "demo": False,
+                "downloaded": True,
+                "path": p,
+                "size_bytes": p.stat().st_size,
+                "description": rec.get("description", "imported checkpoint"),
+                "source_prompt": rec.get("source_prompt", ""),
+            }
+        )
+    for c in CLIP_MODELS.values():
+        p = local_path(c.name)
+        rows.append(
+            {
+                "kind": "clip",
+                "name": c.name,
+                "resolution": None,
+                "demo": c.demo,
+                "downloaded": is_downloaded(c.name),
+                "path": p,
+                "size_bytes": p.stat().st_size if p is not None and p.is_file() else None,
+                "description": "DEMO: colour-oracle CLIP stand-in, offline" if c.demo else "OpenAI CLIP",
+                "source_prompt": "",
+            }
+        )
+    return rows
+
+
+# ----- downloads ------------------------------------------------------------------------------------------
+def download_generator_file(name: str, progress: ProgressFn | None = None) -> Path:
+    """Fetch the official file of a registry generator (verified against the first download's record)."""
+    e = GENERATORS[name]
+    dest = raw_path(e)
+    if dest.is_file():
+        return dest
+    rec = read_records().get(name, {})
+    if rec.get("url") not in (None, e.url):
+        rec = {}  # the registry moved to another file: old records do not apply
+    download(
+        mirrored_url(e.url),
+        dest,
+        sha256=e.sha256 or rec.get("sha256"),
+        expected_size=e.size_bytes or rec.get("size_bytes"),
+        progress=progress,
+        name=name,
+    )
+    _record(name, url=e.url, file=dest.name, size_bytes=dest.stat().st_size, sha256=sha256_file(dest))
+    return dest
+
+
+def download_clip_file(name: str, progress: ProgressFn | None = None) -> Path:
+    c = CLIP_MODELS[name]
+    dest = clip_path(c)
+    if dest.is_file():
+        return dest
+    download(mirrored_url(c.url), dest, sha256=c.sha256, progress=progress, name=name)
+    _record(name, url=c.url, file=dest.name, size_bytes=dest.stat().st_size, sha256=c.sha256)
+    return dest
+
+
+def ensure_downloaded(name: str, progress: ProgressFn | None = None) -> Path | None:
+    """Download (and for generators convert) a registry model; returns its local file (None for demos)."""
+    if name in GENERATORS:
+        if GENERATORS[name].demo:
+            return None
+        _, info = load_generator_by_id(name, progress)
+        return Path(info["path"])
+    if name in CLIP_MODELS:
+        return None if CLIP_MODELS[name].demo else download_clip_file(name, progress)
+    raise KeyError(unknown_model_message(name))
+
+
+def unknown_model_message(name: str) -> str:
+    gens = ", ".join(GENERATORS)
+    clips = ", ".join(CLIP_MODELS)
+    return f"unknown model {name!r}: generators are {gens} (or a checkpoint path); CLIP models are {clips}"
+
+
+# ----- loading --------------------------------------------------------------------------------------------
+def _demo_info() -> dict[str, Any]:
+    e = GENERATORS[DEMO_GENERATOR_ID]
+    return {
+        "format": "demo",
+        "demo": True,
+        "name": e.name,
+        "path": None,
+        "sha256": None,
+        "source_prompt": e.source_prompt,
+        "description": e.description,
+    }
+
+
+def load_generator_by_id(
+    name_or_path: str | Path, progress: ProgressFn | None = None
+) -> tuple[Generator, dict]:
+    """A registry name, the demo id, an imported name or a file path -> (Generator, info).
+
+    Registry models are downloaded and converted on first use; the converted rosinality .pt is cached
+    so the conversion runs once. Raises DownloadError (offline: says where to put the file) or
+    CheckpointError.
+    """
+    key = str(name_or_path)
+    if key == DEMO_GENERATOR_ID:
+        g = demo_generator()
+        info = {**_demo_info(), **_config_info(g)}
+        return g, info
+    if key in GENERATORS:
+        e = GENERATORS[key]
+        conv = converted_path(key)
+        if not conv.is_file():
+            raw = download_generator_file(key, progress)
+            g, raw_info = load_generator(raw)
+            if g.size != e.resolution:
+                raise CheckpointError(
+                    f"{raw} is a {g.size} px generator, but {key} should be {e.resolution} px: "
+                    "the file (or the mirror's copy) is not the one the registry names"
+                )
+            save_rosinality(g, conv)
+            _record(
+                key,
+                converted=conv.name,
+                converted_sha256=sha256_file(conv),
+                source_format=raw_info["format"],
+                resolution=g.size,
+            )
+        g, info = load_generator(conv)
+        info.update(
+            name=key,
+            demo=False,
+            source_format=e.format,
+            source_prompt=e.source_prompt,
+            description=e.description,
+        )
+        return g, info
+    path = Path(key).expanduser()
+    if _NAME_RE.match(key) and not path.exists() and converted_path(key).is_file():
+        g, info = load_generator(converted_path(key))
+        rec = read_records().get(key, {})
+        info.update(
+            name=key,
+            demo=False,
+            source_prompt=rec.get("source_prompt", ""),
+            description=rec.get("description", "imported checkpoint"),
+        )
+        return g, info
+    if not path.exists() and ("/" not in key and "\\" not in key and not key.endswith((".pt", ".pkl"))):
+        raise CheckpointError(unknown_model_message(key))
+    g, info = load_generator(path)
+    info.update(name=path.stem, demo=False, source_prompt="", description=f"local file {path}")
+    return g, info
+
+
+def _config_info(g: Generator) -> dict[str, Any]:
+    c = g.config
+    return {
+        "size": c.size,
+        "n_mlp": c.n_mlp,
+        "style_dim": c.style_dim,
+        "channel_multiplier": c.channel_multiplier,
+        "n_latent": c.n_latent,
+        "has_latent_avg": g.has_latent_avg,
+    }
+
+
+def load_clip_by_name(name: str, device: str = "cpu", progress: ProgressFn | None = None) -> ClipEncoder:
+    """A CLIP registry name (downloaded and verified on first use), the demo id, or a local file."""
+    if name == DEMO_CLIP_ID:
+        return colour_oracle().to(device)
+    if name in CLIP_MODELS:
+        return load_clip(download_clip_file(name, progress), name, device)
+    path = Path(name).expanduser()
+    if path.is_file():
+        return load_clip(path, path.stem, device)
+    raise KeyError(f"unknown CLIP model {name!r}: choose one of {', '.join(CLIP_MODELS)} or give a file path")
+
+
+def import_checkpoint(path: str | Path, name: str, description: str = "", source_prompt: str = "") -> dict:
+    """Convert (or copy) a user's checkpoint into the cache as `name`, so it is listed and loads by name."""
+    if not _NAME_RE.match(name):
+        raise ValueError(
+            f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' (no path separators), "
+            "at most 64 characters"
+        )
+    if name in GENERATORS or name in CLIP_MODELS:
+        raise ValueError(f"{name!r} is a registry model name: choose another name for your checkpoint")
+    dest = converted_path(name)
+    if dest.exists():
+        raise ValueError(f"a model named {name!r} already exists at {dest}: choose another name or delete it")
+    g, info = load_generator(path)
+    save_rosinality(g, dest)
+    _record(
+        name,
+        imported_from=str(Path(path).expanduser().absolute()),
+        source_format=info["format"],
+        source_sha256=info["sha256"],
+        resolution=g.size,
+        size_bytes=dest.stat().st_size,
+        description=description or f"imported from {Path(path).name}",
+        source_prompt=source_prompt,
+    )
+    return {**info, "name": name, "path": str(dest)}
+
+
+__all__ = [
+    "CLIP_MODELS",
+    "GENERATORS",
+    "CheckpointError",
+    "ClipEntry",
+    "DownloadError",
+    "GeneratorEntry",
+    "download_clip_file",
+    "download_generator_file",
+    "ensure_downloaded",
+    "import_checkpoint",
+    "is_downloaded",
+    "list_models",
+    "load_clip_by_name",
+    "load_generator_by_id",
+]
