@@ -1,0 +1,95 @@
+"""Adaptive layer freezing: the schedule, the selection, and what a step may touch."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.freezing import LayerSchedule, score_layers, top_k
+from engine.trainer import TrainConfig, Trainer, default_k
+
+ORACLE = (("oracle", 1.0),)
+
+
+def make_trainer(generator, oracle, **kw):
+    cfg = TrainConfig(source="a red image", target="a blue image", clip_models=ORACLE, **kw)
+    return Trainer(cfg, generator, {"oracle": oracle}, device="cpu")
+
+
+def test_schedule_k_falls_every_falloff_steps_to_min_k():
+    s = LayerSchedule(k0=6, interval=4, falloff=5, min_k=2)
+    assert [s.k_at(t) for t in (0, 4, 5, 9, 10, 19, 20, 40)] == [6, 6, 5, 5, 4, 3, 2, 2]
+    assert [t for t in range(13) if s.selects_at(t)] == [0, 4, 8, 12]
+    assert s.next_selection(0) == 4 and s.next_selection(7) == 8
+    assert LayerSchedule(k0=6, falloff=0).k_at(1000) == 6
+    assert LayerSchedule(k0=0).next_selection(3) is None
+
+
+def test_top_k_never_ranks_the_last_index():
+    scores = torch.tensor([0.1, 0.2, 0.3, 9.0])  # index 3 feeds only the final to_rgb
+    assert top_k(scores, 2) == (1, 2)
+    assert top_k(scores, 10) == (0, 1, 2)
+
+
+def test_trained_set_follows_interval_and_falloff_exactly(generator, oracle, monkeypatch):
+    tr = make_trainer(generator, oracle, iterations=16, auto_layer_k=5, auto_layer_interval=4,
+                      auto_layer_falloff=3, auto_layer_min_k=2)
+    selections = []
+    real = tr.select_layers
+
+    def spy():
+        selections.append(tr.step_count)
+        return real()
+
+    monkeypatch.setattr(tr, "select_layers", spy)
+    log = []
+    for t in range(16):
+        m = tr.step()
+        log.append((m.k, m.trained_indices, tr.scores.clone()))
+        assert m.next_selection == (t // 4 + 1) * 4
+    assert selections == [0, 4, 8, 12]
+    assert [k for k, _, _ in log] == [max(2, 5 - t // 3) for t in range(16)]
+    for t, (k, trained, scores) in enumerate(log):
+        assert len(trained) == k
+        assert trained == top_k(scores, k)  # between selections: top k(t) of the last scores
+        if t % 4:
+            assert torch.equal(scores, log[t - 1][2])
+
+
+def test_k_zero_trains_every_styled_conv(generator, oracle):
+    tr = make_trainer(generator, oracle, iterations=2, auto_layer_k=0)
+    m = tr.step()
+    assert m.trained_indices == tuple(range(generator.n_latent - 1))
+    assert m.scores is None and m.next_selection is None
+
+
+def test_default_k_is_two_thirds_of_n_latent(generator, oracle):
+    tr = make_trainer(generator, oracle, iterations=1)
+    assert tr.schedule.k0 == default_k(generator.n_latent) == 5
+
+
+def test_selection_builds_no_generator_gradients(generator, oracle):
+    for p in generator.parameters():
+        p.requires_grad_(True)
+    w = generator.mapping(torch.randn(4, 32)).detach()
+    scores = score_layers(generator, w, lambda img: (1 - oracle.encode_images(img)[:, 2]).mean(), iters=2)
+    assert scores.shape == (generator.n_latent,) and (scores > 0).any()
+    assert all(p.grad is None for p in generator.parameters())
+    assert all(p.requires_grad for p in generator.parameters())  # flags restored
+
+
+def test_a_step_changes_only_the_trained_layers_and_never_the_frozen_generator(generator, oracle):
+    tr = make_trainer(generator, oracle, iterations=3, auto_layer_k=2)
+    frozen_before = {k: v.clone() for k, v in tr.frozen.state_dict().items()}
+    for _ in range(3):
+        before = {k: v.clone() for k, v in tr.generator.state_dict().items()}
+        m = tr.step()
+        trained_prefixes = [("conv1." if i == 0 else f"convs.{i - 1}.") for i in m.trained_indices]
+        for k, v in tr.generator.state_dict().items():
+            changed = not torch.equal(v, before[k])
+            is_trained = any(k.startswith(p) for p in trained_prefixes) and "kernel" not in k
+            if changed:
+                assert is_trained, f"{k} changed but was not trained at step {m.step}"
+        assert any(not torch.equal(tr.generator.state_dict()[f"{p}conv.weight"], before[f"{p}conv.weight"])
+                   for p in trained_prefixes)
+    for k, v in tr.frozen.state_dict().items():
+        assert torch.equal(v, frozen_before[k]), k
