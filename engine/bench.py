@@ -77,8 +77,12 @@ SCHEDULES = {
 def time_schedule(case: BenchCase, schedule: dict, device: torch.device, batch: int) -> BenchResult:
     gen, enc = case.make_generator(), case.make_clip()
     cfg = TrainConfig(
-        source="a photo of a dog", target="a sketch of a dog", iterations=case.steps + 2, batch=batch,
-        clip_models=((enc.name, 1.0),), **schedule,
+        source="a photo of a dog",
+        target="a sketch of a dog",
+        iterations=case.steps + 2,
+        batch=batch,
+        clip_models=((enc.name, 1.0),),
+        **schedule,
     )
     tr = Trainer(cfg, gen, {enc.name: enc}, device=device)
     # Warm-up: one selection step and one plain step, then a fresh schedule so that the timed window
@@ -100,15 +104,25 @@ def time_schedule(case: BenchCase, schedule: dict, device: torch.device, batch: 
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return BenchResult(case.name, next(k for k, v in SCHEDULES.items() if v == schedule), ms, peak, case.steps)
+    return BenchResult(
+        case.name, next(k for k, v in SCHEDULES.items() if v == schedule), ms, peak, case.steps
+    )
 
 
 def cases(args: argparse.Namespace) -> list[BenchCase]:
-    out = [BenchCase("tiny 32px + tiny CLIP", lambda: tiny_generator(32), lambda: tiny_clip(0), args.tiny_steps)]
+    out = [
+        BenchCase("tiny 32px + tiny CLIP", lambda: tiny_generator(32), lambda: tiny_clip(0), args.tiny_steps)
+    ]
     if not args.quick:
         for size in args.sizes:
-            out.append(BenchCase(f"real {size}px cm2 + ViT-B/32 shape", lambda s=size: real_generator(s),
-                                 vit_b32_shaped, args.real_steps))
+            out.append(
+                BenchCase(
+                    f"real {size}px cm2 + ViT-B/32 shape",
+                    lambda s=size: real_generator(s),
+                    vit_b32_shaped,
+                    args.real_steps,
+                )
+            )
     return out
 
 
@@ -129,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     device = devices.resolve_device(args.device)
     threads = torch.get_num_threads()
-    print(f"device {device}  torch {torch.__version__}  threads {threads}  batch {args.batch}  "
-          "auto_layer_batch 8  k = int(2 * n_latent / 3)")
+    print(
+        f"device {device}  torch {torch.__version__}  threads {threads}  batch {args.batch}  "
+        "auto_layer_batch 8  k = int(2 * n_latent / 3)"
+    )
     if device.type == "cpu":
         print("peak memory on CPU is the process's peak RSS so far (it only grows down the table)")
     header = f"{'config':<36} {'schedule':<26} {'ms/step':>9} {'steps/s':>8} {'peak mem':>10}"
@@ -142,15 +158,20 @@ def main(argv: list[str] | None = None) -> int:
         for label, sched in SCHEDULES.items():
             r = time_schedule(case, sched, device, args.batch)
             res[label] = r
-            print(f"{r.case:<36} {label:<26} {r.ms_per_step:>9.1f} {r.steps_per_s:>8.2f} "
-                  f"{fmt_bytes(r.peak_bytes):>10}", flush=True)
+            print(
+                f"{r.case:<36} {label:<26} {r.ms_per_step:>9.1f} {r.steps_per_s:>8.2f} "
+                f"{fmt_bytes(r.peak_bytes):>10}",
+                flush=True,
+            )
         speedup = res["select every step"].ms_per_step / res["interval 10"].ms_per_step
     if args.tui:
         from nada_tui.bench import measure_tui_overhead  # only here: the engine never needs the TUI
 
         tui = measure_tui_overhead()
-        print(f"TUI attached: {tui['tui_steps_per_s']:.2f} steps/s, headless: {tui['headless_steps_per_s']:.2f} "
-              f"steps/s ({100 * tui['tui_steps_per_s'] / tui['headless_steps_per_s']:.1f}% of headless)")
+        print(
+            f"TUI attached: {tui['tui_steps_per_s']:.2f} steps/s, headless: {tui['headless_steps_per_s']:.2f} "
+            f"steps/s ({100 * tui['tui_steps_per_s'] / tui['headless_steps_per_s']:.1f}% of headless)"
+        )
     print(f"interval speedup: {speedup:.2f}x")
     return 0
 

@@ -67,7 +67,9 @@ def validate_prompts(source: str, target: str, templates: bool = False) -> None:
     """Refuse prompts CLIP cannot use, before any model is loaded or step is run."""
     for label, text in (("source", source), ("target", target)):
         if not text or not text.strip():
-            raise PromptError(f"The {label} prompt is empty: describe the {label} domain, e.g. 'a photo of a dog'.")
+            raise PromptError(
+                f"The {label} prompt is empty: describe the {label} domain, e.g. 'a photo of a dog'."
+            )
         longest = max(count_tokens(t) for t in expand_prompt(text.strip(), templates))
         if longest > CONTEXT_LENGTH:
             extra = " once filled into the templates" if templates else ""
@@ -76,7 +78,9 @@ def validate_prompts(source: str, target: str, templates: bool = False) -> None:
                 "Shorten it."
             )
     if " ".join(source.lower().split()) == " ".join(target.lower().split()):
-        raise PromptError("Source and target prompts are the same, so there is no direction to follow: change the target.")
+        raise PromptError(
+            "Source and target prompts are the same, so there is no direction to follow: change the target."
+        )
 
 
 class ClipEncoder:
@@ -140,9 +144,10 @@ class ClipEncoder:
 
     def text_direction(self, source: str, target: str, templates: bool = False) -> Tensor:
         """normalise(mean_t(E_T(target_t) - E_T(source_t))) over the templates, or the prompts alone."""
-        diff = (self.encode_texts(expand_prompt(target, templates)) - self.encode_texts(
-            expand_prompt(source, templates)
-        )).mean(0)
+        diff = (
+            self.encode_texts(expand_prompt(target, templates))
+            - self.encode_texts(expand_prompt(source, templates))
+        ).mean(0)
         norm = diff.norm()
         if norm < 1e-6:
             raise PromptError(
@@ -161,7 +166,9 @@ def load_clip(path: str | Path, name: str | None = None, device: str | torch.dev
     clip = _clip_module()
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CLIP weights not found at {path}: download them with `nada-tui models download`.")
+        raise FileNotFoundError(
+            f"CLIP weights not found at {path}: download them with `nada-tui models download`."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -199,7 +206,9 @@ class ClipLoss:
             self._directions[key] = enc.text_direction(source, target, self.templates)
         return self._directions[key]
 
-    def __call__(self, frozen_img: Tensor, trained_img: Tensor, source: str, target: str) -> dict[str, Tensor]:
+    def __call__(
+        self, frozen_img: Tensor, trained_img: Tensor, source: str, target: str
+    ) -> dict[str, Tensor]:
         """Named scalar terms: total, directional, global, and both per model ('directional/ViT-B/32')."""
         g = self.global_weight
         terms: dict[str, Tensor] = {}

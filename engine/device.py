@@ -11,7 +11,7 @@ from engine.events import DeviceMemory
 
 
 def resolve_device(requested: str | torch.device | None = None) -> torch.device:
-    """"auto"/None -> CUDA when present, else CPU. An explicit CUDA request without CUDA is an error."""
+    """ "auto"/None -> CUDA when present, else CPU. An explicit CUDA request without CUDA is an error."""
     if requested is None or str(requested) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)

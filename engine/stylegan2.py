@@ -26,9 +26,7 @@ LRELU_GAIN = math.sqrt(2.0)
 def default_channels(size: int, channel_multiplier: int = 2) -> dict[int, int]:
     """The channel table of the official configs (config-f: channel_multiplier 2)."""
     table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
-    return {
-        res: ch * (channel_multiplier if res >= 64 else 1) for res, ch in table.items() if res <= size
-    }
+    return {res: ch * (channel_multiplier if res >= 64 else 1) for res, ch in table.items() if res <= size}
 
 
 @dataclass(frozen=True)

@@ -155,8 +155,9 @@ class Trainer:
 
         n = self.generator.n_latent
         k0 = default_k(n) if config.auto_layer_k is None else min(config.auto_layer_k, n - 1)
-        self.schedule = LayerSchedule(k0, config.auto_layer_interval, config.auto_layer_falloff,
-                                      config.auto_layer_min_k)
+        self.schedule = LayerSchedule(
+            k0, config.auto_layer_interval, config.auto_layer_falloff, config.auto_layer_min_k
+        )
         self.convs = self.generator.styled_convs()
         self.optimizer = torch.optim.Adam(
             [p for c in self.convs for p in c.parameters()], lr=config.lr * LR_SCALE, betas=ADAM_BETAS
@@ -214,7 +215,10 @@ class Trainer:
         with torch.no_grad():
             w = self.frozen.mapping(z)
         scores = score_layers(
-            self.generator, w, lambda img: self.loss.global_loss(img, cfg.target), cfg.auto_layer_iters,
+            self.generator,
+            w,
+            lambda img: self.loss.global_loss(img, cfg.target),
+            cfg.auto_layer_iters,
             noise=noise,
         )
         return scores.float().cpu()
@@ -302,7 +306,9 @@ class Trainer:
         current = self.trainable_state()
         missing = set(current) - set(state["weights"])
         if missing:
-            raise TrainingError(f"saved state lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}")
+            raise TrainingError(
+                f"saved state lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}"
+            )
         with torch.no_grad():
             for name, p in current.items():
                 p.copy_(state["weights"][name])
@@ -387,8 +393,13 @@ class TrainingWorker:
         try:
             path = self.checkpoint(self.trainer, reason)
         except OSError as exc:  # full disk, permissions: keep training, say so
-            self.on_event(LogMessage("error", f"Checkpoint at step {self.trainer.step_count} failed: {exc}. "
-                                              "The previous checkpoint is intact."))
+            self.on_event(
+                LogMessage(
+                    "error",
+                    f"Checkpoint at step {self.trainer.step_count} failed: {exc}. "
+                    "The previous checkpoint is intact.",
+                )
+            )
             return
         if path is not None:
             self.on_event(CheckpointSaved(self.trainer.step_count, path, reason))
@@ -424,8 +435,10 @@ class TrainingWorker:
             cfg = tr.config
             if tr.device.type == "cuda":
                 torch.cuda.empty_cache()
-            self._fail("oom", OOM_ADVICE.format(step=tr.step_count + 1, batch=cfg.batch,
-                                                auto_batch=cfg.auto_layer_batch))
+            self._fail(
+                "oom",
+                OOM_ADVICE.format(step=tr.step_count + 1, batch=cfg.batch, auto_batch=cfg.auto_layer_batch),
+            )
             return
         except TrainingError as exc:
             kind = "nan" if "loss became" in str(exc) else "error"

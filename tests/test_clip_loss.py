@@ -83,7 +83,10 @@ def test_loss_mix_and_per_model_terms():
     terms = ClipLoss([(a, 1.0), (b, 0.5)], global_weight=g)(frozen, trained, "a dog", "a cat")
     for name in ("A", "B"):
         assert 0 <= terms[f"directional/{name}"] <= 2 and 0 <= terms[f"global/{name}"] <= 2
-    expect = sum(w * ((1 - g) * terms[f"directional/{n}"] + g * terms[f"global/{n}"]) for n, w in (("A", 1), ("B", .5)))
+    expect = sum(
+        w * ((1 - g) * terms[f"directional/{n}"] + g * terms[f"global/{n}"])
+        for n, w in (("A", 1), ("B", 0.5))
+    )
     assert torch.allclose(terms["total"], expect)
     assert torch.allclose(terms["directional"], terms["directional/A"] + 0.5 * terms["directional/B"])
 

@@ -31,8 +31,15 @@ def test_top_k_never_ranks_the_last_index():
 
 
 def test_trained_set_follows_interval_and_falloff_exactly(generator, oracle, monkeypatch):
-    tr = make_trainer(generator, oracle, iterations=16, auto_layer_k=5, auto_layer_interval=4,
-                      auto_layer_falloff=3, auto_layer_min_k=2)
+    tr = make_trainer(
+        generator,
+        oracle,
+        iterations=16,
+        auto_layer_k=5,
+        auto_layer_interval=4,
+        auto_layer_falloff=3,
+        auto_layer_min_k=2,
+    )
     selections = []
     real = tr.select_layers
 
@@ -89,7 +96,9 @@ def test_a_step_changes_only_the_trained_layers_and_never_the_frozen_generator(g
             is_trained = any(k.startswith(p) for p in trained_prefixes) and "kernel" not in k
             if changed:
                 assert is_trained, f"{k} changed but was not trained at step {m.step}"
-        assert any(not torch.equal(tr.generator.state_dict()[f"{p}conv.weight"], before[f"{p}conv.weight"])
-                   for p in trained_prefixes)
+        assert any(
+            not torch.equal(tr.generator.state_dict()[f"{p}conv.weight"], before[f"{p}conv.weight"])
+            for p in trained_prefixes
+        )
     for k, v in tr.frozen.state_dict().items():
         assert torch.equal(v, frozen_before[k]), k

@@ -16,18 +16,29 @@ def rosinality_keys(size: int, n_mlp: int) -> set[str]:
     keys |= {f"style.{i}.{p}" for i in range(1, n_mlp + 1) for p in ("weight", "bias")}
 
     def styled(prefix: str, up: bool) -> set[str]:
-        k = {f"{prefix}.conv.weight", f"{prefix}.conv.modulation.weight", f"{prefix}.conv.modulation.bias",
-             f"{prefix}.noise.weight", f"{prefix}.activate.bias"}
+        k = {
+            f"{prefix}.conv.weight",
+            f"{prefix}.conv.modulation.weight",
+            f"{prefix}.conv.modulation.bias",
+            f"{prefix}.noise.weight",
+            f"{prefix}.activate.bias",
+        }
         return k | ({f"{prefix}.conv.blur.kernel"} if up else set())
 
     def rgb(prefix: str, up: bool) -> set[str]:
-        k = {f"{prefix}.bias", f"{prefix}.conv.weight", f"{prefix}.conv.modulation.weight",
-             f"{prefix}.conv.modulation.bias"}
+        k = {
+            f"{prefix}.bias",
+            f"{prefix}.conv.weight",
+            f"{prefix}.conv.modulation.weight",
+            f"{prefix}.conv.modulation.bias",
+        }
         return k | ({f"{prefix}.upsample.kernel"} if up else set())
 
     keys |= styled("conv1", False) | rgb("to_rgb1", False)
     for j in range(log - 2):
-        keys |= styled(f"convs.{2 * j}", True) | styled(f"convs.{2 * j + 1}", False) | rgb(f"to_rgbs.{j}", True)
+        keys |= (
+            styled(f"convs.{2 * j}", True) | styled(f"convs.{2 * j + 1}", False) | rgb(f"to_rgbs.{j}", True)
+        )
     keys |= {f"noises.noise_{i}" for i in range(2 * (log - 2) + 1)}
     return keys
 
@@ -46,8 +57,13 @@ def test_real_architecture_key_set_and_counts(size, cm):
 
 def test_config_inferred_from_state_dict_not_hard_coded():
     """cm 1 and n_mlp 2 (the reference's issue #25 case) are read from the weights."""
-    cfg = GeneratorConfig(size=128, style_dim=64, n_mlp=2, channel_multiplier=1,
-                          channels={4: 64, 8: 64, 16: 64, 32: 64, 64: 256, 128: 128})
+    cfg = GeneratorConfig(
+        size=128,
+        style_dim=64,
+        n_mlp=2,
+        channel_multiplier=1,
+        channels={4: 64, 8: 64, 16: 64, 32: 64, 64: 256, 128: 128},
+    )
     sd = Generator(cfg).state_dict()
     inferred = GeneratorConfig.from_state_dict(sd)
     assert (inferred.size, inferred.n_mlp, inferred.style_dim, inferred.channel_multiplier) == (128, 2, 64, 1)
@@ -81,8 +97,10 @@ def test_each_w_index_reaches_the_layer_design_says():
     modules = {"conv1": g.conv1, "to_rgb1": g.to_rgb1}
     modules |= {f"convs.{i}": c for i, c in enumerate(g.convs)}
     modules |= {f"to_rgbs.{i}": c for i, c in enumerate(g.to_rgbs)}
-    hooks = [m.conv.modulation.register_forward_hook(lambda _m, inp, _o, n=n: seen.__setitem__(n, inp[0].clone()))
-             for n, m in modules.items()]
+    hooks = [
+        m.conv.modulation.register_forward_hook(lambda _m, inp, _o, n=n: seen.__setitem__(n, inp[0].clone()))
+        for n, m in modules.items()
+    ]
     w = g.w_plus(torch.randn(1, 32, generator=torch.Generator().manual_seed(0)))
     g.synthesis(w)
     base = dict(seen)

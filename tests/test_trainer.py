@@ -31,7 +31,9 @@ def test_directional_loss_falls_over_50_steps_with_a_real_tiny_clip(generator, c
     assert sum(d[-10:]) / 10 < sum(d[1:11]) / 10 - 0.05
 
 
-@pytest.mark.parametrize("source,target,sign", [("a red image", "a blue image", 1), ("a blue image", "a red image", -1)])
+@pytest.mark.parametrize(
+    "source,target,sign", [("a red image", "a blue image", 1), ("a blue image", "a red image", -1)]
+)
 def test_colour_oracle_moves_samples_the_way_the_prompts_say(generator, oracle, source, target, sign):
     before = blue_minus_red(generator)
     tr, _ = run(generator, oracle, 50, source=source, target=target)
@@ -56,7 +58,9 @@ def test_same_seed_same_losses_and_different_seed_differs(generator, clip_tiny):
 
 
 def test_resume_from_state_dict_continues_the_same_curve(generator, clip_tiny):
-    kw = dict(source="a photo of a dog", target="a sketch of a dog", auto_layer_interval=4, auto_layer_falloff=3)
+    kw = dict(
+        source="a photo of a dog", target="a sketch of a dog", auto_layer_interval=4, auto_layer_falloff=3
+    )
     _, full = run(generator, clip_tiny, 14, **kw)
     tr, first = run(generator, clip_tiny, 6, **kw)
     state = tr.state_dict()
@@ -77,8 +81,16 @@ def test_preview_shows_the_same_seeds_before_and_after(generator, oracle):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("global_weight", 1.5), ("iterations", 0), ("batch", 0), ("lr", -1.0), ("auto_layer_interval", 0),
-     ("mixing", 2.0), ("sample_truncation", -0.1), ("auto_layer_min_k", 0)],
+    [
+        ("global_weight", 1.5),
+        ("iterations", 0),
+        ("batch", 0),
+        ("lr", -1.0),
+        ("auto_layer_interval", 0),
+        ("mixing", 2.0),
+        ("sample_truncation", -0.1),
+        ("auto_layer_min_k", 0),
+    ],
 )
 def test_bad_settings_name_the_field_and_the_range(field, value):
     with pytest.raises(ConfigError, match=f"^{field}: got .*allowed") as info:

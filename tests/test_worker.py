@@ -17,8 +17,14 @@ from engine.trainer import TrainConfig, Trainer, TrainingWorker
 
 
 def make(generator, oracle, iterations=200, **kw):
-    cfg = TrainConfig(source="a red image", target="a blue image", clip_models=(("o", 1.0),),
-                      iterations=iterations, preview_every=5, **kw)
+    cfg = TrainConfig(
+        source="a red image",
+        target="a blue image",
+        clip_models=(("o", 1.0),),
+        iterations=iterations,
+        preview_every=5,
+        **kw,
+    )
     return Trainer(cfg, generator, {"o": oracle}, device="cpu")
 
 
@@ -35,8 +41,9 @@ def test_run_to_the_end_emits_metrics_selection_previews_and_finish(generator, o
     got: list = []
     saves: list = []
     tr = make(generator, oracle, iterations=12)
-    TrainingWorker(tr, got.append, checkpoint=lambda t, why: saves.append((t.step_count, why)),
-                   checkpoint_every=5).run()
+    TrainingWorker(
+        tr, got.append, checkpoint=lambda t, why: saves.append((t.step_count, why)), checkpoint_every=5
+    ).run()
     steps = [e for e in got if isinstance(e, ev.StepMetrics)]
     assert [m.step for m in steps] == list(range(1, 13))
     assert [e.step for e in got if isinstance(e, ev.SelectionDone)] == [0, 10]
@@ -51,8 +58,9 @@ def test_run_to_the_end_emits_metrics_selection_previews_and_finish(generator, o
 def test_pause_resume_and_stop_take_effect_between_steps(generator, oracle):
     q: queue.Queue = queue.Queue()
     saves: list = []
-    worker = TrainingWorker(make(generator, oracle, iterations=100_000), q.put,
-                            checkpoint=lambda t, why: saves.append(why))
+    worker = TrainingWorker(
+        make(generator, oracle, iterations=100_000), q.put, checkpoint=lambda t, why: saves.append(why)
+    )
     worker.start()
     collect(q, ev.StepMetrics)
     worker.pause()
@@ -98,12 +106,25 @@ def test_nan_loss_fails_with_a_message_and_keeps_the_last_good_weights(generator
             terms["total"] = terms["total"] * float("nan")
         return terms
 
-    monkeypatch.setattr(tr, "loss", type("L", (), {"__call__": staticmethod(poisoned),
-                                                    "global_loss": tr.loss.global_loss,
-                                                    "models": tr.loss.models})())
+    monkeypatch.setattr(
+        tr,
+        "loss",
+        type(
+            "L",
+            (),
+            {
+                "__call__": staticmethod(poisoned),
+                "global_loss": tr.loss.global_loss,
+                "models": tr.loss.models,
+            },
+        )(),
+    )
     snapshots = []
-    TrainingWorker(tr, got.append, checkpoint=lambda t, why: snapshots.append(
-        {k: v.clone() for k, v in t.trainable_state().items()})).run()
+    TrainingWorker(
+        tr,
+        got.append,
+        checkpoint=lambda t, why: snapshots.append({k: v.clone() for k, v in t.trainable_state().items()}),
+    ).run()
     failed = got[-1]
     assert isinstance(failed, ev.TrainingFailed) and failed.kind == "nan"
     assert "step 4" in failed.message and "lr" in failed.message
@@ -139,7 +160,9 @@ def test_full_disk_during_checkpoint_is_reported_and_training_goes_on(generator,
         raise OSError(28, "No space left on device")
 
     got: list = []
-    TrainingWorker(make(generator, oracle, iterations=4), got.append, checkpoint=full, checkpoint_every=2).run()
+    TrainingWorker(
+        make(generator, oracle, iterations=4), got.append, checkpoint=full, checkpoint_every=2
+    ).run()
     logs = [e for e in got if isinstance(e, ev.LogMessage)]
     assert logs and "No space left" in logs[0].text and "previous checkpoint is intact" in logs[0].text
     assert isinstance(got[-1], ev.TrainingFinished) and got[-1].step == 4

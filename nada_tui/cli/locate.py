@@ -9,8 +9,12 @@ from engine import paths
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("locate", help="print the data, cache and config paths")
-    p.add_argument("what", nargs="?", choices=["data", "sessions", "cache", "config", "themes"],
-                   help="print just this path")
+    p.add_argument(
+        "what",
+        nargs="?",
+        choices=["data", "sessions", "cache", "config", "themes"],
+        help="print just this path",
+    )
     p.set_defaults(handler=run)
 
 
