@@ -1,0 +1,213 @@
+"""Getting things out of a session: N images, a rosinality `.pt`, PNG grids, metrics as CSV.
+
+`strength` in [0, 1] blends the generator the session started from (0, reproduced exactly) with its
+latest adapted weights (1), tensor by tensor: w = lerp(start, adapted, strength).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine import atomic, sessions
+from engine.sampling import grid, render_seeds, to_pil
+from engine.stylegan2 import Generator
+
+MAX_IMAGES = 100_000
+
+
+class ExportError(ValueError):
+    """Bad export/generate arguments; the message says what is allowed."""
+
+
+def check_strength(strength: float) -> float:
+    s = float(strength)
+    if not (0.0 <= s <= 1.0) or not math.isfinite(s):
+        raise ExportError(f"strength must be from 0 (the base generator) to 1 (fully adapted); got {strength}")
+    return s
+
+
+def check_truncation(truncation: float) -> float:
+    t = float(truncation)
+    if not (0.0 <= t <= 1.0) or not math.isfinite(t):
+        raise ExportError(f"truncation must be from 0 to 1 (1 = none, 0.7 is typical); got {truncation}")
+    return t
+
+
+def blend(start: Generator, adapted: Generator, strength: float) -> Generator:
+    """A generator whose parameters are lerp(start, adapted, strength); 0 and 1 are exact copies."""
+    strength = check_strength(strength)
+    if strength == 0.0:
+        return copy.deepcopy(start)
+    if strength == 1.0:
+        return copy.deepcopy(adapted)
+    out = copy.deepcopy(start)
+    a = dict(adapted.named_parameters())
+    with torch.no_grad():
+        for name, p in out.named_parameters():
+            p.copy_(torch.lerp(p, a[name], strength))
+    return out
+
+
+def session_generator(
+    ref: str | sessions.SessionInfo,
+    strength: float = 1.0,
+    device: str | torch.device = "cpu",
+    root: str | os.PathLike[str] | None = None,
+    progress: Callable[..., Any] | None = None,
+) -> tuple[sessions.SessionInfo, Generator]:
+    """The session's generator at `strength` (loads the base model; may download)."""
+    from engine.runs import session_generators
+
+    check_strength(strength)
+    info = ref if isinstance(ref, sessions.SessionInfo) else sessions.load(ref, root)
+    start, adapted = session_generators(info, device, progress)
+    return info, blend(start, adapted, strength)
+
+
+def generate(
+    ref: str | sessions.SessionInfo,
+    n: int,
+    out_dir: str | os.PathLike[str],
+    seed: int = 0,
+    truncation: float | None = None,
+    strength: float = 1.0,
+    device: str | torch.device = "cpu",
+    root: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    batch: int = 16,
+    on_image: Callable[[int, Path], None] | None = None,
+) -> list[Path]:
+    """Render seeds seed..seed+n-1 into `out_dir/seed_NNNNNN.png`. Existing files are never replaced
+    unless `overwrite`; truncation defaults to the session's sample truncation."""
+    if not 1 <= int(n) <= MAX_IMAGES:
+        raise ExportError(f"-n must be from 1 to {MAX_IMAGES}; got {n}")
+    if seed < 0 or seed + n > 2**63:
+        raise ExportError(f"--seed must be 0 or more; got {seed}")
+    check_strength(strength)
+    out = Path(out_dir)
+    seeds = list(range(int(seed), int(seed) + int(n)))
+    targets = [out / f"seed_{s:06d}.png" for s in seeds]
+    if not overwrite:
+        clash = [p for p in targets if p.exists()]
+        if clash:
+            raise ExportError(f"{clash[0]} already exists ({len(clash)} of the {n} files would be replaced): "
+                              "choose another --out directory or --seed, or pass --overwrite.")
+    info, g = session_generator(ref, strength, device, root)
+    t = check_truncation(info.config.sample_truncation if truncation is None else truncation)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for i in range(0, len(seeds), batch):
+        chunk = seeds[i : i + batch]
+        for s, img, path in zip(chunk, to_pil(render_seeds(g, chunk, t, batch)), targets[i : i + batch],
+                                strict=True):
+            atomic.write_with(path, lambda buf, img=img: img.save(buf, format="PNG"))
+            written.append(path)
+            if on_image is not None:
+                on_image(s, path)
+    return written
+
+
+def rosinality_dict(generator: Generator) -> dict[str, Any]:
+    """{"g_ema": full state dict, "latent_avg": tensor}: what rosinality's and NADA's tools load."""
+    return {
+        "g_ema": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()},
+        "latent_avg": generator.latent_avg.detach().cpu().clone(),
+    }
+
+
+def export_rosinality(
+    ref: str | sessions.SessionInfo,
+    out_path: str | os.PathLike[str],
+    strength: float = 1.0,
+    root: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write the session's generator as a rosinality `.pt` (atomic). Loads with `strict=True` into a
+    rosinality Generator built with the same size/style_dim/n_mlp/channel_multiplier."""
+    _, g = session_generator(ref, strength, "cpu", root)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = rosinality_dict(g)
+    atomic.write_with(out, lambda buf: torch.save(data, buf))
+    return out
+
+
+def export_grid(
+    ref: str | sessions.SessionInfo,
+    out_path: str | os.PathLike[str],
+    seeds: Sequence[int] | None = None,
+    truncation: float | None = None,
+    strength: float = 1.0,
+    root: str | os.PathLike[str] | None = None,
+) -> Path:
+    """A PNG: the seeds from the starting generator (top row) and the adapted one (bottom row)."""
+    from engine.runs import session_generators
+
+    info = ref if isinstance(ref, sessions.SessionInfo) else sessions.load(ref, root)
+    start, adapted = session_generators(info, "cpu")
+    g = blend(start, adapted, strength)
+    seeds = list(seeds) if seeds else list(info.config.preview_seeds)
+    t = check_truncation(info.config.sample_truncation if truncation is None else truncation)
+    top = to_pil(render_seeds(start, seeds, t))
+    bottom = to_pil(render_seeds(g, seeds, t))
+    image = grid(top + bottom, columns=len(seeds))
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_with(out, lambda buf: image.save(buf, format="PNG"))
+    return out
+
+
+def metrics_csv(records: Sequence[dict[str, Any]]) -> str:
+    loss_keys: list[str] = []
+    for r in records:
+        for k in r.get("losses", {}):
+            if k not in loss_keys:
+                loss_keys.append(k)
+    # "total" first, then the terms, then per-model terms: the columns people plot first come first.
+    loss_keys.sort(key=lambda k: (k != "total", "/" in k, k))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", *loss_keys, "lr", "k", "trained", "global_weight", "it_per_s", "elapsed_s", "time"])
+    for r in records:
+        losses = r.get("losses", {})
+        w.writerow([
+            r.get("step"), *[("" if losses.get(k) is None else losses[k]) for k in loss_keys],
+            r.get("lr", ""), r.get("k", ""), " ".join(str(i) for i in r.get("trained", [])),
+            r.get("global_weight", ""), r.get("it_per_s", ""), r.get("elapsed_s", ""), r.get("time", ""),
+        ])
+    return buf.getvalue()
+
+
+def export_metrics(
+    ref: str | sessions.SessionInfo, out_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> Path:
+    """metrics.jsonl as CSV: step, each loss term, lr, k, trained indices, ..."""
+    path = ref.path if isinstance(ref, sessions.SessionInfo) else sessions.resolve(ref, root)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out, metrics_csv(sessions.read_metrics(path)))
+    return out
+
+
+def export_all(
+    ref: str,
+    out_dir: str | os.PathLike[str],
+    strength: float = 1.0,
+    root: str | os.PathLike[str] | None = None,
+) -> dict[str, Path]:
+    """`<id>.pt`, `<id>-grid.png` and `<id>-metrics.csv` in `out_dir`."""
+    info = sessions.load(ref, root)
+    out = Path(out_dir)
+    return {
+        "pt": export_rosinality(info, out / f"{info.id}.pt", strength),
+        "grid": export_grid(info, out / f"{info.id}-grid.png", strength=strength),
+        "csv": export_metrics(info, out / f"{info.id}-metrics.csv"),
+    }
