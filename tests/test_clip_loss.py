@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -152,3 +154,18 @@ def test_load_clip_rejects_other_files(tmp_path):
         load_clip(bad)
     with pytest.raises(FileNotFoundError, match="models download"):
         load_clip(tmp_path / "missing.pt")
+
+
+def test_load_clip_from_torchscript_archive_like_the_official_files(tmp_path, clip_tiny):
+    """Official CLIP downloads are TorchScript archives; their weights are read back exactly."""
+    model = clip_tiny.model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about data-dependent branches
+        traced = torch.jit.trace(model, (torch.randn(1, 3, 32, 32), torch.randint(0, 49407, (1, 77))), check_trace=False)
+    path = tmp_path / "ViT-tiny.pt"
+    traced.save(str(path))
+    loaded = load_clip(path, name="tiny")
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[k], v), k
+    img = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(loaded.encode_images(img), clip_tiny.encode_images(img), atol=1e-6)
