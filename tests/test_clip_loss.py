@@ -86,8 +86,7 @@ def test_loss_mix_and_per_model_terms():
     for name in ("A", "B"):
         assert 0 <= terms[f"directional/{name}"] <= 2 and 0 <= terms[f"global/{name}"] <= 2
     expect = sum(
-        w * ((1 - g) * terms[f"directional/{n}"] + g * terms[f"global/{n}"])
-        for n, w in (("A", 1), ("B", 0.5))
+        w * ((1 - g) * terms[f"directional/{n}"] + g * terms[f"global/{n}"]) for n, w in (("A", 1), ("B", 0.5))
     )
     assert torch.allclose(terms["total"], expect)
     assert torch.allclose(terms["directional"], terms["directional/A"] + 0.5 * terms["directional/B"])
@@ -161,7 +160,9 @@ def test_load_clip_from_torchscript_archive_like_the_official_files(tmp_path, cl
     model = clip_tiny.model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about data-dependent branches
-        traced = torch.jit.trace(model, (torch.randn(1, 3, 32, 32), torch.randint(0, 49407, (1, 77))), check_trace=False)
+        traced = torch.jit.trace(
+            model, (torch.randn(1, 3, 32, 32), torch.randint(0, 49407, (1, 77))), check_trace=False
+        )
     path = tmp_path / "ViT-tiny.pt"
     traced.save(str(path))
     loaded = load_clip(path, name="tiny")
