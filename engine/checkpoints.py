@@ -58,9 +58,7 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
         except nvidia_pickles.PickleRefused as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-            raise CheckpointError(
-                f"{path} could not be read as an NVIDIA pickle ({exc}); {EXPECTED}"
-            ) from None
+            raise CheckpointError(f"{path} could not be read as an NVIDIA pickle ({exc}); {EXPECTED}") from None
     else:
         raise CheckpointError(f"{path} is not a checkpoint file ({kind}); {EXPECTED}")
     g = build_generator(sd, latent_avg, source=path)
@@ -112,8 +110,7 @@ def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str]:
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path} holds objects other than tensors and plain containers, refused for safety "
-            f"({first}); {EXPECTED}"
+            f"{path} holds objects other than tensors and plain containers, refused for safety ({first}); {EXPECTED}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is damaged or truncated ({_short(exc)}); {EXPECTED}") from None
@@ -172,17 +169,13 @@ def build_generator(
         raise CheckpointError(f"{source}: entries {bad[:5]} are not tensors; {EXPECTED}")
     full = {k: v.float() if v.is_floating_point() else v for k, v in full.items()}
     try:
-        g = Generator.from_state_dict(
-            full, latent_avg.float() if latent_avg is not None else None, config=config
-        )
+        g = Generator.from_state_dict(full, latent_avg.float() if latent_avg is not None else None, config=config)
     except RuntimeError as exc:
         raise CheckpointError(
             f"{source}: the weights do not fit a StyleGAN2 generator of the inferred shape "
             f"(size {config.size}, {config.n_mlp} mapping layers): {_short(exc)}"
         ) from None
-    nonfinite = [
-        k for k, v in g.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()
-    ]
+    nonfinite = [k for k, v in g.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if nonfinite:
         raise CheckpointError(f"{source}: weights {nonfinite[:5]} contain NaN or inf; the file is damaged")
     return g
