@@ -57,8 +57,22 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
             sd, latent_avg, fmt = nvidia_pickles.read_nvidia_pickle(path)
         except nvidia_pickles.PickleRefused as exc:
             raise CheckpointError(f"{path}: {exc}") from None
-        except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-            raise CheckpointError(f"{path} could not be read as an NVIDIA pickle ({exc}); {EXPECTED}") from None
+        except EOFError:
+            raise CheckpointError(f"{path} is truncated (the pickle ends early); {EXPECTED}") from None
+        except (
+            pickle.UnpicklingError,
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+            AttributeError,
+            RuntimeError,
+            MemoryError,
+        ) as exc:
+            reason = _short(exc)
+            if "truncated" in reason:
+                reason = "the file is truncated"
+            raise CheckpointError(f"{path} could not be read as an NVIDIA pickle ({reason}); {EXPECTED}") from None
     else:
         raise CheckpointError(f"{path} is not a checkpoint file ({kind}); {EXPECTED}")
     g = build_generator(sd, latent_avg, source=path)
