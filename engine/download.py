@@ -113,9 +113,7 @@ def _check_allowed(url: str) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise DownloadError(
-            f"{OFFLINE_TESTS_ENV} is set: refusing to contact {host or url} (tests stay offline)"
-        )
+        raise DownloadError(f"{OFFLINE_TESTS_ENV} is set: refusing to contact {host or url} (tests stay offline)")
 
 
 # ----- hashing ----------------------------------------------------------------------------------------
@@ -252,9 +250,7 @@ def download(
                         f"The partial file {part} is kept and resumed next time. " + offline_hint(url, dest)
                     ) from None
             except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-                raise DownloadError(
-                    f"Could not download {url}: {_describe(exc)}. " + offline_hint(url, dest)
-                ) from None
+                raise DownloadError(f"Could not download {url}: {_describe(exc)}. " + offline_hint(url, dest)) from None
         size = part.stat().st_size
         want_size = expected_size if expected_size is not None else total
         if want_size is not None and size != want_size:
