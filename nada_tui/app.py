@@ -1,8 +1,442 @@
-"""Placeholder until the TUI lands: the Textual app is built in nada_tui/app.py."""
+"""The nada-tui Textual app: owns the one training run, its event buffer, themes, keys and screens.
+
+Threading: models load in a Textual thread worker; training runs in engine.trainer.TrainingWorker's
+own thread. Both only `post_message` to the app (never call UI code); the handlers here append to a
+RunBuffer, and each screen redraws from it on a 4 Hz timer. torch is imported on first use, not at
+start-up, so the first paint does not wait for it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from nada_tui import backend, config, themes
+from nada_tui.commands import SessionsProvider
+from nada_tui.messages import EngineEvent, LoadProgress, PreviewRendered, RunLoadFailed, RunReady, SessionsChanged
+from nada_tui.screens.dialogs import ConfirmDialog
+from nada_tui.screens.help import HelpScreen
+from nada_tui.screens.sessions import SessionsScreen
+from nada_tui.screens.train import TrainScreen
+from nada_tui.widgets.previews import build_pixels
+
+QUIT_JOIN_S = 1.7  # quitting while training: stop, let the worker save, exit within 2 s
+
+
+class NadaApp(App):
+    TITLE = "nada-tui"
+    CSS_PATH = "nada.tcss"
+    MODES = {"train": TrainScreen, "sessions": SessionsScreen}
+    DEFAULT_MODE = "train"
+    COMMANDS = App.COMMANDS | {SessionsProvider}
+    BINDINGS = [
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
+        Binding("f2", "switch_mode('train')", "Train", id="app.train"),
+        Binding("f3", "switch_mode('sessions')", "Sessions", id="app.sessions"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("q", "quit", "Quit", id="app.quit_q", show=False),
+    ]
+
+    def __init__(self, demo: bool = False, device: str = "auto", settings: config.Settings | None = None) -> None:
+        self.settings = settings or config.load_settings()
+        super().__init__()
+        self.demo = demo
+        self.device = self.settings.device if device == "auto" and self.settings.device else device
+        self.run: backend.TrainingRun | None = None
+        self.buffer: backend.RunBuffer | None = None
+        self.preview_side = 16  # px per preview tile; the train screen updates it to fit its panel
+        self.live_sessions_version = 0
+        self._theme_failures: list[str] = []
+        loaded, self._theme_failures = themes.load_all()
+        for theme in loaded:
+            self.register_theme(theme)
+        names = {t.name for t in loaded}
+        self.theme = self.settings.theme if self.settings.theme in self.available_themes else (
+            config.DEFAULT_THEME if config.DEFAULT_THEME in names else "textual-dark")
+        if self.settings.theme not in self.available_themes:
+            self._theme_failures.append(f"theme {self.settings.theme!r} from config.toml is not installed")
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(themes.VARIABLE_DEFAULTS)
+
+    def on_mount(self) -> None:
+        if self.settings.keymap:
+            self.set_keymap(self.settings.keymap)
+        problems = self._theme_failures + self.settings.problems
+        if problems:
+            self.notify("\n".join(problems), title="Skipped settings", severity="warning", timeout=10)
+        if not self.is_headless and self.console.color_system != "truecolor":
+            self.notify(
+                f"This terminal reports {self.console.color_system or 'no'} colours, so previews look posterized. "
+                "Over SSH COLORTERM is not forwarded: run with COLORTERM=truecolor (or "
+                "TEXTUAL_COLOR_SYSTEM=truecolor) if your terminal supports it.",
+                title="Fewer than truecolor colours", severity="warning", timeout=12)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: Any) -> None:
+        if not self.is_headless:
+            config.save_theme(theme.name)
+
+    # ----- commands, help ---------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Train screen", "Setup, live chart, layers, previews", lambda: self.switch_mode("train"))
+        yield SystemCommand("Sessions screen", "Browse saved sessions", lambda: self.switch_mode("sessions"))
+        yield SystemCommand("Start training", "Start a new session from the setup form", self._cmd("start"))
+        yield SystemCommand("Pause / resume training", "Between steps", self.toggle_pause)
+        yield SystemCommand("Stop training", "Stops and saves the session", self.stop_training)
+        yield SystemCommand("Retrain with edits", "Stop, then start a fork with the form's settings",
+                            self._cmd("retrain"))
+        yield SystemCommand("Save checkpoint now", "Write the session's weights now", self.save_now)
+        yield SystemCommand("Toggle log scale", "Loss chart y axis", self._cmd("log_scale"))
+        yield SystemCommand("Help", "Keys and binding ids", self.action_help)
+
+    def _cmd(self, action: str) -> Any:
+        def run() -> None:
+            self.switch_mode("train")
+            screen = self.train_screen()
+            if screen is not None:
+                getattr(screen, f"action_{action}")()
+
+        return run
+
+    def train_screen(self) -> TrainScreen | None:
+        try:
+            screen = self.get_screen_stack("train")[0] if "train" in self._screen_stacks else None
+        except Exception:
+            screen = None
+        if isinstance(screen, TrainScreen):
+            return screen
+        return self.screen if isinstance(self.screen, TrainScreen) else None
+
+    def binding_rows(self) -> list[tuple[str, str, str]]:
+        keymap = self.settings.keymap
+        rows = []
+        for cls in (NadaApp, TrainScreen, SessionsScreen):
+            for b in cls.BINDINGS:
+                if not isinstance(b, Binding) or not b.description:
+                    continue
+                keys = keymap.get(b.id or "", b.key) if b.id else b.key
+                pretty = ", ".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
+                rows.append((pretty, b.description, b.id or ""))
+        return rows
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.binding_rows()))
+
+    # ----- quitting ---------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        if not self.run_alive:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.quit_saving()
+
+        self.push_screen(ConfirmDialog("Training is running. Stop it, save the session and quit?",
+                                       yes="Save and quit", no="Keep training"), answered)
+
+    @work(group="quit", exit_on_error=False)
+    async def quit_saving(self) -> None:
+        run = self.run
+        if run is not None:
+            run.stop()
+            await asyncio.to_thread(run.join, QUIT_JOIN_S)
+        self.exit()
+
+    # ----- the run ----------------------------------------------------------------------------
+    @property
+    def run_alive(self) -> bool:
+        return self.run is not None and (self.run.alive or (self.buffer is not None and self.buffer.state == "loading"))
+
+    def start_training(self, cfg: Any, model_id: str, parent: str | None = None,
+                       resume_from: str | None = None) -> backend.TrainingRun | None:
+        try:
+            run = backend.TrainingRun(cfg, model_id, self.device, lambda e: None, parent=parent,
+                                      resume_from=resume_from)
+        except OSError as exc:
+            self.notify(f"Could not create the session: {exc}", severity="error")
+            return None
+        sid = run.session_id
+        run.on_event = lambda event: self._forward_event(sid, event)
+        self.run = run
+        self.buffer = backend.RunBuffer(sid, cfg, model_id)
+        self.buffer.add_log("info", f"session {sid}: {cfg.source!r} -> {cfg.target!r} on {model_id}")
+        self.post_message(SessionsChanged())
+        self._load_and_start(run)
+        return run
+
+    @work(thread=True, group="load", exit_on_error=False, description="load models")
+    def _load_and_start(self, run: backend.TrainingRun) -> None:
+        try:
+            run.build(progress=lambda p: self.post_message(LoadProgress(p)))
+        except Exception as exc:  # no network, bad checkpoint, bad prompts: a message, not a crash
+            self.post_message(RunLoadFailed(run, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
+            return
+        self.post_message(RunReady(run))
+
+    def _forward_event(self, session_id: str, event: Any) -> None:
+        """Training thread: build preview renderables here (off the UI thread), post everything else."""
+        from engine.events import PreviewReady
+
+        if isinstance(event, PreviewReady):
+            try:
+                side = self.preview_side
+                n = len(event.seeds)
+                frozen = build_pixels(event.frozen, n, side)
+                adapted = build_pixels(event.adapted, n, side)
+            except Exception:
+                return
+            self.post_message(PreviewRendered(session_id, event.step, frozen, adapted, tuple(event.seeds)))
+            return
+        self.post_message(EngineEvent(session_id, event))
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        if self.buffer is not None:
+            self.buffer.load_progress = message.progress
+            self.buffer.version += 1
+
+    def on_run_ready(self, message: RunReady) -> None:
+        if message.run is not self.run or self.buffer is None:
+            return
+        if message.run._cancel.is_set():
+            self.buffer.state = "stopped"
+            self.buffer.version += 1
+            return
+        self.buffer.load_progress = None
+        self.buffer.add_log("info", f"models loaded; training {message.run.config.iterations} steps")
+        message.run.start()
+
+    def on_run_load_failed(self, message: RunLoadFailed) -> None:
+        if self.buffer is not None and message.run is self.run:
+            self.buffer.state = "failed"
+            self.buffer.failure = message.message
+            self.buffer.load_progress = None
+            self.buffer.add_log("error", message.message)
+            try:
+                backend.store().update(message.run.session_id, status="failed (load)")
+            except (OSError, ValueError):
+                pass
+        self.notify(message.message, title="Could not load the models", severity="error", timeout=12)
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        from engine.events import (
+            CheckpointSaved,
+            LogMessage,
+            SelectionDone,
+            StateChanged,
+            StepMetrics,
+            TrainingFailed,
+            TrainingFinished,
+        )
+
+        buf = self.buffer
+        if buf is None or message.session_id != buf.session_id:
+            return
+        ev = message.event
+        if isinstance(ev, StepMetrics):
+            buf.records.append({"step": ev.step, "losses": ev.losses})
+            buf.last = ev
+        elif isinstance(ev, SelectionDone):
+            buf.add_log("info", f"step {ev.step}: selection trains w" + ",".join(str(i) for i in ev.chosen))
+        elif isinstance(ev, StateChanged):
+            buf.state = ev.state
+            buf.add_log("info", f"{ev.state} at step {ev.step}")
+        elif isinstance(ev, CheckpointSaved):
+            buf.add_log("info", f"checkpoint ({ev.reason}) at step {ev.step}")
+            if ev.reason == "manual":
+                self.notify(f"Checkpoint saved at step {ev.step}.", timeout=3)
+        elif isinstance(ev, LogMessage):
+            buf.add_log(ev.level, ev.text)
+            if ev.level == "error":
+                self.notify(ev.text, severity="error")
+        elif isinstance(ev, TrainingFinished):
+            buf.state = "stopped" if ev.stopped else "finished"
+            total = ev.losses.get("total")
+            loss = f", final loss {total:.4f}" if total is not None else ""
+            buf.add_log("info", f"{buf.state} at step {ev.step}{loss}; session saved")
+            self.notify(f"Training {buf.state} at step {ev.step}{loss}. Session saved.", timeout=5)
+            self.post_message(SessionsChanged())
+        elif isinstance(ev, TrainingFailed):
+            buf.state = "failed"
+            buf.failure = ev.message
+            buf.add_log("error", ev.message)
+            title = {"nan": "Loss became NaN", "oom": "Out of memory"}.get(ev.kind, "Training failed")
+            self.notify(ev.message, title=title, severity="error", timeout=15)
+            self.post_message(SessionsChanged())
+        buf.version += 1
+
+    def on_preview_rendered(self, message: PreviewRendered) -> None:
+        if self.buffer is not None and message.session_id == self.buffer.session_id:
+            self.buffer.preview = (message.step, message.frozen, message.adapted, message.seeds)
+            self.buffer.version += 1
+
+    @on(SessionsChanged)
+    def sessions_changed(self) -> None:
+        self.live_sessions_version += 1
+
+    # ----- control ----------------------------------------------------------------------------
+    def toggle_pause(self) -> None:
+        if self.run is None or not self.run.alive:
+            self.notify("Nothing is training.", severity="warning", timeout=3)
+            return
+        if self.run.worker.state == "paused" or (self.buffer and self.buffer.state == "paused"):
+            self.run.resume()
+        else:
+            self.run.pause()
+
+    def stop_training(self) -> None:
+        if self.run is None or not self.run_alive:
+            self.notify("Nothing is training.", severity="warning", timeout=3)
+            return
+        self.run.stop()
+        if self.buffer:
+            self.buffer.add_log("info", "stopping after this step; the session will be saved")
+
+    def save_now(self) -> None:
+        if self.run is None or not self.run.alive:
+            self.notify("Nothing is training.", severity="warning", timeout=3)
+            return
+        self.run.save_now()
+
+    def set_global_weight(self, g: float, quiet: bool = False) -> None:
+        if self.run is None or not self.run.alive:
+            return
+        try:
+            self.run.update(global_weight=g)
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if self.buffer is not None:
+            self.buffer.add_log("info", f"global weight -> {g:g} from the next step")
+        if not quiet:
+            self.notify(f"Global weight {g:g} from the next step.", timeout=2)
+
+    def retrain(self, cfg: Any, model_id: str) -> None:
+        parent = self.buffer.session_id if self.buffer else None
+        if self.run is not None and self.run_alive:
+            self._retrain_after_stop(self.run, cfg, model_id, parent)
+        else:
+            self.start_training(cfg, model_id, parent=parent)
+
+    @work(group="retrain", exclusive=True, exit_on_error=False)
+    async def _retrain_after_stop(self, run: backend.TrainingRun, cfg: Any, model_id: str,
+                                  parent: str | None) -> None:
+        run.stop()
+        if self.buffer:
+            self.buffer.add_log("info", "retrain: stopping the current run (it is saved) …")
+        await asyncio.to_thread(run.join, 60)
+        self.start_training(cfg, model_id, parent=parent)
+
+    def resume_session(self, info: backend.SessionInfo) -> None:
+        from engine.trainer import TrainConfig
+
+        if self.run_alive:
+            self.notify("Stop the current training first (F8).", severity="warning")
+            return
+        try:
+            cfg = TrainConfig.from_dict(info.config)
+        except (TypeError, ValueError) as exc:
+            self.notify(f"Cannot resume {info.name}: {exc}", severity="error")
+            return
+        if info.step >= cfg.iterations:
+            cfg = cfg.replace(iterations=cfg.iterations + 100)  # finished: train 100 more steps
+            backend.store().update(info.id, config=cfg.to_dict())
+        self.switch_mode("train")
+        screen = self.train_screen()
+        if screen is not None:
+            screen.fill_form(cfg.to_dict(), info.model)
+        self.start_training(cfg, info.model, resume_from=info.id)
+
+    def open_session(self, info: backend.SessionInfo) -> None:
+        """Read-only view of a saved session on the train screen: its settings, curves, last preview."""
+        from engine.events import StepMetrics
+
+        buf = backend.RunBuffer(info.id, None, info.model, state=info.status or "saved")
+        try:
+            from engine.trainer import TrainConfig
+
+            buf.config = TrainConfig.from_dict(info.config)
+        except (TypeError, ValueError):
+            buf.config = None
+        records = backend.store().metrics(info.id)
+        buf.records = [{"step": r["step"], "losses": r["losses"]} for r in records if "losses" in r]
+        if records:
+            r = records[-1]
+            buf.last = StepMetrics(r["step"], info.iterations, r["losses"], 0.0, float(r.get("it_per_s", 0.0)),
+                                   0.0, tuple(r.get("trained", ())), int(r.get("k", 0)), None, None,
+                                   float(info.config.get("global_weight", 0.0)))
+        buf.add_log("info", f"opened {info.id} read-only: Resume (r on the sessions screen) continues it")
+        self.run = None
+        self.buffer = buf
+        self.switch_mode("train")
+        screen = self.train_screen()
+        if screen is not None:
+            screen.read_only = True
+            screen.fill_form(info.config, info.model)
+        self._load_open_preview(info, buf)
+
+    @work(thread=True, group="open-preview", exclusive=True, exit_on_error=False)
+    def _load_open_preview(self, info: backend.SessionInfo, buf: backend.RunBuffer) -> None:
+        grid = backend.session_grid(info)
+        if grid is None:
+            return
+        w, h = grid.size
+        half = (h - 2) // 2
+        frozen, adapted = grid.crop((0, 0, w, half)), grid.crop((0, half + 2, w, h))
+        seeds = tuple(info.config.get("preview_seeds", (0, 1, 2, 3)))
+        try:
+            px = (build_pixels(frozen, len(seeds), self.preview_side),
+                  build_pixels(adapted, len(seeds), self.preview_side))
+        except Exception:
+            return
+        self.post_message(PreviewRendered(buf.session_id, buf.last.step if buf.last else 0, px[0], px[1], seeds))
+
+    def fork_session(self, info: backend.SessionInfo, source: str, target: str) -> None:
+        from engine.clip_loss import PromptError, validate_prompts
+        from engine.trainer import TrainConfig
+
+        if self.run_alive:
+            self.notify("Stop the current training first (F8).", severity="warning")
+            return
+        try:
+            cfg = TrainConfig.from_dict({**info.config, "source": source.strip(), "target": target.strip()})
+            validate_prompts(cfg.source, cfg.target, cfg.templates)
+        except (TypeError, ValueError, PromptError) as exc:
+            self.notify(str(exc), title="Cannot fork", severity="error")
+            return
+        self.switch_mode("train")
+        screen = self.train_screen()
+        if screen is not None:
+            screen.read_only = False
+            screen.fill_form(cfg.to_dict(), info.model)
+        self.start_training(cfg, info.model, parent=info.id)
+
+    @work(group="download", exclusive=True, thread=True, exit_on_error=False)
+    def download_model(self, model_id: str) -> None:
+        try:
+            backend.load_generator(model_id, progress=lambda p: self.post_message(LoadProgress(p)))
+        except Exception as exc:
+            self.call_from_thread(self.notify, str(exc), title="Download failed", severity="error")
+            return
+        self.call_from_thread(self.notify, f"{model_id} is ready.")
+
 
 def run_app(demo: bool = False, device: str = "auto") -> int:
-    print("The nada-tui app is not built yet; see `nada-tui --help` for the command line.")
+    # Textual reads the colour system from the environment; keep COLORTERM if the user set it.
+    os.environ.setdefault("TEXTUAL_ANIMATIONS", "basic")
+    NadaApp(demo=demo, device=device).run()
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_app(demo=True))

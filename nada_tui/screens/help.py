@@ -1,0 +1,41 @@
+"""The help screen (`?`): every key, with its binding id for remapping in config.toml."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+INTRO = """nada-tui adapts a StyleGAN2 generator toward a text description with CLIP (StyleGAN-NADA).
+Fill the setup (model, source and target prompts), start, and watch the loss, the trained layers and the
+previews. Keys below work when the cursor is not in a text field (press Esc to leave one).
+Remap any key in config.toml under [keymap], e.g.  "train.pause" = "p"  (path: `nada-tui locate`)."""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close")]
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        table = Table(expand=True, box=None, header_style="bold")
+        table.add_column("Key", no_wrap=True)
+        table.add_column("Action")
+        table.add_column("Id (for [keymap])", style="dim", no_wrap=True)
+        for keys, desc, bid in self.rows:
+            table.add_row(keys, desc, bid)
+        with VerticalScroll(classes="dialog help"):
+            yield Static(Text("Help", style="bold"))
+            yield Static(INTRO)
+            yield Static(table)
+            yield Static(Text("Esc closes this help. Ctrl+P opens the command palette (actions, sessions, "
+                              "themes).", style="dim"))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
