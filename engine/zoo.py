@@ -212,13 +212,14 @@ def is_downloaded(name: str) -> bool:
 
 
 def local_path(name: str) -> Path | None:
-    """The file a model is (or would be) loaded from; None for demo models."""
+    """The file a model is loaded from, or for one not yet downloaded where its official file goes
+    (the path to put it at by hand when offline); None for demo models."""
     if name in GENERATORS:
         e = GENERATORS[name]
         if e.demo:
             return None
         conv = converted_path(name)
-        return conv if conv.is_file() or not raw_path(e).is_file() else raw_path(e)
+        return conv if conv.is_file() else raw_path(e)
     if name in CLIP_MODELS:
         c = CLIP_MODELS[name]
         return None if c.demo else clip_path(c)
@@ -231,9 +232,7 @@ def list_models() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for e in GENERATORS.values():
         p = local_path(e.name)
-        size = (
-            p.stat().st_size if p is not None and p.is_file() else records.get(e.name, {}).get("size_bytes")
-        )
+        size = p.stat().st_size if p is not None and p.is_file() else records.get(e.name, {}).get("size_bytes")
         rows.append(
             {
                 "kind": "generator",
@@ -287,6 +286,8 @@ def download_generator_file(name: str, progress: ProgressFn | None = None) -> Pa
     e = GENERATORS[name]
     dest = raw_path(e)
     if dest.is_file():
+        if "sha256" not in read_records().get(name, {}):  # put here by hand: record it now
+            _record(name, url=e.url, file=dest.name, size_bytes=dest.stat().st_size, sha256=sha256_file(dest))
         return dest
     rec = read_records().get(name, {})
     if rec.get("url") not in (None, e.url):
@@ -345,9 +346,7 @@ def _demo_info() -> dict[str, Any]:
     }
 
 
-def load_generator_by_id(
-    name_or_path: str | Path, progress: ProgressFn | None = None
-) -> tuple[Generator, dict]:
+def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None = None) -> tuple[Generator, dict]:
     """A registry name, the demo id, an imported name or a file path -> (Generator, info).
 
     Registry models are downloaded and converted on first use; the converted rosinality .pt is cached
