@@ -150,7 +150,8 @@ class NadaApp(App):
         run = self.run
         if run is not None:
             run.stop()
-            await asyncio.to_thread(run.join, QUIT_JOIN_S)
+            if await asyncio.to_thread(run.join, QUIT_JOIN_S):
+                run.close()
         self.exit()
 
     # ----- the run ----------------------------------------------------------------------------
@@ -158,20 +159,17 @@ class NadaApp(App):
     def run_alive(self) -> bool:
         return self.run is not None and (self.run.alive or (self.buffer is not None and self.buffer.state == "loading"))
 
-    def start_training(self, cfg: Any, model_id: str, parent: str | None = None,
-                       resume_from: str | None = None) -> backend.TrainingRun | None:
-        try:
-            run = backend.TrainingRun(cfg, model_id, self.device, lambda e: None, parent=parent,
-                                      resume_from=resume_from)
-        except OSError as exc:
-            self.notify(f"Could not create the session: {exc}", severity="error")
-            return None
-        sid = run.session_id
-        run.on_event = lambda event: self._forward_event(sid, event)
+    def start_training(self, cfg: Any, model_id: str, kind: str = "new", ref: str | None = None,
+                       from_weights: bool = False) -> backend.TrainingRun:
+        """Load models on a thread, then train; kind "new", "resume" (ref = session) or "fork"."""
+        run = backend.TrainingRun(cfg, model_id, self.device, lambda e: None, kind=kind, ref=ref,
+                                  from_weights=from_weights)
+        token = run.token
+        run.on_event = lambda event: self._forward_event(token, event)
         self.run = run
-        self.buffer = backend.RunBuffer(sid, cfg, model_id)
-        self.buffer.add_log("info", f"session {sid}: {cfg.source!r} -> {cfg.target!r} on {model_id}")
-        self.post_message(SessionsChanged())
+        self.buffer = backend.RunBuffer(token, ref if kind == "resume" else None, cfg, model_id)
+        what = {"new": "new session", "resume": f"resuming {ref}", "fork": f"fork of {ref}"}[kind]
+        self.buffer.add_log("info", f"{what}: {cfg.source!r} -> {cfg.target!r} on {model_id}; loading models")
         self._load_and_start(run)
         return run
 
@@ -179,12 +177,13 @@ class NadaApp(App):
     def _load_and_start(self, run: backend.TrainingRun) -> None:
         try:
             run.build(progress=lambda p: self.post_message(LoadProgress(p)))
-        except Exception as exc:  # no network, bad checkpoint, bad prompts: a message, not a crash
-            self.post_message(RunLoadFailed(run, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
+        except Exception as exc:  # no network, bad checkpoint, locked session: a message, not a crash
+            text = str(exc) or type(exc).__name__
+            self.post_message(RunLoadFailed(run, text))
             return
         self.post_message(RunReady(run))
 
-    def _forward_event(self, session_id: str, event: Any) -> None:
+    def _forward_event(self, token: str, event: Any) -> None:
         """Training thread: build preview renderables here (off the UI thread), post everything else."""
         from engine.events import PreviewReady
 
@@ -196,9 +195,9 @@ class NadaApp(App):
                 adapted = build_pixels(event.adapted, n, side)
             except Exception:
                 return
-            self.post_message(PreviewRendered(session_id, event.step, frozen, adapted, tuple(event.seeds)))
+            self.post_message(PreviewRendered(token, event.step, frozen, adapted, tuple(event.seeds)))
             return
-        self.post_message(EngineEvent(session_id, event))
+        self.post_message(EngineEvent(token, event))
 
     def on_load_progress(self, message: LoadProgress) -> None:
         if self.buffer is not None:
@@ -208,13 +207,13 @@ class NadaApp(App):
     def on_run_ready(self, message: RunReady) -> None:
         if message.run is not self.run or self.buffer is None:
             return
-        if message.run._cancel.is_set():
-            self.buffer.state = "stopped"
-            self.buffer.version += 1
-            return
+        run = message.run
+        self.buffer.session_id = run.session_id
+        self.buffer.config = run.config
         self.buffer.load_progress = None
-        self.buffer.add_log("info", f"models loaded; training {message.run.config.iterations} steps")
-        message.run.start()
+        self.buffer.add_log("info", f"session {run.session_id}: training to step {run.config.iterations}")
+        self.post_message(SessionsChanged())
+        run.start()
 
     def on_run_load_failed(self, message: RunLoadFailed) -> None:
         if self.buffer is not None and message.run is self.run:
@@ -222,10 +221,6 @@ class NadaApp(App):
             self.buffer.failure = message.message
             self.buffer.load_progress = None
             self.buffer.add_log("error", message.message)
-            try:
-                backend.store().update(message.run.session_id, status="failed (load)")
-            except (OSError, ValueError):
-                pass
         self.notify(message.message, title="Could not load the models", severity="error", timeout=12)
 
     def on_engine_event(self, message: EngineEvent) -> None:
@@ -240,7 +235,7 @@ class NadaApp(App):
         )
 
         buf = self.buffer
-        if buf is None or message.session_id != buf.session_id:
+        if buf is None or message.session_id != buf.token:
             return
         ev = message.event
         if isinstance(ev, StepMetrics):
@@ -265,18 +260,27 @@ class NadaApp(App):
             loss = f", final loss {total:.4f}" if total is not None else ""
             buf.add_log("info", f"{buf.state} at step {ev.step}{loss}; session saved")
             self.notify(f"Training {buf.state} at step {ev.step}{loss}. Session saved.", timeout=5)
-            self.post_message(SessionsChanged())
+            self._close_run(self.run)
         elif isinstance(ev, TrainingFailed):
             buf.state = "failed"
             buf.failure = ev.message
             buf.add_log("error", ev.message)
             title = {"nan": "Loss became NaN", "oom": "Out of memory"}.get(ev.kind, "Training failed")
             self.notify(ev.message, title=title, severity="error", timeout=15)
-            self.post_message(SessionsChanged())
+            self._close_run(self.run)
         buf.version += 1
 
+    @work(thread=True, group="close", exit_on_error=False)
+    def _close_run(self, run: backend.TrainingRun | None) -> None:
+        """Release the session once its worker thread has ended (it emits its last event just before)."""
+        if run is None:
+            return
+        run.join(10)
+        run.close()
+        self.post_message(SessionsChanged())
+
     def on_preview_rendered(self, message: PreviewRendered) -> None:
-        if self.buffer is not None and message.session_id == self.buffer.session_id:
+        if self.buffer is not None and message.session_id == self.buffer.token:
             self.buffer.preview = (message.step, message.frozen, message.adapted, message.seeds)
             self.buffer.version += 1
 
@@ -322,20 +326,26 @@ class NadaApp(App):
             self.notify(f"Global weight {g:g} from the next step.", timeout=2)
 
     def retrain(self, cfg: Any, model_id: str) -> None:
+        """Stop the current run (it saves), then train the form's settings as a fork of its session
+        from the base model; a changed model starts an unrelated new session."""
+        current = self.run
         parent = self.buffer.session_id if self.buffer else None
-        if self.run is not None and self.run_alive:
-            self._retrain_after_stop(self.run, cfg, model_id, parent)
+        same_model = current is not None and current.model_id == model_id
+        kind, ref = ("fork", parent) if parent and same_model else ("new", None)
+        if current is not None and self.run_alive:
+            self._retrain_after_stop(current, cfg, model_id, kind, ref)
         else:
-            self.start_training(cfg, model_id, parent=parent)
+            self.start_training(cfg, model_id, kind=kind, ref=ref)
 
     @work(group="retrain", exclusive=True, exit_on_error=False)
-    async def _retrain_after_stop(self, run: backend.TrainingRun, cfg: Any, model_id: str,
-                                  parent: str | None) -> None:
+    async def _retrain_after_stop(self, run: backend.TrainingRun, cfg: Any, model_id: str, kind: str,
+                                  ref: str | None) -> None:
         run.stop()
         if self.buffer:
             self.buffer.add_log("info", "retrain: stopping the current run (it is saved) …")
         await asyncio.to_thread(run.join, 60)
-        self.start_training(cfg, model_id, parent=parent)
+        await asyncio.to_thread(run.close)
+        self.start_training(cfg, model_id, kind=kind, ref=ref)
 
     def resume_session(self, info: backend.SessionInfo) -> None:
         from engine.trainer import TrainConfig
@@ -349,26 +359,26 @@ class NadaApp(App):
             self.notify(f"Cannot resume {info.name}: {exc}", severity="error")
             return
         if info.step >= cfg.iterations:
-            cfg = cfg.replace(iterations=cfg.iterations + 100)  # finished: train 100 more steps
-            backend.store().update(info.id, config=cfg.to_dict())
+            cfg = cfg.replace(iterations=info.step + 100)  # finished: train 100 more steps
         self.switch_mode("train")
         screen = self.train_screen()
         if screen is not None:
+            screen.read_only = False
             screen.fill_form(cfg.to_dict(), info.model)
-        self.start_training(cfg, info.model, resume_from=info.id)
+        self.start_training(cfg, info.model, kind="resume", ref=info.id)
 
     def open_session(self, info: backend.SessionInfo) -> None:
         """Read-only view of a saved session on the train screen: its settings, curves, last preview."""
         from engine.events import StepMetrics
 
-        buf = backend.RunBuffer(info.id, None, info.model, state=info.status or "saved")
+        buf = backend.RunBuffer(f"open-{info.id}", info.id, None, info.model, state=info.status or "saved")
         try:
             from engine.trainer import TrainConfig
 
             buf.config = TrainConfig.from_dict(info.config)
         except (TypeError, ValueError):
             buf.config = None
-        records = backend.store().metrics(info.id)
+        records = backend.read_metrics(info)
         buf.records = [{"step": r["step"], "losses": r["losses"]} for r in records if "losses" in r]
         if records:
             r = records[-1]
@@ -391,17 +401,17 @@ class NadaApp(App):
         if grid is None:
             return
         w, h = grid.size
-        half = (h - 2) // 2
-        frozen, adapted = grid.crop((0, 0, w, half)), grid.crop((0, half + 2, w, h))
+        half = h // 2
+        frozen, adapted = grid.crop((0, 0, w, half)), grid.crop((0, half, w, h))
         seeds = tuple(info.config.get("preview_seeds", (0, 1, 2, 3)))
         try:
             px = (build_pixels(frozen, len(seeds), self.preview_side),
                   build_pixels(adapted, len(seeds), self.preview_side))
         except Exception:
             return
-        self.post_message(PreviewRendered(buf.session_id, buf.last.step if buf.last else 0, px[0], px[1], seeds))
+        self.post_message(PreviewRendered(buf.token, buf.last.step if buf.last else 0, px[0], px[1], seeds))
 
-    def fork_session(self, info: backend.SessionInfo, source: str, target: str) -> None:
+    def fork_session(self, info: backend.SessionInfo, source: str, target: str, from_weights: bool = False) -> None:
         from engine.clip_loss import PromptError, validate_prompts
         from engine.trainer import TrainConfig
 
@@ -419,12 +429,12 @@ class NadaApp(App):
         if screen is not None:
             screen.read_only = False
             screen.fill_form(cfg.to_dict(), info.model)
-        self.start_training(cfg, info.model, parent=info.id)
+        self.start_training(cfg, info.model, kind="fork", ref=info.id, from_weights=from_weights)
 
     @work(group="download", exclusive=True, thread=True, exit_on_error=False)
     def download_model(self, model_id: str) -> None:
         try:
-            backend.load_generator(model_id, progress=lambda p: self.post_message(LoadProgress(p)))
+            backend.download_model(model_id, progress=lambda p: self.post_message(LoadProgress(p)))
         except Exception as exc:
             self.call_from_thread(self.notify, str(exc), title="Download failed", severity="error")
             return

@@ -7,32 +7,24 @@ callback that posts messages. torch is imported lazily (inside functions) so the
 
 from __future__ import annotations
 
-import importlib
-import json
-import os
-import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from engine import paths
 
 DEMO_GENERATOR_ID = "demo-tiny"  # engine.demo's ids, repeated so listing models does not import torch
 DEMO_CLIP_ID = "demo-colour-oracle"
 DEMO_SOURCE = "a red image"
 DEMO_TARGET = "a blue image"
-TEST_GENERATOR_ID = "demo-tiny-32"  # a 32 px variant for tests and the bench: fast on 2 CPU cores
+TEST_GENERATOR_ID = "demo-tiny-32"  # an imported 32 px tiny generator for tests and the bench
 
 
-def _optional(module: str) -> Any | None:
-    """engine.zoo / engine.sessions are built in parallel; degrade to the demo models without them."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
+def _zoo() -> Any:
+    from engine import zoo
+
+    return zoo
 
 
 # ----- model registry ---------------------------------------------------------------------------
@@ -48,55 +40,49 @@ class ModelChoice:
     size_bytes: int | None = None
 
 
-def _demo_generators() -> list[ModelChoice]:
-    return [
-        ModelChoice(DEMO_GENERATOR_ID, "demo-tiny (64 px, offline demo)", "random tiny StyleGAN2", 64,
-                    True, True, DEMO_SOURCE),
-        ModelChoice(TEST_GENERATOR_ID, "demo-tiny-32 (32 px, fastest)", "random tiny StyleGAN2", 32,
-                    True, True, DEMO_SOURCE),
-    ]
+def _choices(kind: str) -> list[ModelChoice]:
+    out = []
+    for row in _zoo().list_models():
+        if row["kind"] != kind:
+            continue
+        res = row.get("resolution")
+        label = f"{row['name']} ({res} px)" if res else row["name"]
+        if row.get("demo"):
+            label += " DEMO"
+        out.append(ModelChoice(row["name"], label, row.get("description") or "", res, bool(row["downloaded"]),
+                               bool(row.get("demo")), row.get("source_prompt") or "", row.get("size_bytes")))
+    # demo models first: they are the ones that work offline
+    return sorted(out, key=lambda c: not c.demo)
 
 
 def generator_choices() -> list[ModelChoice]:
-    """Every generator the user can pick: demo models first, then the registry (downloaded or not)."""
-    out = _demo_generators()
-    zoo = _optional("engine.zoo")
-    if zoo is None:
-        return out
-    seen = {c.id for c in out}
-    for name, entry in getattr(zoo, "GENERATORS", {}).items():
-        if name in seen:
-            continue
-        try:
-            downloaded = bool(zoo.is_downloaded(name))
-        except Exception:  # a broken cache must not hide the list
-            downloaded = False
-        res = getattr(entry, "resolution", None)
-        out.append(ModelChoice(
-            name, f"{name} ({res} px)" if res else name, getattr(entry, "description", ""), res, downloaded,
-            bool(getattr(entry, "demo", False)), getattr(entry, "source_prompt", "") or "",
-            getattr(entry, "size_bytes", None)))
-    return out
+    """Every generator the user can pick: demo, registry (downloaded or not), imported checkpoints."""
+    return _choices("generator")
 
 
 def clip_choices() -> list[ModelChoice]:
-    out = [ModelChoice(DEMO_CLIP_ID, "demo-colour-oracle (offline demo)", demo=True)]
-    zoo = _optional("engine.zoo")
-    if zoo is None:
-        return out
-    for name, entry in getattr(zoo, "CLIP_MODELS", {}).items():
-        if name == DEMO_CLIP_ID:
-            continue
-        try:
-            downloaded = bool(zoo.is_downloaded(name))
-        except Exception:
-            downloaded = False
-        out.append(ModelChoice(name, name, downloaded=downloaded, demo=bool(getattr(entry, "demo", False))))
-    return out
+    return _choices("clip")
 
 
 def default_clip_models(demo_generator: bool) -> tuple[tuple[str, float], ...]:
     return ((DEMO_CLIP_ID, 1.0),) if demo_generator else (("ViT-B/32", 1.0),)
+
+
+def ensure_test_model() -> str:
+    """Import a 32 px tiny generator as `demo-tiny-32` (tests and the bench: ~10x faster than demo-tiny)."""
+    zoo = _zoo()
+    if not zoo.is_downloaded(TEST_GENERATOR_ID):
+        import tempfile
+
+        from engine.checkpoints import save_rosinality
+        from engine.demo import tiny_generator
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "tiny32.pt"
+            save_rosinality(tiny_generator(size=32, seed=0), path)
+            zoo.import_checkpoint(path, TEST_GENERATOR_ID, "tiny 32 px random generator (tests, bench)",
+                                  DEMO_SOURCE)
+    return TEST_GENERATOR_ID
 
 
 @dataclass(frozen=True)
@@ -113,47 +99,28 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
-def _progress_adapter(progress: ProgressFn | None) -> Callable[[Any], None] | None:
+def _progress_adapter(progress: ProgressFn | None) -> Callable[..., None] | None:
     if progress is None:
         return None
 
-    def adapt(p: Any) -> None:
-        progress(Progress(getattr(p, "name", "?"), int(getattr(p, "done_bytes", 0)),
-                          getattr(p, "total_bytes", None), float(getattr(p, "bytes_per_s", 0.0))))
+    def adapt(p: Any = None, *_args: Any, **_kw: Any) -> None:
+        progress(Progress(str(getattr(p, "name", "model")), int(getattr(p, "done_bytes", 0) or 0),
+                          getattr(p, "total_bytes", None), float(getattr(p, "bytes_per_s", 0.0) or 0.0)))
 
     return adapt
 
 
-def load_generator(model_id: str, progress: ProgressFn | None = None) -> Any:
-    """Blocking (call from a thread): a Generator for a registry id, demo id or checkpoint path."""
-    from engine import demo
-
-    if model_id == DEMO_GENERATOR_ID:
-        return demo.demo_generator()
-    if model_id == TEST_GENERATOR_ID:
-        return demo.tiny_generator(size=32, seed=0)
-    zoo = _optional("engine.zoo")
-    if zoo is None:
-        raise RuntimeError(f"Model '{model_id}' needs the model registry (engine.zoo), which is not installed.")
-    gen, _info = zoo.load_generator_by_id(model_id, progress=_progress_adapter(progress))
-    return gen
-
-
-def load_clip(name: str, device: str, progress: ProgressFn | None = None) -> Any:
-    from engine import demo
-
-    if name == DEMO_CLIP_ID:
-        return demo.colour_oracle()
-    zoo = _optional("engine.zoo")
-    if zoo is None:
-        raise RuntimeError(f"CLIP model '{name}' needs the model registry (engine.zoo), which is not installed.")
-    return zoo.load_clip_by_name(name, device, progress=_progress_adapter(progress))
+def download_model(model_id: str, progress: ProgressFn | None = None) -> None:
+    """Blocking (call from a thread): fetch and convert a registry generator without training."""
+    _zoo().load_generator_by_id(model_id, progress=_progress_adapter(progress))
 
 
 # ----- sessions -----------------------------------------------------------------------------------
 @dataclass
 class SessionInfo:
-    id: str  # directory name
+    """One row of the sessions table (engine.sessions.SessionInfo plus its size on disk)."""
+
+    id: str
     path: Path
     name: str = ""
     model: str = ""
@@ -166,298 +133,139 @@ class SessionInfo:
     updated: str = ""
     size_bytes: int = 0
     status: str = ""
-    damaged: str | None = None  # why it cannot be read, when it cannot
+    damaged: str | None = None  # why it cannot be used, when it cannot
     config: dict[str, Any] = field(default_factory=dict)
+    parent: str | None = None
 
 
-def _dir_size(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += (Path(root) / f).stat().st_size
-            except OSError:
-                pass
-    return total
+def _row(info: Any) -> SessionInfo:
+    from engine import sessions
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _slug(text: str) -> str:
-    out = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
-    while "--" in out:
-        out = out.replace("--", "-")
-    return out[:40] or "session"
-
-
-class LocalStore:
-    """A minimal session store used until engine.sessions lands: session.json, metrics.jsonl, state.pt."""
-
-    def root(self) -> Path:
-        return paths.sessions_dir()
-
-    def create(self, config: Any, model_id: str, name: str | None = None, parent: str | None = None) -> SessionInfo:
-        root = self.root()
-        root.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = f"{stamp}-{_slug(name or config.target)}"
-        sid, n = base, 1
-        while (root / sid).exists():
-            n += 1
-            sid = f"{base}-{n}"
-        path = root / sid
-        path.mkdir()
-        now = time.strftime("%Y-%m-%d %H:%M:%S")
-        meta = {"schema": 1, "name": name or f"{config.source} -> {config.target}", "model": model_id,
-                "config": config.to_dict(), "status": "created", "step": 0, "created": now, "updated": now,
-                "parent": parent, "final_loss": None}
-        _atomic_write(path / "session.json", json.dumps(meta, indent=2))
-        return self._info(path)
-
-    def _info(self, path: Path) -> SessionInfo:
-        info = SessionInfo(path.name, path)
-        try:
-            meta = json.loads((path / "session.json").read_text(encoding="utf-8"))
-            cfg = meta.get("config", {})
-            info.name = str(meta.get("name", path.name))
-            info.model = str(meta.get("model", ""))
-            info.source, info.target = str(cfg.get("source", "")), str(cfg.get("target", ""))
-            info.step, info.iterations = int(meta.get("step", 0)), int(cfg.get("iterations", 0))
-            info.final_loss = meta.get("final_loss")
-            info.created, info.updated = str(meta.get("created", "")), str(meta.get("updated", ""))
-            info.status = str(meta.get("status", ""))
-            info.config = cfg
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            info.damaged = f"session.json unreadable: {exc}"
-            info.status = "damaged"
-        info.size_bytes = _dir_size(path)
-        return info
-
-    def list(self) -> list[SessionInfo]:
-        root = self.root()
-        if not root.is_dir():
-            return []
-        return [self._info(p) for p in sorted(root.iterdir()) if p.is_dir()]
-
-    def get(self, sid: str) -> SessionInfo:
-        path = self.root() / sid
-        if not path.is_dir():
-            raise FileNotFoundError(f"No session named '{sid}'")
-        return self._info(path)
-
-    def update(self, sid: str, **changes: Any) -> None:
-        path = self.root() / sid / "session.json"
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        meta.update(changes)
-        meta["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        _atomic_write(path, json.dumps(meta, indent=2))
-
-    def append_metrics(self, sid: str, record: dict[str, Any]) -> None:
-        with open(self.root() / sid / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def metrics(self, sid: str) -> list[dict[str, Any]]:
-        path = self.root() / sid / "metrics.jsonl"
-        out = []
-        try:
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue  # a torn last line after a kill
-        except OSError:
-            pass
-        return out
-
-    def checkpoint(self, sid: str) -> Callable[[Any, str], Path | None]:
-        def save(trainer: Any, reason: str) -> Path:
-            import torch
-
-            path = self.root() / sid / "state.pt"
-            tmp = path.with_suffix(".tmp")
-            torch.save(trainer.state_dict(), tmp)
-            os.replace(tmp, path)
-            status = {"finish": "finished", "stop": "stopped", "pause": "paused"}.get(reason, "training")
-            self.update(sid, step=trainer.step_count, status=status, config=trainer.config.to_dict())
-            return path
-
-        return save
-
-    def load_state(self, sid: str) -> dict[str, Any] | None:
-        import torch
-
-        path = self.root() / sid / "state.pt"
-        if not path.exists():
-            return None
-        return torch.load(path, weights_only=True)
-
-    def delete(self, sid: str) -> None:
-        shutil.rmtree(self.root() / sid)
-
-    def rename(self, sid: str, new_name: str) -> None:
-        if not new_name.strip():
-            raise ValueError("A session name cannot be empty.")
-        self.update(sid, name=new_name.strip())
-
-
-_store = LocalStore()
-
-
-def store() -> LocalStore:
-    return _store
+    cfg = info.data.get("config") if isinstance(info.data.get("config"), dict) else {}
+    parent = info.data.get("parent")
+    return SessionInfo(
+        info.id, info.path, info.name, info.model_id, info.source, info.target, info.step, info.iterations,
+        info.final_loss, info.created.replace("T", " "), info.updated, sessions.disk_usage(info.path),
+        info.status, info.damaged, dict(cfg), parent.get("id") if isinstance(parent, dict) else None)
 
 
 def list_sessions() -> list[SessionInfo]:
-    return _store.list()
+    from engine import sessions
+
+    return [_row(i) for i in sessions.list_sessions()]
 
 
-def build_generator_with_state(info: SessionInfo, device: str = "cpu") -> Any:
-    """The adapted generator of a session (its base model with the saved trainable tensors)."""
-    import torch
+def get_session(session_id: str) -> SessionInfo:
+    from engine import sessions
 
-    gen = load_generator(info.model)
-    state = _store.load_state(info.id)
-    if state is not None:
-        sd = gen.state_dict()
-        sd.update({k: v for k, v in state["weights"].items() if k in sd})
-        gen.load_state_dict(sd)
-    return gen.to(torch.device("cpu" if device == "auto" else device))
+    return _row(sessions.read_info(sessions.session_path(session_id)))
 
 
-def generate_images(info: SessionInfo, n: int, folder: Path, seed: int = 0,
-                    progress: Callable[[int, int], None] | None = None) -> list[Path]:
-    """Render `n` images of the adapted generator into `folder` (PNG), seeds seed..seed+n-1."""
-    from engine.sampling import render_seeds, to_pil
+def read_metrics(info: SessionInfo) -> list[dict[str, Any]]:
+    from engine import sessions
 
-    gen = build_generator_with_state(info)
-    folder.mkdir(parents=True, exist_ok=True)
-    truncation = float(info.config.get("sample_truncation", 0.7))
-    out: list[Path] = []
-    for start in range(seed, seed + n, 8):
-        seeds = list(range(start, min(start + 8, seed + n)))
-        for s, img in zip(seeds, to_pil(render_seeds(gen, seeds, truncation)), strict=True):
-            p = folder / f"seed{s:05d}.png"
-            img.save(p)
-            out.append(p)
-        if progress:
-            progress(len(out), n)
-    return out
+    return sessions.read_metrics(info.path)
 
 
-def export_session(info: SessionInfo, dest: Path) -> Path:
-    """Rosinality-format `{"g_ema": state_dict, "latent_avg": tensor}` that NADA tooling loads."""
-    import torch
+def rename_session(info: SessionInfo, name: str) -> None:
+    from engine import sessions
 
-    gen = build_generator_with_state(info)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"g_ema": gen.state_dict(), "latent_avg": gen.latent_avg.detach().clone()}, dest)
-    return dest
+    sessions.rename(info.id, name)
 
 
-def save_preview(folder: Path, step: int, frozen: Any, adapted: Any) -> None:
-    """samples/step_NNNNNN.png and grid.png: the frozen row above the adapted row."""
-    from PIL import Image
+def delete_session(info: SessionInfo) -> None:
+    from engine import sessions
 
-    w, h = frozen.size
-    img = Image.new("RGB", (w, 2 * h + 2), (0, 0, 0))
-    img.paste(frozen, (0, 0))
-    img.paste(adapted, (0, h + 2))
-    (folder / "samples").mkdir(exist_ok=True)
-    img.save(folder / "samples" / f"step_{step:06d}.png")
-    tmp = folder / "grid.tmp.png"
-    img.save(tmp)
-    os.replace(tmp, folder / "grid.png")
+    sessions.delete(info.id)
 
 
 def session_grid(info: SessionInfo) -> Any | None:
-    """The session's latest preview grid as a PIL image, or None."""
+    """The session's latest preview (frozen row over adapted row) as a PIL image, or None."""
     from PIL import Image
 
-    path = info.path / "grid.png"
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, ValueError):
-        return None
+    from engine import sessions
+
+    candidates = [info.path / sessions.GRID_FILE] + sessions.samples(info.path)[::-1]
+    for path in candidates:
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def generate_images(info: SessionInfo, n: int, folder: Path, seed: int = 0) -> list[Path]:
+    """Render `n` images of the adapted generator into `folder` (PNG), seeds seed..seed+n-1."""
+    from engine import export
+
+    return export.generate(info.id, n, folder, seed=seed)
+
+
+def export_session(info: SessionInfo, folder: Path) -> dict[str, Path]:
+    """<id>.pt (rosinality g_ema + latent_avg), <id>-grid.png and <id>-metrics.csv in `folder`."""
+    from engine import export
+
+    return export.export_all(info.id, folder)
 
 
 # ----- a training run ---------------------------------------------------------------------------
 class TrainingRun:
-    """One session being trained: loads models, owns the TrainingWorker, taps events into the session.
+    """One session being trained: built on a loader thread (models may download), then its
+    TrainingWorker thread runs it. `on_event` is called on those threads; the app's callback only
+    posts messages. Kinds: "new" (config + model), "resume" (session id), "fork" (session id + config)."""
 
-    `on_event` is called on the worker thread (and on the loader thread for progress); the app's
-    callback only posts messages.
-    """
+    _tokens = 0
 
     def __init__(self, config: Any, model_id: str, device: str, on_event: Callable[[Any], None],
-                 name: str | None = None, resume_from: str | None = None, parent: str | None = None,
+                 kind: str = "new", ref: str | None = None, from_weights: bool = False,
                  checkpoint_every: int = 50) -> None:
+        TrainingRun._tokens += 1
+        self.token = f"run-{TrainingRun._tokens}"  # names the run before its session exists
         self.config = config
         self.model_id = model_id
         self.device = device
         self.on_event = on_event
-        self.worker: Any = None
-        self.trainer: Any = None
+        self.kind, self.ref, self.from_weights = kind, ref, from_weights
         self.checkpoint_every = checkpoint_every
-        if resume_from is not None:
-            self.session = _store.get(resume_from)
-        else:
-            self.session = _store.create(config, model_id, name=name, parent=parent)
-        self.resume_from = resume_from
+        self.run: Any = None  # engine.runs.Run
+        self.worker: Any = None
         self._cancel = threading.Event()
+        self._closed = False
 
     @property
-    def session_id(self) -> str:
-        return self.session.id
+    def session_id(self) -> str | None:
+        return None if self.run is None else self.run.session_id
 
-    def build(self, progress: ProgressFn | None = None,
-              clips: Sequence[str] | None = None) -> None:
-        """Blocking: load the generator and CLIP models, make the Trainer (call from a thread)."""
-        from engine.trainer import Trainer, TrainingWorker
+    @property
+    def trainer(self) -> Any:
+        return None if self.run is None else self.run.trainer
 
-        gen = load_generator(self.model_id, progress)
-        encoders = {}
-        for name, weight in self.config.clip_models:
-            if weight > 0:
-                encoders[name] = load_clip(name, self.device, progress)
+    def build(self, progress: ProgressFn | None = None) -> None:
+        """Blocking: load models, create (or reopen) the session, make the worker (call from a thread)."""
+        from engine import runs
+
+        device = None if self.device == "auto" else self.device
+        prog = _progress_adapter(progress)
+        if self.kind == "resume":
+            assert self.ref is not None
+            run = runs.resume_session(self.ref, device=device, iterations=self.config.iterations,
+                                      checkpoint_every=self.checkpoint_every, progress=prog)
+        elif self.kind == "fork":
+            assert self.ref is not None
+            changes = {k: v for k, v in self.config.to_dict().items()}
+            run = runs.fork_session(self.ref, changes, from_weights=self.from_weights, device=device,
+                                    checkpoint_every=self.checkpoint_every, progress=prog)
+        else:
+            run = runs.start_session(self.config, self.model_id, device=device,
+                                     checkpoint_every=self.checkpoint_every, progress=prog)
+        self.run = run
+        self.config = run.trainer.config
+        self.worker = run.make_worker(self.on_event)
         if self._cancel.is_set():
-            return
-        trainer = Trainer(self.config, gen, encoders, None if self.device == "auto" else self.device)
-        if self.resume_from is not None:
-            state = _store.load_state(self.resume_from)
-            if state is not None:
-                trainer.load_state_dict(state)
-        self.trainer = trainer
-        self.worker = TrainingWorker(trainer, self._tap, checkpoint=_store.checkpoint(self.session.id),
-                                     checkpoint_every=self.checkpoint_every)
-
-    def _tap(self, event: Any) -> None:
-        from engine.events import PreviewReady, StepMetrics, TrainingFailed, TrainingFinished
-
-        try:
-            if isinstance(event, PreviewReady):
-                save_preview(self.session.path, event.step, event.frozen, event.adapted)
-            elif isinstance(event, StepMetrics):
-                _store.append_metrics(self.session.id, {"step": event.step, "losses": event.losses,
-                                                        "it_per_s": event.it_per_s, "k": event.k,
-                                                        "trained": list(event.trained_indices)})
-            elif isinstance(event, TrainingFinished) and event.losses:
-                _store.update(self.session.id, final_loss=event.losses.get("total"))
-            elif isinstance(event, TrainingFailed):
-                _store.update(self.session.id, status=f"failed ({event.kind})")
-        except OSError:
-            pass  # a metrics line lost to a full disk must not stop training
-        self.on_event(event)
+            self.worker.stop()
 
     def start(self) -> None:
-        _store.update(self.session.id, status="training")
         self.worker.start()
 
     def pause(self) -> None:
@@ -484,6 +292,12 @@ class TrainingRun:
     def join(self, timeout: float | None = None) -> bool:
         return True if self.worker is None else self.worker.join(timeout)
 
+    def close(self) -> None:
+        """Release the session (its lock); call once the worker has ended."""
+        if self.run is not None and not self._closed:
+            self._closed = True
+            self.run.close()
+
     @property
     def alive(self) -> bool:
         return self.worker is not None and self.worker.alive
@@ -495,7 +309,8 @@ class RunBuffer:
     """Everything the screens draw about the current run, appended to by message handlers and read
     by the screens' redraw timers. `version` bumps on every change so a timer can skip clean frames."""
 
-    session_id: str
+    token: str  # the run's token (messages carry it); session_id is known once the session exists
+    session_id: str | None = None
     config: Any = None
     model_id: str = ""
     version: int = 0

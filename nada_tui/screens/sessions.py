@@ -73,9 +73,11 @@ class SessionsScreen(Screen):
             table.add_column(label, key=key)
         self.reload()
         self.set_interval(0.25, self.tick)
+        table.focus()
 
     def on_screen_resume(self) -> None:
         self.reload()
+        self.query_one(DataTable).focus()
 
     # ----- data -----------------------------------------------------------------------------
     def reload(self) -> None:
@@ -182,7 +184,7 @@ class SessionsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def _load_detail(self, s: backend.SessionInfo) -> None:
-        records = backend.store().metrics(s.id) if not s.damaged else []
+        records = backend.read_metrics(s) if not s.damaged else []
         grid = backend.session_grid(s)
         pixels: Any = None
         if grid is not None:
@@ -313,11 +315,15 @@ class SessionsScreen(Screen):
 
         def done(values: dict[str, str] | None) -> None:
             if values is not None:
-                self.napp.fork_session(s, values["source"], values["target"])
+                start = values["start"].strip().lower()
+                self.napp.fork_session(s, values["source"], values["target"], from_weights=start.startswith("a"))
 
-        self.app.push_screen(FormDialog(f"Fork {s.name}: edit the prompts (a new session starts from the base "
-                                        "model)", [("source", "Source", s.source), ("target", "Target", s.target)],
-                                        ok="Fork and train"), done)
+        self.app.push_screen(FormDialog(
+            f"Fork {s.name}: edit the prompts; a new session trains them",
+            [("source", "Source", s.source), ("target", "Target", s.target),
+             ("start", "Start from: base (the original model) or adapted (this session's weights; then the "
+                       "source should describe the adapted domain)", "base")],
+            ok="Fork and train"), done)
 
     def action_generate(self) -> None:
         s = self._need()
@@ -356,24 +362,25 @@ class SessionsScreen(Screen):
         s = self._need()
         if s is None:
             return
-        default = paths.data_dir() / "exports" / f"{s.id}.pt"
+        default = paths.data_dir() / "exports"
 
         def done(values: dict[str, str] | None) -> None:
             if values is not None:
-                self.export(s, Path(values["path"]).expanduser())
+                self.export(s, Path(values["folder"]).expanduser())
 
-        self.app.push_screen(FormDialog(f"Export {s.name} (rosinality .pt: g_ema + latent_avg)",
-                                        [("path", "File", str(default))], ok="Export"), done)
+        self.app.push_screen(FormDialog(f"Export {s.name}: <id>.pt (rosinality g_ema + latent_avg), grid PNG, "
+                                        "metrics CSV", [("folder", "Into folder", str(default))], ok="Export"),
+                             done)
 
     @work(thread=True, group="export", exit_on_error=False)
     def export(self, s: backend.SessionInfo, dest: Path) -> None:
         try:
-            path = backend.export_session(s, dest)
+            files = backend.export_session(s, dest)
         except Exception as exc:
             self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Export failed",
                                       severity="error")
             return
-        self.app.call_from_thread(self.notify, str(path), title="Exported")
+        self.app.call_from_thread(self.notify, "\n".join(str(p) for p in files.values()), title="Exported")
 
     def action_rename(self) -> None:
         s = self._need()
@@ -384,8 +391,8 @@ class SessionsScreen(Screen):
             if values is None:
                 return
             try:
-                backend.store().rename(s.id, values["name"])
-            except (OSError, ValueError) as exc:
+                backend.rename_session(s, values["name"])
+            except Exception as exc:  # locked, invalid name, damaged: say so
                 self.notify(str(exc), severity="error")
                 return
             self.reload()
@@ -405,8 +412,8 @@ class SessionsScreen(Screen):
             if not yes:
                 return
             try:
-                backend.store().delete(s.id)
-            except OSError as exc:
+                backend.delete_session(s)
+            except Exception as exc:  # locked by another process, permissions
                 self.notify(f"Could not delete: {exc}", severity="error")
                 return
             self.notify(f"Deleted {s.name}.", timeout=3)

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -114,15 +114,17 @@ class TrainScreen(Screen):
         yield Footer()
 
     def _compose_form(self) -> ComposeResult:
+        # The registry (and torch) load on a thread after the first paint; until then only the demo
+        # model is listed.
         demo = self.napp.demo
-        models = backend.generator_choices()
-        self._models = {m.id: m for m in models}
-        default_model = backend.DEMO_GENERATOR_ID if demo else next(
-            (m.id for m in models if not m.demo), backend.DEMO_GENERATOR_ID)
-        model = self._models[default_model]
-        src = backend.DEMO_SOURCE if demo else model.source_prompt
+        demo_model = backend.ModelChoice(backend.DEMO_GENERATOR_ID, "demo-tiny (64 px) DEMO", resolution=64,
+                                         demo=True, source_prompt=backend.DEMO_SOURCE)
+        models = [demo_model]
+        self._models = {demo_model.id: demo_model}
+        default_model = demo_model.id
+        src = backend.DEMO_SOURCE if demo else ""
         tgt = backend.DEMO_TARGET if demo else ""
-        clips = backend.default_clip_models(model.demo)
+        clips = backend.default_clip_models(demo)
         if demo:
             yield Label("DEMO: tiny offline models, red -> blue", classes="demo-badge")
         yield Label("Model", classes="field-label")
@@ -157,8 +159,7 @@ class TrainScreen(Screen):
             yield from self._small("preview_every", "preview", "25", "integer")
         yield Label("CLIP models (name=weight, ...)", classes="field-label")
         yield Input(", ".join(f"{n}={w:g}" for n, w in clips), id="clip_models")
-        yield Label("available: " + ", ".join(c.id for c in backend.clip_choices()), id="clip-hint",
-                    classes="hint")
+        yield Label("available: …", id="clip-hint", classes="hint")
         with Horizontal(classes="buttons"):
             yield Button("Start F5", id="btn-start", variant="success", compact=True)
             yield Button("Pause F6", id="btn-pause", compact=True)
@@ -176,7 +177,37 @@ class TrainScreen(Screen):
         mark = "" if m.downloaded else "  (download" + (f" {fmt_bytes(m.size_bytes)}" if m.size_bytes else "") + ")"
         return m.label + mark
 
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def _warm_up(self) -> None:
+        """Import the engine (torch, the CLIP tokenizer) and read the model registry off the UI thread."""
+        try:
+            models = backend.generator_choices()
+            clips = backend.clip_choices()
+            token_count("warm up")
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, f"Could not read the model registry: {exc}",
+                                      severity="error")
+            return
+        self.app.call_from_thread(self._models_loaded, models, clips)
+
+    def _models_loaded(self, models: list[backend.ModelChoice], clips: list[backend.ModelChoice]) -> None:
+        self._models = {m.id: m for m in models}
+        self.engine_ready = True
+        select = self.query_one("#model", Select)
+        current = str(select.value)
+        select.set_options([(self._model_label(m), m.id) for m in models])
+        if not self.napp.demo and current == backend.DEMO_GENERATOR_ID and self.napp.buffer is None:
+            first = next((m for m in models if not m.demo), None)
+            select.value = first.id if first else current
+        elif current in self._models:
+            select.value = current
+        self.query_one("#clip-hint", Label).update("available: " + ", ".join(c.id for c in clips))
+        self._update_tokens()
+        self._update_model_info()
+
     def on_mount(self) -> None:
+        self.engine_ready = False
+        self._warm_up()
         self.query_one("#download", ProgressBar).display = False
         for wid, title in (("setup-panel", "Setup"), ("chart", "Loss"), ("previews", "Previews"),
                            ("layers", "Layers"), ("log", "Log")):
@@ -242,10 +273,11 @@ class TrainScreen(Screen):
         self._update_tokens()
 
     def _update_tokens(self) -> None:
-        from engine.clip_loss import CONTEXT_LENGTH
-
         templates = self.query_one("#templates", Switch).value
-        for wid in ("source", "target"):
+        # tokens are counted once the tokenizer has loaded (after the first paint)
+        ready = getattr(self, "engine_ready", False)
+        CONTEXT_LENGTH = 77  # engine.clip_loss.CONTEXT_LENGTH; not imported here so start-up skips torch
+        for wid in ("source", "target") if ready else ():
             text = self._value(wid)
             n = token_count(text) if text else 0
             label = self.query_one(f"#{wid}-tokens", Label)
@@ -470,7 +502,7 @@ class TrainScreen(Screen):
                 self._drawn_version = -2
             return
         if buf.session_id != self._buffer_id:  # a new run: start the views over
-            self._buffer_id = buf.session_id
+            self._buffer_id = buf.token
             self._fed = 0
             self._log_fed = 0
             self._preview_drawn = None
