@@ -156,6 +156,12 @@ def complete_state_dict(sd: Mapping[str, Tensor], config: GeneratorConfig) -> di
 
     Kernels are fixed functions of the architecture; missing noise maps get seeded random values.
     """
+    n_blocks = config.log_size - 2
+    expected_buffers = [f"noises.noise_{i}" for i in range(config.num_noises)]
+    expected_buffers += [f"convs.{2 * j}.conv.blur.kernel" for j in range(n_blocks)]
+    expected_buffers += [f"to_rgbs.{j}.upsample.kernel" for j in range(n_blocks)]
+    if all(k in sd for k in expected_buffers):
+        return dict(sd)  # the usual case: no need to build a reference model
     with torch.random.fork_rng():
         torch.manual_seed(0)
         ref = Generator(config)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import paths
-from engine.checkpoints import CheckpointError, load_generator, save_rosinality
+from engine.checkpoints import CheckpointError, generator_info, load_generator, save_rosinality
 from engine.clip_loss import ClipEncoder, load_clip
 from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE, colour_oracle, demo_generator
 from engine.download import DownloadError, ProgressFn, download, mirrored_url, sha256_file
@@ -361,7 +361,9 @@ def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None =
     if key in GENERATORS:
         e = GENERATORS[key]
         conv = converted_path(key)
-        if not conv.is_file():
+        if conv.is_file():
+            g, info = load_generator(conv)
+        else:
             raw = download_generator_file(key, progress)
             g, raw_info = load_generator(raw)
             if g.size != e.resolution:
@@ -370,14 +372,16 @@ def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None =
                     "the file (or the mirror's copy) is not the one the registry names"
                 )
             save_rosinality(g, conv)
+            conv_sha = sha256_file(conv)
             _record(
                 key,
                 converted=conv.name,
-                converted_sha256=sha256_file(conv),
+                converted_sha256=conv_sha,
                 source_format=raw_info["format"],
                 resolution=g.size,
             )
-        g, info = load_generator(conv)
+            # Same info as loading the converted file would give, without reading it back.
+            info = {**generator_info(g, "rosinality"), "path": str(conv), "sha256": conv_sha}
         info.update(
             name=key,
             demo=False,
