@@ -265,7 +265,7 @@ def resume_session(
         if iterations is not None:
             config = config.replace(iterations=iterations)
         if ckpt.step >= config.iterations:
-            raise sessions.SessionError(
+            raise sessions.AlreadyFinished(
                 f"Session {info.id} already ran {ckpt.step} of {config.iterations} steps; "
                 f"give more iterations to train further (e.g. --iters {ckpt.step + config.iterations})."
             )

@@ -108,6 +108,10 @@ class InvalidName(SessionError):
     pass
 
 
+class AlreadyFinished(SessionError):
+    """Resuming a session that has run all its iterations; give more."""
+
+
 # ----- names and paths ----------------------------------------------------------------------------
 def root_dir(root: str | os.PathLike[str] | None = None) -> Path:
     """The sessions root, resolved now (tests and `--data-dir` style overrides pass `root`)."""

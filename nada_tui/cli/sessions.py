@@ -1,0 +1,170 @@
+"""`nada-tui sessions list|show|delete|rename|export`: the saved training runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nada_tui.cli import CliError
+from nada_tui.cli.train import setup_or_exit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sessions", help="list, show, delete, rename or export saved sessions",
+                       description="Sessions live in the directory `nada-tui locate sessions` prints; "
+                                   "name one by its id or a unique prefix of it.")
+    def usage(_args: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(handler=usage)
+    ss = p.add_subparsers(dest="sessions_command", metavar="ACTION")
+
+    q = ss.add_parser("list", help="all sessions, newest first (damaged ones with the reason)")
+    q.add_argument("--json", action="store_true", help="one JSON object per session, for scripts")
+    q.set_defaults(handler=cmd_list)
+
+    q = ss.add_parser("show", help="one session's settings, progress and files")
+    q.add_argument("session")
+    q.add_argument("--json", action="store_true", help="print session.json")
+    q.set_defaults(handler=cmd_show)
+
+    q = ss.add_parser("delete", help="remove sessions (damaged ones too)")
+    q.add_argument("session", nargs="+")
+    q.add_argument("-y", "--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
+    q.set_defaults(handler=cmd_delete)
+
+    q = ss.add_parser("rename", help="change a session's display name (its id stays)")
+    q.add_argument("session")
+    q.add_argument("name", nargs="+", help="the new name")
+    q.set_defaults(handler=cmd_rename)
+
+    q = ss.add_parser("export", help="write a rosinality .pt, a PNG grid and the metrics as CSV")
+    q.add_argument("session")
+    q.add_argument("--out", default=".", metavar="DIR", help="directory for the files (default: here)")
+    q.add_argument("--only", action="append", choices=["pt", "grid", "csv"],
+                   help="just this file; repeatable (default: all three)")
+    q.add_argument("--strength", type=float, default=1.0, metavar="A",
+                   help="blend of the starting (0) and adapted (1) weights (default 1)")
+    q.set_defaults(handler=cmd_export)
+
+
+def _loss(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def _summary(info: Any) -> dict[str, Any]:
+    return {
+        "id": info.id, "name": info.name, "status": info.status, "step": info.step,
+        "iterations": info.iterations, "model": info.model_id, "source": info.source, "target": info.target,
+        "final_loss": info.final_loss, "created": info.created, "updated": info.updated,
+        "damaged": info.damaged, "path": str(info.path),
+    }
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from engine import paths, sessions
+
+    infos = sessions.list_sessions()
+    if args.json:
+        for info in infos:
+            print(json.dumps(_summary(info)))
+        return 0
+    if not infos:
+        print(f"No sessions yet in {paths.sessions_dir()}.\nStart one: nada-tui train --demo --iters 50")
+        return 0
+    rows = [("ID", "STATUS", "STEP", "LOSS", "MODEL", "NAME")]
+    for i in infos:
+        step = f"{i.step}/{i.iterations}" if i.iterations else str(i.step)
+        rows.append((i.id, i.status, step, _loss(i.final_loss), i.model_id if len(i.model_id) < 24
+                     else "..." + i.model_id[-21:], i.name))
+    widths = [max(len(r[c]) for r in rows) for c in range(5)]
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in range(5)) + "  " + r[5])
+    damaged = [i for i in infos if i.damaged]
+    for i in damaged:
+        print(f"damaged: {i.id}: {i.damaged}", file=sys.stderr)
+    if damaged:
+        print("Remove a damaged session with: nada-tui sessions delete ID", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from engine import sessions
+
+    path = setup_or_exit(sessions.resolve, args.session)
+    info = sessions.read_info(path)
+    if args.json:
+        print(json.dumps(dict(info.data), indent=2))
+        return 0
+    print(f"{info.id}  '{info.name}'")
+    print(f"  status     {info.status}" + (f": {info.damaged}" if info.damaged else ""))
+    if info.data.get("message"):
+        print(f"  message    {info.data['message']}")
+    print(f"  path       {info.path}")
+    print(f"  model      {info.model_id}")
+    print(f"  prompts    {info.source!r} -> {info.target!r}")
+    print(f"  step       {info.step}/{info.iterations}   final loss {_loss(info.final_loss)}")
+    print(f"  created    {info.created}   updated {info.updated}")
+    if info.data.get("parent"):
+        p = info.data["parent"]
+        print(f"  forked     from {p.get('id')} at step {p.get('step')}"
+              f" ({'its weights' if p.get('from_weights') else 'the base model'})")
+    if info.clip_models:
+        print("  clip       " + ", ".join(f"{n} x{w:g}" for n, w in info.clip_models))
+    cfg = info.data.get("config") or {}
+    skip = {"source", "target", "clip_models"}
+    print("  settings   " + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in skip))
+    n_metrics = len(sessions.read_metrics(info.path))
+    print(f"  files      {n_metrics} metric lines, {len(sessions.samples(info.path))} sample grids, "
+          f"{sessions.disk_usage(info.path) / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from engine import sessions
+
+    paths = [setup_or_exit(sessions.resolve, ref) for ref in args.session]
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("deleting needs confirmation: add --yes", 2)
+        names = ", ".join(p.name for p in paths)
+        answer = input(f"Delete {len(paths)} session(s): {names}? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("Nothing deleted.")
+            return 1
+    for path in paths:
+        setup_or_exit(sessions.delete, path.name)
+        print(f"deleted {path.name}")
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    from engine import sessions
+
+    info = setup_or_exit(sessions.rename, args.session, " ".join(args.name))
+    print(f"{info.id} is now '{info.name}'")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from engine import export, sessions
+
+    if not 0 <= args.strength <= 1:
+        raise CliError(f"--strength must be from 0 to 1; got {args.strength}", 2)
+    info = setup_or_exit(sessions.load, args.session)
+    out = Path(args.out)
+    want = set(args.only or ["pt", "grid", "csv"])
+    jobs = {
+        "pt": lambda: export.export_rosinality(info, out / f"{info.id}.pt", args.strength),
+        "grid": lambda: export.export_grid(info, out / f"{info.id}-grid.png", strength=args.strength),
+        "csv": lambda: export.export_metrics(info, out / f"{info.id}-metrics.csv"),
+    }
+    for kind in ("pt", "grid", "csv"):
+        if kind in want:
+            print(f"wrote {setup_or_exit(jobs[kind])}")
+    return 0
