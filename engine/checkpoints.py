@@ -16,6 +16,7 @@ import argparse
 import io
 import os
 import pickle
+import uuid
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -223,7 +224,8 @@ def save_rosinality(generator: Generator, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to("cpu").clone() for k, v in generator.state_dict().items()}
     payload = {"g_ema": sd, "latent_avg": generator.latent_avg.detach().to("cpu").clone()}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    # Unique temp name: two threads (or processes) may save the same model at once.
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         buf = io.BytesIO()
         torch.save(payload, buf)

@@ -346,6 +346,32 @@ def _demo_info() -> dict[str, Any]:
     }
 
 
+_convert_locks: dict[str, threading.Lock] = {}
+
+
+def _lock_for_model(name: str) -> threading.Lock:
+    with _records_lock:
+        return _convert_locks.setdefault(name, threading.Lock())
+
+
+def _load_or_convert(e: GeneratorEntry, conv: Path, progress: ProgressFn | None) -> tuple[Generator, dict]:
+    """The cached rosinality file if present, else download + convert + cache (once per model)."""
+    if conv.is_file():
+        return load_generator(conv)
+    raw = download_generator_file(e.name, progress)
+    g, raw_info = load_generator(raw)
+    if g.size != e.resolution:
+        raise CheckpointError(
+            f"{raw} is a {g.size} px generator, but {e.name} should be {e.resolution} px: "
+            "the file (or the mirror's copy) is not the one the registry names"
+        )
+    save_rosinality(g, conv)
+    conv_sha = sha256_file(conv)
+    _record(e.name, converted=conv.name, converted_sha256=conv_sha, source_format=raw_info["format"], resolution=g.size)
+    # Same info as loading the converted file would give, without reading it back.
+    return g, {**generator_info(g, "rosinality"), "path": str(conv), "sha256": conv_sha}
+
+
 def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None = None) -> tuple[Generator, dict]:
     """A registry name, the demo id, an imported name or a file path -> (Generator, info).
 
@@ -361,27 +387,8 @@ def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None =
     if key in GENERATORS:
         e = GENERATORS[key]
         conv = converted_path(key)
-        if conv.is_file():
-            g, info = load_generator(conv)
-        else:
-            raw = download_generator_file(key, progress)
-            g, raw_info = load_generator(raw)
-            if g.size != e.resolution:
-                raise CheckpointError(
-                    f"{raw} is a {g.size} px generator, but {key} should be {e.resolution} px: "
-                    "the file (or the mirror's copy) is not the one the registry names"
-                )
-            save_rosinality(g, conv)
-            conv_sha = sha256_file(conv)
-            _record(
-                key,
-                converted=conv.name,
-                converted_sha256=conv_sha,
-                source_format=raw_info["format"],
-                resolution=g.size,
-            )
-            # Same info as loading the converted file would give, without reading it back.
-            info = {**generator_info(g, "rosinality"), "path": str(conv), "sha256": conv_sha}
+        with _lock_for_model(key):  # one conversion per model at a time
+            g, info = _load_or_convert(e, conv, progress)
         info.update(
             name=key,
             demo=False,

@@ -214,3 +214,27 @@ def test_models_download_offline_and_unknown(monkeypatch, capsys):
     assert main(["models", "download", "no-such-model"]) == 2
     assert "unknown model" in capsys.readouterr().err
     assert main(["models"]) == 2
+
+
+def test_two_threads_share_one_download_and_conversion(tiny_registry):
+    import threading
+
+    g, behaviour, _ = tiny_registry
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(zoo.load_generator_by_id("tinychurch")[0])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(results) == 2
+    assert len([r for r in behaviour.requests if r[0].endswith("stylegan2-tiny-config-f.pkl")]) == 1
+    assert [p.name for p in zoo.generators_dir().iterdir() if ".tmp" in p.name or ".part" in p.name] == []
+    for h in results:
+        _same(g, h)
