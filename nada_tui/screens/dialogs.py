@@ -26,7 +26,9 @@ class ConfirmDialog(ModalScreen[bool]):
                 yield Button(f"{self.no} (n)", id="no")
 
     def on_mount(self) -> None:
-        self.query_one("#no" if self.danger else "#yes", Button).focus()
+        for button in self.query(Button):  # the safe answer gets the focus
+            if button.id == ("no" if self.danger else "yes"):
+                button.focus()
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
@@ -57,7 +59,9 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
                 yield Button("Cancel (esc)", id="cancel")
 
     def on_mount(self) -> None:
-        self.query(Input).first().focus()
+        for field in self.query(Input).results():
+            field.focus()
+            break
 
     def values(self) -> dict[str, str]:
         return {key: self.query_one(f"#f-{key}", Input).value for key, _l, _v in self.fields}

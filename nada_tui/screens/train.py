@@ -307,7 +307,8 @@ class TrainScreen(Screen):
             src.value = model.source_prompt  # the domain's own prompt, unless the user typed one
         clip_input = self.query_one("#clip_models", Input)
         names = [p.split("=")[0].strip() for p in clip_input.value.split(",") if p.strip()]
-        if model.demo != (names == [backend.DEMO_CLIP_ID]):
+        # demo generators pair with the demo CLIP; outside --demo, a real generator gets a real CLIP
+        if model.demo or (names == [backend.DEMO_CLIP_ID] and not self.napp.demo):
             clip_input.value = ", ".join(f"{n}={w:g}" for n, w in backend.default_clip_models(model.demo))
         self._update_model_info()
 
