@@ -348,11 +348,12 @@ class Generator(nn.Module):
         return self.latent_avg + truncation * (w - self.latent_avg)
 
     def make_noise(self, batch: int, generator: torch.Generator | None = None) -> list[Tensor]:
-        """Fresh per-sample noise maps (drawn on CPU when a torch.Generator is given, for determinism)."""
+        """Fresh per-sample noise maps, drawn from `generator` (on its device) when one is given."""
         out = []
         for buf in self.noises.as_list():
             shape = (batch, 1, buf.shape[2], buf.shape[3])
-            out.append(torch.randn(shape, generator=generator).to(buf.device, buf.dtype))
+            dev = generator.device if generator is not None else buf.device
+            out.append(torch.randn(shape, generator=generator, device=dev).to(buf.device, buf.dtype))
         return out
 
     def w_plus(self, w: Tensor) -> Tensor:

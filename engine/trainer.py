@@ -162,7 +162,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             [p for c in self.convs for p in c.parameters()], lr=config.lr * LR_SCALE, betas=ADAM_BETAS
         )
-        self.rng = torch.Generator().manual_seed(config.seed)
+        # Latents and noise are drawn on the training device (no host-to-device copies each step);
+        # on CPU that also makes runs bit-for-bit repeatable.
+        self.rng = torch.Generator(self.device).manual_seed(config.seed)
         self.step_count = 0
         self.scores: torch.Tensor | None = None
         self.trained: tuple[int, ...] = ()
@@ -199,18 +201,21 @@ class Trainer:
     def _latents(self, batch: int) -> torch.Tensor:
         """W+ codes from the frozen mapping, with style mixing drawn once for both generators."""
         d, n = self.frozen.style_dim, self.frozen.n_latent
-        z = torch.randn(batch, d, generator=self.rng).to(self.device)
+        z = torch.randn(batch, d, generator=self.rng, device=self.device)
         with torch.no_grad():
             w_plus = self.frozen.w_plus(self.frozen.mapping(z))
-            if self.config.mixing > 0 and torch.rand((), generator=self.rng).item() < self.config.mixing:
-                z2 = torch.randn(batch, d, generator=self.rng).to(self.device)
-                cut = int(torch.randint(1, n, (), generator=self.rng))
+            # The mixing coin and crossover come from a CPU generator keyed on (seed, step): no GPU
+            # sync to read them, and nothing extra to save for resume.
+            coin = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step_count)
+            if self.config.mixing > 0 and torch.rand((), generator=coin).item() < self.config.mixing:
+                z2 = torch.randn(batch, d, generator=self.rng, device=self.device)
+                cut = int(torch.randint(1, n, (), generator=coin))
                 w_plus[:, cut:] = self.frozen.mapping(z2).unsqueeze(1)
         return w_plus
 
     def select_layers(self) -> torch.Tensor:
         cfg = self.config
-        z = torch.randn(cfg.auto_layer_batch, self.frozen.style_dim, generator=self.rng).to(self.device)
+        z = torch.randn(cfg.auto_layer_batch, self.frozen.style_dim, generator=self.rng, device=self.device)
         noise = self.frozen.make_noise(cfg.auto_layer_batch, self.rng)
         with torch.no_grad():
             w = self.frozen.mapping(z)
@@ -306,9 +311,7 @@ class Trainer:
         current = self.trainable_state()
         missing = set(current) - set(state["weights"])
         if missing:
-            raise TrainingError(
-                f"saved state lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}"
-            )
+            raise TrainingError(f"saved state lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}")
         with torch.no_grad():
             for name, p in current.items():
                 p.copy_(state["weights"][name])
@@ -396,8 +399,7 @@ class TrainingWorker:
             self.on_event(
                 LogMessage(
                     "error",
-                    f"Checkpoint at step {self.trainer.step_count} failed: {exc}. "
-                    "The previous checkpoint is intact.",
+                    f"Checkpoint at step {self.trainer.step_count} failed: {exc}. The previous checkpoint is intact.",
                 )
             )
             return
