@@ -49,7 +49,7 @@ class NadaApp(App):
         super().__init__()
         self.demo = demo
         self.device = self.settings.device if device == "auto" and self.settings.device else device
-        self.run: backend.TrainingRun | None = None
+        self.training: backend.TrainingRun | None = None
         self.buffer: backend.RunBuffer | None = None
         self.preview_side = 16  # px per preview tile; the train screen updates it to fit its panel
         self.live_sessions_version = 0
@@ -147,7 +147,7 @@ class NadaApp(App):
 
     @work(group="quit", exit_on_error=False)
     async def quit_saving(self) -> None:
-        run = self.run
+        run = self.training
         if run is not None:
             run.stop()
             if await asyncio.to_thread(run.join, QUIT_JOIN_S):
@@ -157,7 +157,9 @@ class NadaApp(App):
     # ----- the run ----------------------------------------------------------------------------
     @property
     def run_alive(self) -> bool:
-        return self.run is not None and (self.run.alive or (self.buffer is not None and self.buffer.state == "loading"))
+        if self.training is None:
+            return False
+        return self.training.alive or (self.buffer is not None and self.buffer.state == "loading")
 
     def start_training(self, cfg: Any, model_id: str, kind: str = "new", ref: str | None = None,
                        from_weights: bool = False) -> backend.TrainingRun:
@@ -166,7 +168,7 @@ class NadaApp(App):
                                   from_weights=from_weights)
         token = run.token
         run.on_event = lambda event: self._forward_event(token, event)
-        self.run = run
+        self.training = run
         self.buffer = backend.RunBuffer(token, ref if kind == "resume" else None, cfg, model_id)
         what = {"new": "new session", "resume": f"resuming {ref}", "fork": f"fork of {ref}"}[kind]
         self.buffer.add_log("info", f"{what}: {cfg.source!r} -> {cfg.target!r} on {model_id}; loading models")
@@ -205,7 +207,7 @@ class NadaApp(App):
             self.buffer.version += 1
 
     def on_run_ready(self, message: RunReady) -> None:
-        if message.run is not self.run or self.buffer is None:
+        if message.run is not self.training or self.buffer is None:
             return
         run = message.run
         self.buffer.session_id = run.session_id
@@ -216,7 +218,7 @@ class NadaApp(App):
         run.start()
 
     def on_run_load_failed(self, message: RunLoadFailed) -> None:
-        if self.buffer is not None and message.run is self.run:
+        if self.buffer is not None and message.run is self.training:
             self.buffer.state = "failed"
             self.buffer.failure = message.message
             self.buffer.load_progress = None
@@ -260,14 +262,14 @@ class NadaApp(App):
             loss = f", final loss {total:.4f}" if total is not None else ""
             buf.add_log("info", f"{buf.state} at step {ev.step}{loss}; session saved")
             self.notify(f"Training {buf.state} at step {ev.step}{loss}. Session saved.", timeout=5)
-            self._close_run(self.run)
+            self._close_run(self.training)
         elif isinstance(ev, TrainingFailed):
             buf.state = "failed"
             buf.failure = ev.message
             buf.add_log("error", ev.message)
             title = {"nan": "Loss became NaN", "oom": "Out of memory"}.get(ev.kind, "Training failed")
             self.notify(ev.message, title=title, severity="error", timeout=15)
-            self._close_run(self.run)
+            self._close_run(self.training)
         buf.version += 1
 
     @work(thread=True, group="close", exit_on_error=False)
@@ -290,33 +292,33 @@ class NadaApp(App):
 
     # ----- control ----------------------------------------------------------------------------
     def toggle_pause(self) -> None:
-        if self.run is None or not self.run.alive:
+        if self.training is None or not self.training.alive:
             self.notify("Nothing is training.", severity="warning", timeout=3)
             return
-        if self.run.worker.state == "paused" or (self.buffer and self.buffer.state == "paused"):
-            self.run.resume()
+        if self.training.worker.state == "paused" or (self.buffer and self.buffer.state == "paused"):
+            self.training.resume()
         else:
-            self.run.pause()
+            self.training.pause()
 
     def stop_training(self) -> None:
-        if self.run is None or not self.run_alive:
+        if self.training is None or not self.run_alive:
             self.notify("Nothing is training.", severity="warning", timeout=3)
             return
-        self.run.stop()
+        self.training.stop()
         if self.buffer:
             self.buffer.add_log("info", "stopping after this step; the session will be saved")
 
     def save_now(self) -> None:
-        if self.run is None or not self.run.alive:
+        if self.training is None or not self.training.alive:
             self.notify("Nothing is training.", severity="warning", timeout=3)
             return
-        self.run.save_now()
+        self.training.save_now()
 
     def set_global_weight(self, g: float, quiet: bool = False) -> None:
-        if self.run is None or not self.run.alive:
+        if self.training is None or not self.training.alive:
             return
         try:
-            self.run.update(global_weight=g)
+            self.training.update(global_weight=g)
         except ValueError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -328,7 +330,7 @@ class NadaApp(App):
     def retrain(self, cfg: Any, model_id: str) -> None:
         """Stop the current run (it saves), then train the form's settings as a fork of its session
         from the base model; a changed model starts an unrelated new session."""
-        current = self.run
+        current = self.training
         parent = self.buffer.session_id if self.buffer else None
         same_model = current is not None and current.model_id == model_id
         kind, ref = ("fork", parent) if parent and same_model else ("new", None)
@@ -386,7 +388,7 @@ class NadaApp(App):
                                    0.0, tuple(r.get("trained", ())), int(r.get("k", 0)), None, None,
                                    float(info.config.get("global_weight", 0.0)))
         buf.add_log("info", f"opened {info.id} read-only: Resume (r on the sessions screen) continues it")
-        self.run = None
+        self.training = None
         self.buffer = buf
         self.switch_mode("train")
         screen = self.train_screen()

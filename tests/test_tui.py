@@ -96,10 +96,10 @@ async def test_train_pause_retrain_sessions_generate_delete(fast_model: str, tmp
         await wait_for(lambda: app.buffer.session_id not in (None, first) and len(app.buffer.records) >= 3,
                        what="the retrained session")
         second = app.buffer.session_id
-        assert app.run.config.target == "a green image"
+        assert app.training.config.target == "a green image"
         app.stop_training()
-        await wait_for(lambda: app.buffer.state == "stopped" and not app.run.alive, what="stopped")
-        await wait_for(lambda: app.run._closed, what="session released")
+        await wait_for(lambda: app.buffer.state == "stopped" and not app.training.alive, what="stopped")
+        await wait_for(lambda: app.training._closed, what="session released")
 
         # both sessions in the sessions screen
         app.switch_mode("sessions")
@@ -168,7 +168,7 @@ async def test_prompt_validation_and_load_errors_are_messages(fast_model: str) -
         assert "same" in str(screen.query_one("#prompt-warning", Label).content)
         screen.action_start()
         await pilot.pause()
-        assert app.run is None  # refused before anything was written
+        assert app.training is None  # refused before anything was written
         assert any("same" in n.message for n in app._notifications)
 
         # a CLIP model that needs a download fails offline: a notification, the app lives on

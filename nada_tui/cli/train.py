@@ -291,8 +291,8 @@ def run(args: argparse.Namespace) -> int:
     source, target = args.source, args.target
     if demo:
         model_id = DEMO_GENERATOR_ID
-        source = source or DEMO_SOURCE
-        target = target or DEMO_TARGET
+        source = DEMO_SOURCE if source is None else source
+        target = DEMO_TARGET if target is None else target
         changes.setdefault("clip_models", ((DEMO_CLIP_ID, 1.0),))
     elif args.model:
         model_id = args.model
@@ -313,9 +313,9 @@ def run(args: argparse.Namespace) -> int:
         model_id = str(path.resolve())
     else:
         raise CliError("choose a generator: --model NAME, --checkpoint PATH, or --demo (offline demo models)", 2)
-    if not source:
+    if source is None:
         raise CliError("--source is required: describe what the generator makes now, e.g. 'a photo of a dog'", 2)
-    if not target:
+    if target is None:
         raise CliError("--target is required: describe what it should make, e.g. 'a sketch of a dog'", 2)
 
     printer = ProgressPrinter(quiet=args.quiet)

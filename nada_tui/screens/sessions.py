@@ -137,7 +137,6 @@ class SessionsScreen(Screen):
         t.append(f" Sessions: {len(self.visible())}/{len(self.sessions)}  sort: {self.sort_key}")
         if self.filter_text:
             t.append(f"  filter: {self.filter_text!r}")
-        t.append(f"  {paths.sessions_dir()}", style="dim")
         self.query_one("#sessions-status", Static).update(t)
 
     def selected(self) -> backend.SessionInfo | None:

@@ -47,7 +47,7 @@ class LayerMap(Widget):
             t.append(f"k={self.k}" if self.k else "k=all")
             t.append(f"  trained {len(self.trained)}", style="dim")
             if self.next_selection is not None:
-                t.append(f"  next selection @{self.next_selection}", style="dim")
+                t.append(f"  next select @{self.next_selection}", style="dim")
         return t
 
     def _vertical(self) -> bool:
@@ -58,7 +58,7 @@ class LayerMap(Widget):
         n = self.n_latent or 0
         if n == 0:
             return 2
-        if self.size.height >= n + 1 and width >= 18 and self.has_class("-tall"):
+        if width >= 18 and self.has_class("-tall"):
             return n + 1
         per_row = max(1, width // 6)
         rows = (n + per_row - 1) // per_row
@@ -72,7 +72,7 @@ class LayerMap(Widget):
         active = Style(color=self.active_colour, bold=True)
         idle = Style(color=self.idle_colour)
         lines = [self._header()]
-        if self.has_class("-tall") and self.size.height >= n + 1:
+        if self.has_class("-tall") and self.size.width >= 18:
             for i, s in enumerate(self.scores):
                 shade = _SHADES[min(4, max(1, round(4 * s / top)))] if s > 0 else _SHADES[0]
                 on = i in self.trained
