@@ -1,0 +1,117 @@
+"""The command line in-process: train/resume/sessions/generate, their messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine import paths, runs, sessions
+from engine.demo import tiny_generator
+from nada_tui.__main__ import main
+
+FAST = ["--batch", "1", "--layer-batch", "2", "--preview-every", "0", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def small_demo(monkeypatch):
+    monkeypatch.setattr(runs, "demo_generator", lambda: tiny_generator(size=32, seed=0))
+
+
+def train(capsys, *extra: str) -> str:
+    assert main(["train", "--demo", "--iters", "3", *FAST, *extra]) == 0
+    out = capsys.readouterr().out
+    return next(line.split()[1] for line in out.splitlines() if line.startswith("session "))
+
+
+def test_train_then_list_show_rename_resume_delete(capsys):
+    sid = train(capsys, "--name", "first try")
+    assert main(["sessions", "list"]) == 0
+    out = capsys.readouterr().out
+    assert sid in out and "finished" in out and "3/3" in out and "first try" in out
+    assert main(["sessions", "list", "--json"]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["id"] == sid and row["status"] == "finished" and row["damaged"] is None
+    assert main(["sessions", "show", sid[:10]]) == 0
+    out = capsys.readouterr().out
+    assert "'a red image' -> 'a blue image'" in out and "3 metric lines" in out
+    assert main(["sessions", "rename", sid, "blue", "shift"]) == 0
+    assert sessions.load(sid).name == "blue shift"
+    capsys.readouterr()
+    assert main(["resume", sid]) == 2  # finished: needs --iters
+    assert "--iters" in capsys.readouterr().err
+    assert main(["resume", sid, "--iters", "5", "--device", "cpu"]) == 0
+    assert "Finished at step 5/5" in capsys.readouterr().out
+    assert main(["sessions", "delete", sid]) == 2  # stdin is not a terminal: --yes is needed
+    assert main(["sessions", "delete", sid, "--yes"]) == 0
+    assert sessions.list_sessions() == []
+
+
+def test_usage_errors_exit_2_and_leave_nothing(capsys):
+    cases = [
+        (["train", "--source", "a", "--target", "b"], "--demo"),
+        (["train", "--demo", "--lr", "5"], "lr"),
+        (["train", "--demo", "--source", "a blue image", "--target", "a blue image"], "same"),
+        (["train", "--demo", "--target", ""], "target"),
+        (["train", "--demo", "--global-weight", "2"], "global_weight"),
+        (["train", "--checkpoint", "/no/such/file.pt"], "no such file"),
+        (["resume", "nothing-here"], "No session"),
+        (["sessions", "show", "../etc"], "not a session id"),
+        (["generate", "x", "--out", "/tmp/never"], "No session"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        assert words in capsys.readouterr().err, argv
+    assert not paths.sessions_dir().exists() or sessions.list_sessions() == []
+
+
+def test_ambiguous_prefix_lists_the_candidates(capsys):
+    ids = [train(capsys, "--name", n) for n in ("one", "two")]
+    prefix = "2"  # every id starts with the year
+    assert main(["sessions", "show", prefix]) == 2
+    err = capsys.readouterr().err
+    assert "matches 2 sessions" in err and all(i in err for i in ids)
+
+
+def test_second_writer_is_refused_with_the_owner_pid(capsys):
+    sid = train(capsys)
+    writer, _ = sessions.open_writer(sid)
+    writer.set_status("running")
+    try:
+        assert main(["resume", sid, "--iters", "5"]) == 1
+        assert "being written by process" in capsys.readouterr().err
+        assert main(["sessions", "delete", sid, "--yes"]) == 1
+        assert main(["sessions", "list"]) == 0
+        assert "running" in capsys.readouterr().out  # the lock holder is alive
+    finally:
+        writer.close()
+    assert main(["sessions", "list"]) == 0
+    assert "interrupted" in capsys.readouterr().out  # said "running", but nobody holds it now
+
+
+def test_damaged_sessions_in_the_cli_list(capsys):
+    sid = train(capsys)
+    (sessions.session_path(sid) / "session.json").write_text("{")
+    (paths.sessions_dir() / "20200101-000000-empty").mkdir()
+    assert main(["sessions", "list"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("damaged") == 2
+    assert "not valid JSON" in captured.err and "session.json is missing" in captured.err
+    assert main(["resume", sid]) == 1
+    assert "damaged" in capsys.readouterr().err
+    assert main(["sessions", "delete", sid, "20200101", "--yes"]) == 0
+    assert sessions.list_sessions() == []
+
+
+def test_empty_list_says_how_to_start(capsys):
+    assert main(["sessions", "list"]) == 0
+    assert "nada-tui train --demo" in capsys.readouterr().out
+    assert main(["sessions"]) == 2
+
+
+def test_clip_flag_parsing():
+    from nada_tui.cli.train import _clip_spec
+
+    assert _clip_spec("ViT-B/32") == ("ViT-B/32", 1.0)
+    assert _clip_spec("ViT-B/16:0.5") == ("ViT-B/16", 0.5)
+    assert _clip_spec("/models/my:clip.pt") == ("/models/my:clip.pt", 1.0)
