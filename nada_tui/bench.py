@@ -1,0 +1,142 @@
+"""How much the TUI slows training: the same demo config headless and with the app attached.
+
+    python -m nada_tui.bench [--steps 200] [--model demo-tiny] [--size 160x48]
+
+Headless runs TrainingWorker with a no-op on_event on its own thread (start/join), exactly as the app
+does, so the two differ only by the app; `headless_main_thread_steps_per_s` also reports run() on the
+calling thread (what the CLI does), which on a loaded CPU can be much slower because of OpenMP's
+scheduling in the main thread, not because of anything the TUI does. All runs go through engine.runs
+(a real session is written, previews and checkpoints included) in a throwaway data directory.
+Steps/s is measured the same way for all, from the trainer's own clock:
+(last step - first step) / (elapsed at last step - elapsed at first step), so model loading and the
+app's start-up are not counted. The app runs headless (App.run_test) at a size where every panel is
+visible, so its 4 Hz redraws of the chart, layer map, previews and log are all paid for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from typing import Any
+
+
+def _rate(points: list[tuple[int, float]]) -> float:
+    if len(points) < 2:
+        return float("nan")
+    (s0, t0), (s1, t1) = points[0], points[-1]
+    return (s1 - s0) / max(t1 - t0, 1e-9)
+
+
+def _config(steps: int) -> Any:
+    from engine.trainer import TrainConfig
+    from nada_tui import backend
+
+    return TrainConfig(backend.DEMO_SOURCE, backend.DEMO_TARGET, iterations=steps,
+                       clip_models=((backend.DEMO_CLIP_ID, 1.0),))
+
+
+def headless(steps: int, model: str, threaded: bool = True) -> float:
+    """threaded: the worker on its own thread (start/join), as in the app; else run() on this thread."""
+    from engine import runs
+    from engine.events import StepMetrics
+
+    points: list[tuple[int, float]] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, StepMetrics):
+            points.append((event.step, event.elapsed_s))
+
+    run = runs.start_session(_config(steps), model, device="cpu")
+    try:
+        worker = run.make_worker(on_event)
+        if threaded:
+            worker.start()
+            worker.join()
+        else:
+            worker.run()
+    finally:
+        run.close()
+    return _rate(points)
+
+
+async def _with_app(steps: int, model: str, size: tuple[int, int]) -> float:
+    from engine.events import StepMetrics
+    from nada_tui.app import NadaApp
+    from nada_tui.messages import EngineEvent
+    from nada_tui.screens.train import TrainScreen
+
+    points: list[tuple[int, float]] = []
+
+    def hook(message: Any) -> None:
+        if isinstance(message, EngineEvent) and isinstance(message.event, StepMetrics):
+            points.append((message.event.step, message.event.elapsed_s))
+
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=size, message_hook=hook):
+        screen = app.screen
+        assert isinstance(screen, TrainScreen)
+        while not screen.engine_ready:
+            await asyncio.sleep(0.05)
+        app.start_training(_config(steps), model)
+        while app.buffer is None or app.buffer.state not in ("finished", "stopped", "failed"):
+            await asyncio.sleep(0.1)
+        if app.buffer.state == "failed":
+            raise RuntimeError(app.buffer.failure)
+        while app.training is not None and app.training.alive:
+            await asyncio.sleep(0.05)
+    return _rate(points)
+
+
+def measure_tui_overhead(steps: int = 200, model: str | None = None, size: tuple[int, int] = (160, 48),
+                         repeats: int = 1) -> dict[str, Any]:
+    """Steps/s of the same demo training headless and with the app attached (best of `repeats`)."""
+    from nada_tui import backend
+
+    model = model or backend.DEMO_GENERATOR_ID
+    old = {k: os.environ.get(k) for k in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
+                                          "XDG_STATE_HOME")}
+    with tempfile.TemporaryDirectory(prefix="nada-bench-") as tmp:
+        for key in old:
+            os.environ[key] = os.path.join(tmp, key.lower())
+        try:
+            if model == backend.TEST_GENERATOR_ID:
+                backend.ensure_test_model()
+            head, main_thread, tui = [], [], []
+            for _ in range(repeats):  # interleaved so background load hits all alike
+                head.append(headless(steps, model, threaded=True))
+                tui.append(asyncio.run(_with_app(steps, model, size)))
+                main_thread.append(headless(steps, model, threaded=False))
+        finally:
+            for key, value in old.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    h, t, m = max(head), max(tui), max(main_thread)
+    return {"model": model, "steps": steps, "terminal": f"{size[0]}x{size[1]}", "headless_steps_per_s": h,
+            "tui_steps_per_s": t, "ratio": t / h if h else float("nan"), "target_ratio": 0.95,
+            "headless_main_thread_steps_per_s": m,
+            "runs": {"headless": head, "tui": tui, "headless_main_thread": main_thread}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nada_tui.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--model", default=None, help="demo-tiny (default) or demo-tiny-32 (faster)")
+    parser.add_argument("--size", default="160x48", help="terminal size for the app, WxH")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args(argv)
+    w, h = (int(x) for x in args.size.lower().split("x"))
+    t0 = time.perf_counter()
+    result = measure_tui_overhead(args.steps, args.model, (w, h), args.repeats)
+    result["wall_s"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(result, indent=2))
+    return 0 if result["ratio"] >= result["target_ratio"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
