@@ -10,10 +10,12 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-INTRO = """nada-tui adapts a StyleGAN2 generator toward a text description with CLIP (StyleGAN-NADA).
-Fill the setup (model, source and target prompts), start, and watch the loss, the trained layers and the
-previews. Keys below work when the cursor is not in a text field (press Esc to leave one).
-Remap any key in config.toml under [keymap], e.g.  "train.pause" = "p"  (path: `nada-tui locate`)."""
+INTRO = (
+    "nada-tui adapts a StyleGAN2 generator toward a text description with CLIP (StyleGAN-NADA). Fill the "
+    "setup (model, source and target prompts), start (F5), and watch the loss, the trained layers and the "
+    "previews. Letter keys work when the cursor is not in a text field (Esc leaves one). Remap any key in "
+    'config.toml under [keymap], e.g. "train.pause" = "p" (its path: `nada-tui locate`).'
+)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -27,12 +29,12 @@ class HelpScreen(ModalScreen[None]):
         table = Table(expand=True, box=None, header_style="bold")
         table.add_column("Key", no_wrap=True)
         table.add_column("Action")
-        table.add_column("Id (for [keymap])", style="dim", no_wrap=True)
+        table.add_column(Text("Id (for [keymap])"), style="dim", no_wrap=True)
         for keys, desc, bid in self.rows:
             table.add_row(keys, desc, bid)
         with VerticalScroll(classes="dialog help"):
             yield Static(Text("Help", style="bold"))
-            yield Static(INTRO)
+            yield Static(Text(INTRO))
             yield Static(table)
             yield Static(Text("Esc closes this help. Ctrl+P opens the command palette (actions, sessions, "
                               "themes).", style="dim"))

@@ -77,6 +77,7 @@ class TrainScreen(Screen):
         Binding("less_than_sign", "weight(-0.05)", "Global weight -", id="train.weight_down", show=False),
         Binding("greater_than_sign", "weight(0.05)", "Global weight +", id="train.weight_up", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
+        Binding("ctrl+t", "next_tab", "Next panel", id="tab.next"),
         Binding("alt+1", "tab('setup')", "Setup tab", id="tab.setup", show=False),
         Binding("alt+2", "tab('monitor')", "Monitor tab", id="tab.monitor", show=False),
         Binding("alt+3", "tab('previews')", "Previews tab", id="tab.previews", show=False),
@@ -223,6 +224,7 @@ class TrainScreen(Screen):
 
     def on_resize(self) -> None:
         self._apply_layout()
+        self.refresh_bindings()
 
     def _apply_layout(self) -> None:
         wide = self.size.width >= WIDE
@@ -255,6 +257,15 @@ class TrainScreen(Screen):
         self.tab = tab
         self.query_one("#tabs", Tabs).active = tab
         self._apply_layout()
+
+    def action_next_tab(self) -> None:
+        order = ("setup", "monitor", "previews", "log")
+        self.action_tab(order[(order.index(self.tab) + 1) % len(order)])
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_tab":
+            return self.size.width < WIDE  # tabs only exist on narrow terminals
+        return True
 
     def action_leave_field(self) -> None:
         if isinstance(self.focused, Input):
