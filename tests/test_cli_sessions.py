@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from engine import paths, runs, sessions
 from engine.demo import tiny_generator
@@ -16,6 +17,15 @@ FAST = ["--batch", "1", "--layer-batch", "2", "--preview-every", "0", "--device"
 @pytest.fixture(autouse=True)
 def small_demo(monkeypatch):
     monkeypatch.setattr(runs, "demo_generator", lambda: tiny_generator(size=32, seed=0))
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on the shared 2-core test machine two OpenMP threads spin against other jobs
+    and run 10x slower; the tiny models gain nothing from a second thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def train(capsys, *extra: str) -> str:
