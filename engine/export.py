@@ -99,16 +99,17 @@ def generate(
     if not overwrite:
         clash = [p for p in targets if p.exists()]
         if clash:
-            raise ExportError(f"{clash[0]} already exists ({len(clash)} of the {n} files would be replaced): "
-                              "choose another --out directory or --seed, or pass --overwrite.")
+            raise ExportError(
+                f"{clash[0]} already exists ({len(clash)} of the {n} files would be replaced): "
+                "choose another --out directory or --seed, or pass --overwrite."
+            )
     info, g = session_generator(ref, strength, device, root)
     t = check_truncation(info.config.sample_truncation if truncation is None else truncation)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for i in range(0, len(seeds), batch):
         chunk = seeds[i : i + batch]
-        for s, img, path in zip(chunk, to_pil(render_seeds(g, chunk, t, batch)), targets[i : i + batch],
-                                strict=True):
+        for s, img, path in zip(chunk, to_pil(render_seeds(g, chunk, t, batch)), targets[i : i + batch], strict=True):
             atomic.write_with(path, lambda buf, img=img: img.save(buf, format="PNG"))
             written.append(path)
             if on_image is not None:
@@ -178,11 +179,19 @@ def metrics_csv(records: Sequence[dict[str, Any]]) -> str:
     w.writerow(["step", *loss_keys, "lr", "k", "trained", "global_weight", "it_per_s", "elapsed_s", "time"])
     for r in records:
         losses = r.get("losses", {})
-        w.writerow([
-            r.get("step"), *[("" if losses.get(k) is None else losses[k]) for k in loss_keys],
-            r.get("lr", ""), r.get("k", ""), " ".join(str(i) for i in r.get("trained", [])),
-            r.get("global_weight", ""), r.get("it_per_s", ""), r.get("elapsed_s", ""), r.get("time", ""),
-        ])
+        w.writerow(
+            [
+                r.get("step"),
+                *[("" if losses.get(k) is None else losses[k]) for k in loss_keys],
+                r.get("lr", ""),
+                r.get("k", ""),
+                " ".join(str(i) for i in r.get("trained", [])),
+                r.get("global_weight", ""),
+                r.get("it_per_s", ""),
+                r.get("elapsed_s", ""),
+                r.get("time", ""),
+            ]
+        )
     return buf.getvalue()
 
 

@@ -100,8 +100,9 @@ def apply_weights(generator: Generator, weights: Mapping[str, torch.Tensor]) -> 
     with torch.no_grad():
         for name, t in weights.items():
             if params[name].shape != t.shape:
-                raise ModelError(f"Saved weight '{name}' has shape {tuple(t.shape)}, the generator "
-                                 f"{tuple(params[name].shape)}.")
+                raise ModelError(
+                    f"Saved weight '{name}' has shape {tuple(t.shape)}, the generator {tuple(params[name].shape)}."
+                )
             params[name].copy_(t)
     return generator
 
@@ -166,8 +167,9 @@ class RunResult:
 class Run:
     """A Trainer bound to the session it writes. Owns the session lock until `close()`."""
 
-    def __init__(self, writer: sessions.SessionWriter, trainer: Trainer,
-                 checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY) -> None:
+    def __init__(
+        self, writer: sessions.SessionWriter, trainer: Trainer, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    ) -> None:
         self.writer = writer
         self.trainer = trainer
         self.checkpoint_every = checkpoint_every
@@ -199,8 +201,13 @@ class Run:
                 # Metrics and samples are best effort; say so once, keep training.
                 if not self._write_error_reported and on_event is not None:
                     self._write_error_reported = True
-                    on_event(LogMessage("error", f"Could not write to session {self.session_id}: {exc}. "
-                                                 "Training goes on; checkpoints are retried."))
+                    on_event(
+                        LogMessage(
+                            "error",
+                            f"Could not write to session {self.session_id}: {exc}. "
+                            "Training goes on; checkpoints are retried.",
+                        )
+                    )
             else:
                 if isinstance(event, StepMetrics):
                     self._write_error_reported = False
@@ -210,8 +217,9 @@ class Run:
                 except OSError:
                     pass  # a closed terminal (SIGHUP) must not stop training or saving
 
-        self.worker = TrainingWorker(self.trainer, handle, checkpoint=self.checkpoint,
-                                     checkpoint_every=self.checkpoint_every)
+        self.worker = TrainingWorker(
+            self.trainer, handle, checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every
+        )
         return self.worker
 
     def request_stop(self, signal_name: str | None = None) -> None:
@@ -269,8 +277,9 @@ def resume_session(
                 f"Session {info.id} already ran {ckpt.step} of {config.iterations} steps; "
                 f"give more iterations to train further (e.g. --iters {ckpt.step + config.iterations})."
             )
-        trainer, base = build_trainer(config, info.model_id, device, start=sessions.start_weights(info),
-                                      progress=progress)
+        trainer, base = build_trainer(
+            config, info.model_id, device, start=sessions.start_weights(info), progress=progress
+        )
         check_base(info, base)
         sessions.apply_checkpoint(trainer, ckpt)
         writer.data["config"] = config.to_dict()
@@ -354,7 +363,13 @@ def train_session(
         losses = dict(end.losses) if isinstance(end, TrainingFinished) else {}
         message = None
     return RunResult(
-        session_id=run.session_id, path=run.path, status=status, step=tr.step_count,
-        total_steps=tr.config.iterations, losses=losses, message=message, signal=run.signal_name,
+        session_id=run.session_id,
+        path=run.path,
+        status=status,
+        step=tr.step_count,
+        total_steps=tr.config.iterations,
+        losses=losses,
+        message=message,
+        signal=run.signal_name,
         checkpoint_error=run.writer.last_checkpoint_error,
     )

@@ -94,9 +94,7 @@ class AmbiguousSession(SessionError):
 class SessionLocked(SessionError):
     def __init__(self, session_id: str, pid: int | None) -> None:
         who = f"process {pid}" if pid else "another process"
-        super().__init__(
-            f"Session {session_id} is being written by {who}. Stop that run first (or fork the session)."
-        )
+        super().__init__(f"Session {session_id} is being written by {who}. Stop that run first (or fork the session).")
         self.pid = pid
 
 
@@ -144,8 +142,7 @@ def _check_id(session_id: str) -> None:
         or (os.altsep and os.altsep in session_id)
     ):
         raise SessionNotFound(
-            f"'{session_id}' is not a session id: ids look like 20250101-120000-name "
-            "(see `nada-tui sessions list`)."
+            f"'{session_id}' is not a session id: ids look like 20250101-120000-name (see `nada-tui sessions list`)."
         )
 
 
@@ -294,13 +291,21 @@ def _damaged(path: Path, reason: str, data: Mapping[str, Any] | None = None) -> 
     d = data if isinstance(data, Mapping) else {}
     cfg = d.get("config") if isinstance(d.get("config"), Mapping) else {}
     return SessionInfo(
-        id=path.name, path=path, name=str(d.get("name") or path.name), status="damaged",
-        step=_int(d.get("step")), iterations=_int(cfg.get("iterations")),
-        model_id=str((d.get("base_model") or {}).get("id", "?")) if isinstance(d.get("base_model"), Mapping)
-        else "?",
-        source=str(cfg.get("source", "")), target=str(cfg.get("target", "")),
-        created=str(d.get("created", "")), updated=str(d.get("updated", "")), final_loss=None,
-        clip_models=(), damaged=reason, data=d,
+        id=path.name,
+        path=path,
+        name=str(d.get("name") or path.name),
+        status="damaged",
+        step=_int(d.get("step")),
+        iterations=_int(cfg.get("iterations")),
+        model_id=str((d.get("base_model") or {}).get("id", "?")) if isinstance(d.get("base_model"), Mapping) else "?",
+        source=str(cfg.get("source", "")),
+        target=str(cfg.get("target", "")),
+        created=str(d.get("created", "")),
+        updated=str(d.get("updated", "")),
+        final_loss=None,
+        clip_models=(),
+        damaged=reason,
+        data=d,
     )
 
 
@@ -328,8 +333,10 @@ def read_info(path: Path, check_lock: bool = True) -> SessionInfo:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         return _damaged(
-            path, f"session.json has schema version {version!r}; this nada-tui reads version {SCHEMA_VERSION} "
-            "(made by another version of nada-tui?)", data,
+            path,
+            f"session.json has schema version {version!r}; this nada-tui reads version {SCHEMA_VERSION} "
+            "(made by another version of nada-tui?)",
+            data,
         )
     try:
         cfg = data["config"]
@@ -354,10 +361,21 @@ def read_info(path: Path, check_lock: bool = True) -> SessionInfo:
     if check_lock and status in ("running", "paused") and not is_locked(path):
         status = "interrupted"  # its process died; resume continues from the last checkpoint
     return SessionInfo(
-        id=path.name, path=path, name=str(data.get("name") or path.name), status=status, step=step,
-        iterations=int(cfg.get("iterations", 0)), model_id=model_id, source=str(cfg.get("source", "")),
-        target=str(cfg.get("target", "")), created=str(data.get("created", "")),
-        updated=str(data.get("updated", "")), final_loss=final_loss, clip_models=clip, damaged=None, data=data,
+        id=path.name,
+        path=path,
+        name=str(data.get("name") or path.name),
+        status=status,
+        step=step,
+        iterations=int(cfg.get("iterations", 0)),
+        model_id=model_id,
+        source=str(cfg.get("source", "")),
+        target=str(cfg.get("target", "")),
+        created=str(data.get("created", "")),
+        updated=str(data.get("updated", "")),
+        final_loss=final_loss,
+        clip_models=clip,
+        damaged=None,
+        data=data,
     )
 
 
@@ -472,7 +490,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
     opt: dict[int, dict[str, torch.Tensor]] = {}
     for key, t in tensors.items():
         if key.startswith("weights/"):
-            weights[key[len("weights/"):]] = t
+            weights[key[len("weights/") :]] = t
         elif key.startswith("optimizer/"):
             _, idx, name = key.split("/", 2)
             opt.setdefault(int(idx), {})[name] = t
@@ -494,13 +512,15 @@ def apply_checkpoint(trainer: Any, ckpt: Checkpoint) -> None:
     opt_sd["state"] = {
         i: {k: (v if k == "step" else v.to(device)) for k, v in s.items()} for i, s in ckpt.optimizer_state.items()
     }
-    trainer.load_state_dict({
-        "step": ckpt.step,
-        "weights": weights,
-        "optimizer": opt_sd,
-        "scores": ckpt.scores,
-        "rng": ckpt.rng if ckpt.rng is not None else trainer.rng.get_state(),
-    })
+    trainer.load_state_dict(
+        {
+            "step": ckpt.step,
+            "weights": weights,
+            "optimizer": opt_sd,
+            "scores": ckpt.scores,
+            "rng": ckpt.rng if ckpt.rng is not None else trainer.rng.get_state(),
+        }
+    )
 
 
 def read_weights_file(path: Path) -> dict[str, torch.Tensor]:
@@ -509,7 +529,7 @@ def read_weights_file(path: Path) -> dict[str, torch.Tensor]:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k[len("weights/"):]: f.get_tensor(k) for k in f.keys() if k.startswith("weights/")}
+            return {k[len("weights/") :]: f.get_tensor(k) for k in f.keys() if k.startswith("weights/")}
     except (SafetensorError, OSError, ValueError) as exc:
         raise DamagedSession(f"{path} cannot be read ({exc}); the session is damaged.") from None
 
@@ -639,8 +659,13 @@ class SessionWriter:
                     config=trainer.config.to_dict(),
                     final_loss=losses.get("total"),
                     losses=losses,
-                    checkpoint={"file": CHECKPOINT_FILE, "step": int(trainer.step_count), "reason": reason,
-                                "bytes": len(blob), "saved": _now_iso()},
+                    checkpoint={
+                        "file": CHECKPOINT_FILE,
+                        "step": int(trainer.step_count),
+                        "reason": reason,
+                        "bytes": len(blob),
+                        "saved": _now_iso(),
+                    },
                     stop_reason=self.stop_reason if status == "stopped" else None,
                     message=None,
                 )
@@ -666,8 +691,7 @@ class SessionWriter:
             elif isinstance(event, PreviewReady):
                 self._last_preview = event
                 (self.path / SAMPLES_DIR).mkdir(exist_ok=True)
-                _save_png(self.path / SAMPLES_DIR / f"step_{event.step:06d}.png",
-                          _row_image(event, SAMPLE_TILE_MAX))
+                _save_png(self.path / SAMPLES_DIR / f"step_{event.step:06d}.png", _row_image(event, SAMPLE_TILE_MAX))
             elif isinstance(event, TrainingFailed):
                 self._write_json(status="failed", message=event.message)
             elif isinstance(event, TrainingFinished):
@@ -740,6 +764,7 @@ def create(
     display = clean_name(name) if name else clean_name(f"{config.source} -> {config.target}")
     base = root_dir(root)
     base.mkdir(parents=True, exist_ok=True)
+    sweep(base)
     tmp = base / f".creating-{os.getpid()}-{os.urandom(4).hex()}"
     tmp.mkdir()
     lock = SessionLock(tmp)
@@ -751,10 +776,16 @@ def create(
         if initial_checkpoint is None:
             import safetensors.torch as st
 
-            initial_checkpoint = st.save({}, metadata={
-                "format": CHECKPOINT_FORMAT, "schema_version": str(SCHEMA_VERSION), "step": "0",
-                "config": json.dumps(config.to_dict()), "optimizer_params": "null",
-            })
+            initial_checkpoint = st.save(
+                {},
+                metadata={
+                    "format": CHECKPOINT_FORMAT,
+                    "schema_version": str(SCHEMA_VERSION),
+                    "step": "0",
+                    "config": json.dumps(config.to_dict()),
+                    "optimizer_params": "null",
+                },
+            )
         atomic.write_bytes(tmp / CHECKPOINT_FILE, initial_checkpoint)
         (tmp / METRICS_FILE).touch()
         now = _now_iso()

@@ -25,12 +25,20 @@ def child_env() -> dict[str, str]:
     against the other jobs on a shared 2-core machine and run 10x slower."""
     assert "XDG_DATA_HOME" in os.environ
     return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 FAST = ["--batch", "1", "--layer-batch", "2", "--interval", "3", "--device", "cpu"]
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "nada_tui", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=child_env())
+    return subprocess.run(
+        [sys.executable, "-m", "nada_tui", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(),
+    )
 
 
 class Child:
@@ -39,8 +47,13 @@ class Child:
     def __init__(self, tmp: Path, *args: str) -> None:
         self.err_path = tmp / f"stderr-{time.monotonic_ns()}.txt"
         with open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "nada_tui", *args], cwd=REPO,
-                                         stdout=subprocess.DEVNULL, stderr=err, env=child_env())
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "nada_tui", *args],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=child_env(),
+            )
 
     @property
     def stderr(self) -> str:
@@ -87,8 +100,9 @@ def test_a_new_user_trains_lists_and_generates(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_save_and_exit_within_5_s(sig, tmp_path):
-    child = Child(tmp_path, "train", "--demo", "--iters", "100000", "--checkpoint-every", "0",
-                  "--preview-every", "0", *FAST)
+    child = Child(
+        tmp_path, "train", "--demo", "--iters", "100000", "--checkpoint-every", "0", "--preview-every", "0", *FAST
+    )
     child.wait_for(lambda: (p := only_session()) is not None and metric_lines(p) >= 3)
     t0 = time.monotonic()
     child.proc.send_signal(sig)
@@ -115,8 +129,18 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_session(tmp_path):
     delays = []
     for trial in range(4):
         if trial == 0:
-            child = Child(tmp_path, "train", "--demo", "--iters", "100000", "--checkpoint-every", "1",
-                          "--preview-every", "1", *FAST)
+            child = Child(
+                tmp_path,
+                "train",
+                "--demo",
+                "--iters",
+                "100000",
+                "--checkpoint-every",
+                "1",
+                "--preview-every",
+                "1",
+                *FAST,
+            )
             child.wait_for(lambda: only_session() is not None)
             path = only_session()
         else:

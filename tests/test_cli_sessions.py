@@ -18,6 +18,7 @@ FAST = ["--batch", "1", "--layer-batch", "2", "--preview-every", "0", "--device"
 def small_demo(monkeypatch):
     monkeypatch.setattr(runs, "demo_generator", lambda: tiny_generator(size=32, seed=0))
 
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """One torch thread: on the shared 2-core test machine two OpenMP threads spin against other jobs

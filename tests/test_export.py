@@ -21,6 +21,7 @@ from nada_tui.__main__ import main
 def small_demo(monkeypatch):
     monkeypatch.setattr(runs, "demo_generator", lambda: tiny_generator(size=32, seed=0))
 
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """One torch thread: on the shared 2-core test machine two OpenMP threads spin against other jobs
@@ -33,8 +34,17 @@ def one_thread():
 
 @pytest.fixture
 def session_id() -> str:
-    cfg = TrainConfig(source="a red image", target="a blue image", clip_models=((DEMO_CLIP_ID, 1.0),),
-                      iterations=5, batch=1, auto_layer_k=0, preview_every=0, preview_seeds=(0, 1), lr=0.02)
+    cfg = TrainConfig(
+        source="a red image",
+        target="a blue image",
+        clip_models=((DEMO_CLIP_ID, 1.0),),
+        iterations=5,
+        batch=1,
+        auto_layer_k=0,
+        preview_every=0,
+        preview_seeds=(0, 1),
+        lr=0.02,
+    )
     run = runs.start_session(cfg, DEMO_GENERATOR_ID, device="cpu")
     with run:
         runs.train_session(run, handle_signals=False)

@@ -20,6 +20,7 @@ def small_demo(monkeypatch):
     """The 32 px tiny generator stands in for the 64 px demo one: the same code paths, 4x cheaper."""
     monkeypatch.setattr(runs, "demo_generator", lambda: tiny_generator(size=32, seed=0))
 
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """One torch thread: on the shared 2-core test machine two OpenMP threads spin against other jobs
@@ -32,14 +33,28 @@ def one_thread():
 
 def demo_config(**kw) -> TrainConfig:
     # Small selection batches keep each step cheap; selection still runs (it draws from the RNG).
-    base = dict(source="a red image", target="a blue image", clip_models=((DEMO_CLIP_ID, 1.0),), iterations=6,
-                preview_every=3, preview_seeds=(0, 1), batch=1, auto_layer_batch=2, auto_layer_interval=4)
+    base = dict(
+        source="a red image",
+        target="a blue image",
+        clip_models=((DEMO_CLIP_ID, 1.0),),
+        iterations=6,
+        preview_every=3,
+        preview_seeds=(0, 1),
+        batch=1,
+        auto_layer_batch=2,
+        auto_layer_interval=4,
+    )
     return TrainConfig(**{**base, **kw})
 
 
 def train(iters: int = 6, checkpoint_every: int = 0, name: str | None = None, **kw) -> runs.RunResult:
-    run = runs.start_session(demo_config(iterations=iters, **kw), DEMO_GENERATOR_ID, name=name, device="cpu",
-                             checkpoint_every=checkpoint_every)
+    run = runs.start_session(
+        demo_config(iterations=iters, **kw),
+        DEMO_GENERATOR_ID,
+        name=name,
+        device="cpu",
+        checkpoint_every=checkpoint_every,
+    )
     with run:
         return runs.train_session(run, handle_signals=False)
 
@@ -158,8 +173,13 @@ def test_damaged_sessions_are_listed_with_a_reason_and_deletable(damage):
     listed = {i.id: i for i in sessions.list_sessions()}
     assert listed[good].ok
     assert listed[bad].status == "damaged" and listed[bad].damaged
-    expect = {"broken-json": "not valid JSON", "missing-weights": "missing", "foreign-schema": "schema version 99",
-              "no-json": "missing", "not-object": "JSON object"}[damage]
+    expect = {
+        "broken-json": "not valid JSON",
+        "missing-weights": "missing",
+        "foreign-schema": "schema version 99",
+        "no-json": "missing",
+        "not-object": "JSON object",
+    }[damage]
     assert expect in listed[bad].damaged
     with pytest.raises(sessions.DamagedSession, match="delete"):
         sessions.load(bad)
@@ -215,8 +235,12 @@ def test_prefix_and_ambiguity():
 
 def test_two_writers_on_one_session_the_second_is_refused():
     with sessions.create(demo_config(), {"id": DEMO_GENERATOR_ID}, name="busy") as writer:
-        for op in (lambda: sessions.open_writer(writer.id), lambda: runs.resume_session(writer.id),
-                   lambda: sessions.delete(writer.id), lambda: sessions.rename(writer.id, "other")):
+        for op in (
+            lambda: sessions.open_writer(writer.id),
+            lambda: runs.resume_session(writer.id),
+            lambda: sessions.delete(writer.id),
+            lambda: sessions.rename(writer.id, "other"),
+        ):
             with pytest.raises(sessions.SessionLocked, match=f"process {os.getpid()}"):
                 op()
         assert sessions.list_sessions()[0].status == "running"

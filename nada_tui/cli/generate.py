@@ -12,15 +12,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "generate",
         help="render N images from a session",
         description="Render seeds S..S+N-1 from a session's generator into DIR/seed_NNNNNN.png. "
-                    "--strength blends the generator the session started from (0) and the adapted one (1).",
+        "--strength blends the generator the session started from (0) and the adapted one (1).",
     )
     p.add_argument("session", help="session id or a unique prefix of it")
     p.add_argument("-n", type=int, default=8, metavar="N", help="how many images (default 8)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
-    p.add_argument("--truncation", type=float, default=None, metavar="T",
-                   help="0..1; 1 = none (default: the session's sample truncation, usually 0.7)")
-    p.add_argument("--strength", type=float, default=1.0, metavar="A",
-                   help="0 = the original generator exactly, 1 = fully adapted (default 1)")
+    p.add_argument(
+        "--truncation",
+        type=float,
+        default=None,
+        metavar="T",
+        help="0..1; 1 = none (default: the session's sample truncation, usually 0.7)",
+    )
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="A",
+        help="0 = the original generator exactly, 1 = fully adapted (default 1)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the PNGs (created if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace images already in DIR")
     p.add_argument("--device", dest="run_device", default=None, help="auto (default), cpu, cuda or cuda:N")
@@ -33,8 +43,15 @@ def run(args: argparse.Namespace) -> int:
 
     device = setup_or_exit(devices.resolve_device, device_of(args))
     paths = setup_or_exit(
-        export.generate, args.session, args.n, args.out, seed=args.seed, truncation=args.truncation,
-        strength=args.strength, device=device, overwrite=args.overwrite,
+        export.generate,
+        args.session,
+        args.n,
+        args.out,
+        seed=args.seed,
+        truncation=args.truncation,
+        strength=args.strength,
+        device=device,
+        overwrite=args.overwrite,
     )
     last = args.seed + len(paths) - 1
     print(f"wrote {len(paths)} images (seeds {args.seed}-{last}, strength {args.strength:g}) to {args.out}")

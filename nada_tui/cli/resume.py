@@ -13,13 +13,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "resume",
         help="continue a session from its last checkpoint",
         description="Continue a session from its last checkpoint, on the same loss curve an uninterrupted "
-                    "run would have followed. Steps after the last checkpoint are redone.",
+        "run would have followed. Steps after the last checkpoint are redone.",
     )
     p.add_argument("session", help="session id or a unique prefix of it")
-    p.add_argument("--iters", type=int, default=None, metavar="N",
-                   help="train to N steps in total (extends a finished session)")
-    p.add_argument("--checkpoint-every", type=int, default=50, metavar="N",
-                   help="save a checkpoint every N steps (default 50)")
+    p.add_argument(
+        "--iters", type=int, default=None, metavar="N", help="train to N steps in total (extends a finished session)"
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, default=50, metavar="N", help="save a checkpoint every N steps (default 50)"
+    )
     p.add_argument("--device", dest="run_device", default=None, help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress; print only the session id")
     p.set_defaults(handler=run)
@@ -32,11 +34,17 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--checkpoint-every must be 0 or more", 2)
     printer = ProgressPrinter(quiet=args.quiet)
     session_run = setup_or_exit(
-        runs.resume_session, args.session, device=device_of(args), iterations=args.iters,
-        checkpoint_every=args.checkpoint_every, progress=printer.download,
+        runs.resume_session,
+        args.session,
+        device=device_of(args),
+        iterations=args.iters,
+        checkpoint_every=args.checkpoint_every,
+        progress=printer.download,
     )
     info = session_run.writer.info()
     if not args.quiet:
-        printer.line(f"resuming {info.id} '{info.name}' at step {session_run.trainer.step_count}"
-                     f"/{session_run.trainer.config.iterations}")
+        printer.line(
+            f"resuming {info.id} '{info.name}' at step {session_run.trainer.step_count}"
+            f"/{session_run.trainer.config.iterations}"
+        )
     return run_and_report(session_run, printer, args.quiet)

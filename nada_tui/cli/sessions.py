@@ -12,9 +12,13 @@ from nada_tui.cli.train import setup_or_exit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sessions", help="list, show, delete, rename or export saved sessions",
-                       description="Sessions live in the directory `nada-tui locate sessions` prints; "
-                                   "name one by its id or a unique prefix of it.")
+    p = sub.add_parser(
+        "sessions",
+        help="list, show, delete, rename or export saved sessions",
+        description="Sessions live in the directory `nada-tui locate sessions` prints; "
+        "name one by its id or a unique prefix of it.",
+    )
+
     def usage(_args: argparse.Namespace) -> int:
         p.print_help(sys.stderr)
         return 2
@@ -44,10 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = ss.add_parser("export", help="write a rosinality .pt, a PNG grid and the metrics as CSV")
     q.add_argument("session")
     q.add_argument("--out", default=".", metavar="DIR", help="directory for the files (default: here)")
-    q.add_argument("--only", action="append", choices=["pt", "grid", "csv"],
-                   help="just this file; repeatable (default: all three)")
-    q.add_argument("--strength", type=float, default=1.0, metavar="A",
-                   help="blend of the starting (0) and adapted (1) weights (default 1)")
+    q.add_argument(
+        "--only", action="append", choices=["pt", "grid", "csv"], help="just this file; repeatable (default: all three)"
+    )
+    q.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="A",
+        help="blend of the starting (0) and adapted (1) weights (default 1)",
+    )
     q.set_defaults(handler=cmd_export)
 
 
@@ -57,10 +67,19 @@ def _loss(v: float | None) -> str:
 
 def _summary(info: Any) -> dict[str, Any]:
     return {
-        "id": info.id, "name": info.name, "status": info.status, "step": info.step,
-        "iterations": info.iterations, "model": info.model_id, "source": info.source, "target": info.target,
-        "final_loss": info.final_loss, "created": info.created, "updated": info.updated,
-        "damaged": info.damaged, "path": str(info.path),
+        "id": info.id,
+        "name": info.name,
+        "status": info.status,
+        "step": info.step,
+        "iterations": info.iterations,
+        "model": info.model_id,
+        "source": info.source,
+        "target": info.target,
+        "final_loss": info.final_loss,
+        "created": info.created,
+        "updated": info.updated,
+        "damaged": info.damaged,
+        "path": str(info.path),
     }
 
 
@@ -78,8 +97,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("ID", "STATUS", "STEP", "LOSS", "MODEL", "NAME")]
     for i in infos:
         step = f"{i.step}/{i.iterations}" if i.iterations else str(i.step)
-        rows.append((i.id, i.status, step, _loss(i.final_loss), i.model_id if len(i.model_id) < 24
-                     else "..." + i.model_id[-21:], i.name))
+        rows.append(
+            (
+                i.id,
+                i.status,
+                step,
+                _loss(i.final_loss),
+                i.model_id if len(i.model_id) < 24 else "..." + i.model_id[-21:],
+                i.name,
+            )
+        )
     widths = [max(len(r[c]) for r in rows) for c in range(5)]
     for r in rows:
         print("  ".join(r[c].ljust(widths[c]) for c in range(5)) + "  " + r[5])
@@ -110,16 +137,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  created    {info.created}   updated {info.updated}")
     if info.data.get("parent"):
         p = info.data["parent"]
-        print(f"  forked     from {p.get('id')} at step {p.get('step')}"
-              f" ({'its weights' if p.get('from_weights') else 'the base model'})")
+        print(
+            f"  forked     from {p.get('id')} at step {p.get('step')}"
+            f" ({'its weights' if p.get('from_weights') else 'the base model'})"
+        )
     if info.clip_models:
         print("  clip       " + ", ".join(f"{n} x{w:g}" for n, w in info.clip_models))
     cfg = info.data.get("config") or {}
     skip = {"source", "target", "clip_models"}
     print("  settings   " + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in skip))
     n_metrics = len(sessions.read_metrics(info.path))
-    print(f"  files      {n_metrics} metric lines, {len(sessions.samples(info.path))} sample grids, "
-          f"{sessions.disk_usage(info.path) / 1e6:.1f} MB")
+    print(
+        f"  files      {n_metrics} metric lines, {len(sessions.samples(info.path))} sample grids, "
+        f"{sessions.disk_usage(info.path) / 1e6:.1f} MB"
+    )
     return 0
 
 

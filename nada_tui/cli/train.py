@@ -64,14 +64,31 @@ CONFIG_FLAGS: list[tuple[str, str, Any, str]] = [
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training settings")
     for flag, dest, typ, help_text in CONFIG_FLAGS:
-        g.add_argument(flag, dest=f"cfg_{dest}", type=typ, default=None, help=help_text,
-                       metavar=dest.split("_")[-1].upper() if typ is not _k else "K")
-    g.add_argument("--templates", dest="cfg_templates", action=argparse.BooleanOptionalAction, default=None,
-                   help="average the text direction over 79 ImageNet prompt templates (suits short class "
-                        "names such as 'dog', not sentences)")
-    g.add_argument("--clip", dest="cfg_clip", action="append", type=_clip_spec, metavar="MODEL[:WEIGHT]",
-                   help="a CLIP model and its loss weight; repeat for several (default ViT-B/32, or the "
-                        "colour oracle with --demo)")
+        g.add_argument(
+            flag,
+            dest=f"cfg_{dest}",
+            type=typ,
+            default=None,
+            help=help_text,
+            metavar=dest.split("_")[-1].upper() if typ is not _k else "K",
+        )
+    g.add_argument(
+        "--templates",
+        dest="cfg_templates",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average the text direction over 79 ImageNet prompt templates (suits short class "
+        "names such as 'dog', not sentences)",
+    )
+    g.add_argument(
+        "--clip",
+        dest="cfg_clip",
+        action="append",
+        type=_clip_spec,
+        metavar="MODEL[:WEIGHT]",
+        help="a CLIP model and its loss weight; repeat for several (default ViT-B/32, or the "
+        "colour oracle with --demo)",
+    )
 
 
 def config_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -184,9 +201,15 @@ def engine_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseExc
     from engine.export import ExportError
     from engine.trainer import ConfigError
 
-    usage: list[type[BaseException]] = [ConfigError, PromptError, ExportError, sessions.SessionNotFound,
-                                        sessions.AmbiguousSession, sessions.InvalidName,
-                                        sessions.AlreadyFinished]
+    usage: list[type[BaseException]] = [
+        ConfigError,
+        PromptError,
+        ExportError,
+        sessions.SessionNotFound,
+        sessions.AmbiguousSession,
+        sessions.InvalidName,
+        sessions.AlreadyFinished,
+    ]
     try:
         from engine.checkpoints import CheckpointError
 
@@ -259,20 +282,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         help="adapt a generator headless (progress bar), saved as a session",
         description="Adapt a generator from --source to --target without the app. The run is saved as a "
-                    "session (see `nada-tui sessions list`); Ctrl-C, SIGTERM or SIGHUP save and stop it, "
-                    "`nada-tui resume ID` continues it.",
+        "session (see `nada-tui sessions list`); Ctrl-C, SIGTERM or SIGHUP save and stop it, "
+        "`nada-tui resume ID` continues it.",
     )
     m = p.add_argument_group("model (one of)").add_mutually_exclusive_group()
     m.add_argument("--model", metavar="NAME", help="a pretrained generator (`nada-tui models list`)")
     m.add_argument("--checkpoint", metavar="PATH", help="your own generator file (.pt or .pkl)")
-    m.add_argument("--demo", dest="train_demo", action="store_true",
-                   help="tiny offline demo models (colour oracle; says nothing about real CLIP)")
+    m.add_argument(
+        "--demo",
+        dest="train_demo",
+        action="store_true",
+        help="tiny offline demo models (colour oracle; says nothing about real CLIP)",
+    )
     p.add_argument("--source", help="what the generator makes now, e.g. 'a photo of a dog'")
     p.add_argument("--target", help="what it should make, e.g. 'a pencil drawing of a dog'")
     add_config_flags(p)
     r = p.add_argument_group("run")
-    r.add_argument("--checkpoint-every", type=int, default=50, metavar="N",
-                   help="save a checkpoint every N steps (default 50; 0 = only at the end or on a signal)")
+    r.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=50,
+        metavar="N",
+        help="save a checkpoint every N steps (default 50; 0 = only at the end or on a signal)",
+    )
     r.add_argument("--device", dest="run_device", default=None, help="auto (default), cpu, cuda or cuda:N")
     r.add_argument("--name", help="a display name for the session (default: 'source -> target')")
     r.add_argument("--quiet", action="store_true", help="no progress; print only the session id")
@@ -323,8 +355,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         printer.line(f"loading {model_id} and {', '.join(n for n, _ in config.clip_models)} ...")
     session_run = setup_or_exit(
-        runs.start_session, config, model_id, name=args.name, device=device_of(args),
-        checkpoint_every=args.checkpoint_every, progress=printer.download,
+        runs.start_session,
+        config,
+        model_id,
+        name=args.name,
+        device=device_of(args),
+        checkpoint_every=args.checkpoint_every,
+        progress=printer.download,
     )
     printer.close()
     return run_and_report(session_run, printer, args.quiet)
