@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the PNGs (created if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace images already in DIR")
-    p.add_argument("--device", dest="run_device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument(
+        "--device", dest="run_device", default=None, metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N"
+    )
     p.set_defaults(handler=run)
 
 

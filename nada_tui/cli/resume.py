@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint-every", type=int, default=50, metavar="N", help="save a checkpoint every N steps (default 50)"
     )
-    p.add_argument("--device", dest="run_device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument(
+        "--device", dest="run_device", default=None, metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress; print only the session id")
     p.set_defaults(handler=run)
 

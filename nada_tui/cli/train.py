@@ -305,7 +305,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="save a checkpoint every N steps (default 50; 0 = only at the end or on a signal)",
     )
-    r.add_argument("--device", dest="run_device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    r.add_argument(
+        "--device", dest="run_device", default=None, metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N"
+    )
     r.add_argument("--name", help="a display name for the session (default: 'source -> target')")
     r.add_argument("--quiet", action="store_true", help="no progress; print only the session id")
     p.set_defaults(handler=run)
@@ -328,14 +330,17 @@ def run(args: argparse.Namespace) -> int:
         changes.setdefault("clip_models", ((DEMO_CLIP_ID, 1.0),))
     elif args.model:
         model_id = args.model
-        if source is None:
-            try:
-                from engine import zoo
-
-                entry = zoo.GENERATORS.get(args.model)
-                source = entry.source_prompt if entry is not None else None
-            except ImportError:
-                pass
+        try:
+            from engine import zoo
+        except ImportError:
+            zoo = None
+        if zoo is not None:
+            entry = zoo.GENERATORS.get(args.model)
+            imported = zoo.read_records().get(args.model, {}) if args.model in zoo.imported_names() else None
+            if entry is None and imported is None:
+                raise CliError(zoo.unknown_model_message(args.model), 2)
+            if source is None:
+                source = entry.source_prompt if entry is not None else (imported or {}).get("source_prompt")
     elif args.checkpoint:
         from pathlib import Path
 
