@@ -324,8 +324,9 @@ def train_session(
     handle_signals: bool = True,
 ) -> RunResult:
     """Train on this thread until done or stopped. With `handle_signals` (main thread only), the first
-    Ctrl-C / SIGTERM / SIGHUP stops after the current step, saves and returns; a second one exits at
-    once (the previous checkpoint is intact). The session stays locked until `run.close()`."""
+    Ctrl-C / SIGTERM / SIGHUP stops after the current step, saves and returns; a second Ctrl-C exits
+    at once (the previous checkpoint is intact), other repeats are ignored. The session stays locked
+    until `run.close()`."""
     final: list[Event] = []
 
     def collect(event: Event) -> None:
@@ -341,7 +342,9 @@ def train_session(
         def handler(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
             if run.signal_name is not None:
-                os._exit(128 + signum)  # second signal: quit now; the last checkpoint is intact
+                if signum == signal.SIGINT:  # a second Ctrl-C: quit now; the last checkpoint is intact
+                    os._exit(128 + signum)
+                return  # already stopping (a SIGHUP after a SIGTERM, say): let the save finish
             run.request_stop(name)
 
         for name in HANDLED_SIGNALS:

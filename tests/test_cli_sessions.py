@@ -126,3 +126,42 @@ def test_clip_flag_parsing():
     assert _clip_spec("ViT-B/32") == ("ViT-B/32", 1.0)
     assert _clip_spec("ViT-B/16:0.5") == ("ViT-B/16", 0.5)
     assert _clip_spec("/models/my:clip.pt") == ("/models/my:clip.pt", 1.0)
+
+
+def test_progress_bar_on_a_terminal_and_plain_lines_otherwise():
+    import io
+
+    from engine.events import LogMessage, StepMetrics
+    from nada_tui.cli.train import ProgressPrinter
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    def metrics(step: int) -> StepMetrics:
+        return StepMetrics(
+            step=step,
+            total_steps=20,
+            losses={"total": 0.5},
+            lr=0.0016,
+            it_per_s=4.0,
+            elapsed_s=1.0,
+            trained_indices=(1,),
+            k=1,
+            scores=None,
+            next_selection=None,
+            global_weight=0.0,
+        )
+
+    tty, plain = Tty(), io.StringIO()
+    for stream in (tty, plain):
+        printer = ProgressPrinter(stream)
+        for step in range(1, 21):
+            printer(metrics(step))
+        printer(LogMessage("error", "disk full"))
+        printer.close()
+    assert "\r" in tty.getvalue() and "step 20/20 [" in tty.getvalue() and "100%" in tty.getvalue()
+    assert "4.0 it/s" in tty.getvalue() and "ETA 0:00" in tty.getvalue() and "error: disk full\n" in tty.getvalue()
+    lines = plain.getvalue().splitlines()
+    assert "\r" not in plain.getvalue() and lines[0].startswith("step 1/20") and "ETA 0:04" in lines[0]
+    assert len(lines) == 12 and lines[-2].startswith("step 20/20") and lines[-1] == "error: disk full"

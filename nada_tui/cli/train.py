@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -103,6 +104,16 @@ def device_of(args: argparse.Namespace) -> str:
     return getattr(args, "run_device", None) or getattr(args, "device", None) or "auto"
 
 
+def _gone(stream: TextIO) -> TextIO:
+    """The terminal went away (SIGHUP, closed pipe): send the rest to /dev/null, so that Python's final
+    flush at exit does not fail and turn the exit code into 120."""
+    sink = open(os.devnull, "w")  # noqa: SIM115 (lives until exit)
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is stream:
+            setattr(sys, name, sink)
+    return sink
+
+
 # ----- progress ---------------------------------------------------------------------------------------
 def _clock(seconds: float) -> str:
     s = int(max(0, seconds))
@@ -129,7 +140,7 @@ class ProgressPrinter:
             self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError):
-            pass
+            self.stream = _gone(self.stream)
 
     def line(self, text: str) -> None:
         """A message on its own line (clears the bar first)."""
@@ -246,10 +257,11 @@ def run_and_report(run: Any, printer: ProgressPrinter, quiet: bool) -> int:
     out = sys.stdout
 
     def say(text: str) -> None:
+        nonlocal out
         try:
             print(text, file=out, flush=True)
         except (OSError, ValueError):
-            pass
+            out = _gone(out)
 
     if quiet:
         say(result.session_id)
