@@ -53,6 +53,7 @@ class NadaApp(App):
         self.buffer: backend.RunBuffer | None = None
         self.preview_side = 16  # px per preview tile; the train screen updates it to fit its panel
         self.live_sessions_version = 0
+        self._train_screen: TrainScreen | None = None
         self._theme_failures: list[str] = []
         loaded, self._theme_failures = themes.load_all()
         for theme in loaded:
@@ -108,13 +109,8 @@ class NadaApp(App):
         return run
 
     def train_screen(self) -> TrainScreen | None:
-        try:
-            screen = self.get_screen_stack("train")[0] if "train" in self._screen_stacks else None
-        except Exception:
-            screen = None
-        if isinstance(screen, TrainScreen):
-            return screen
-        return self.screen if isinstance(self.screen, TrainScreen) else None
+        """The train mode's screen (it registers itself when mounted)."""
+        return self._train_screen
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
         keymap = self.settings.keymap

@@ -6,7 +6,7 @@
     [preview]
     size = 32           # cells per preview image side at most
     [chart]
-    smoothing = 0.6
+    smoothing = 0.8
     log_scale = false
 
 A missing file means defaults; a broken one is reported once and defaults are used.
@@ -29,7 +29,7 @@ class Settings:
     theme: str = DEFAULT_THEME
     keymap: dict[str, str] = field(default_factory=dict)
     preview_size: int = 32
-    smoothing: float = 0.6
+    smoothing: float = 0.8
     log_scale: bool = False
     device: str | None = None
     problems: list[str] = field(default_factory=list)

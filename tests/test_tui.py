@@ -199,3 +199,34 @@ async def test_help_and_palette_and_keymap(fast_model: str, private_home: Path) 
         assert any(r[2] == "app.sessions" and "F4" in r[0].upper() for r in app.binding_rows())
         await pilot.press("escape")
         assert isinstance(app.screen, TrainScreen)
+
+
+async def test_open_read_only_then_resume(fast_model: str) -> None:
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready_screen(app)
+        fill(screen, fast_model, iterations="6", preview_every="3")
+        screen.action_start()
+        await wait_for(lambda: app.buffer is not None and app.buffer.state == "finished", what="finished")
+        await wait_for(lambda: app.training._closed, what="session released")
+        sid = app.buffer.session_id
+        app.switch_mode("sessions")
+        await pilot.pause()
+        ses = app.screen
+        assert isinstance(ses, SessionsScreen)
+        await wait_for(lambda: ses.query_one(DataTable).row_count == 1, what="the session row")
+        ses.select_session(sid)
+        ses.action_open()
+        await pilot.pause()
+        assert isinstance(app.screen, TrainScreen) and app.screen.read_only
+        assert app.buffer.session_id == sid and len(app.buffer.records) == 6
+        await asyncio.sleep(0.4)
+        assert len(app.screen.query_one(LossChart).series["total"].values) == 6
+        # resume the finished session: it trains 100 more steps in the same session
+        info = next(s for s in backend.list_sessions() if s.id == sid)
+        app.resume_session(info)
+        await wait_for(lambda: app.buffer.last is not None and app.buffer.last.step > 8, what="resumed steps")
+        assert app.buffer.session_id == sid
+        app.stop_training()
+        await wait_for(lambda: not app.training.alive and app.training._closed, what="stopped")
+    assert sessions.read_info(sessions.session_path(sid)).step > 8

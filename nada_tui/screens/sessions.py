@@ -19,6 +19,7 @@ from nada_tui import backend
 from nada_tui.screens.dialogs import ConfirmDialog, FormDialog
 from nada_tui.screens.train import fmt_bytes
 from nada_tui.widgets.loss_chart import LossChart
+from nada_tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from nada_tui.app import NadaApp
@@ -57,7 +58,7 @@ class SessionsScreen(Screen):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        yield Static(id="sessions-status", classes="status-bar")
+        yield StatusBar(id="sessions-status", classes="status-bar")
         yield Input(placeholder="filter: name, prompt, model, status  (/)", id="filter", compact=True)
         table: DataTable[Any] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield table
@@ -137,7 +138,7 @@ class SessionsScreen(Screen):
         t.append(f" Sessions: {len(self.visible())}/{len(self.sessions)}  sort: {self.sort_key}")
         if self.filter_text:
             t.append(f"  filter: {self.filter_text!r}")
-        self.query_one("#sessions-status", Static).update(t)
+        self.query_one("#sessions-status", StatusBar).set_text(t)
 
     def selected(self) -> backend.SessionInfo | None:
         table = self.query_one(DataTable)
@@ -293,8 +294,8 @@ class SessionsScreen(Screen):
         if s is None:
             return
         buf = self.napp.buffer
-        if buf is not None and buf.session_id == s.id:
-            self.app.switch_mode("train")
+        if buf is not None and buf.session_id == s.id and self.napp.run_alive:
+            self.app.switch_mode("train")  # the live session: the train screen shows it
             return
         if self.napp.run_alive:
             self.notify("Training is running; the train screen shows the live session. Stop it to open another.",

@@ -16,12 +16,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, ProgressBar, RichLog, Select, Static, Switch, Tab, Tabs
+from textual.widgets import Button, Footer, Input, Label, ProgressBar, RichLog, Select, Switch, Tab, Tabs
 
 from nada_tui import backend
 from nada_tui.widgets.layer_map import LayerMap
 from nada_tui.widgets.loss_chart import LossChart
 from nada_tui.widgets.previews import PreviewPanel, preview_side
+from nada_tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from nada_tui.app import NadaApp
@@ -100,7 +101,7 @@ class TrainScreen(Screen):
 
     # ----- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(id="status", classes="status-bar")
+        yield StatusBar(id="status", classes="status-bar")
         yield Tabs(Tab("Setup", id="setup"), Tab("Monitor", id="monitor"), Tab("Previews", id="previews"),
                    Tab("Log", id="log"), id="tabs")
         with Horizontal(id="body"):
@@ -207,6 +208,7 @@ class TrainScreen(Screen):
         self._update_model_info()
 
     def on_mount(self) -> None:
+        self.napp._train_screen = self
         self.engine_ready = False
         self._warm_up()
         self.query_one("#download", ProgressBar).display = False
@@ -497,9 +499,11 @@ class TrainScreen(Screen):
     def show_download(self, progress: backend.Progress | None) -> None:
         bar = self.query_one("#download", ProgressBar)
         if progress is None:
-            bar.display = False
+            if bar.display:  # setting display re-lays out the screen: only on a change
+                bar.display = False
             return
-        bar.display = True
+        if not bar.display:
+            bar.display = True
         bar.update(total=progress.total, progress=progress.done)
         rate = f" {fmt_bytes(int(progress.rate))}/s" if progress.rate else ""
         total = f"/{fmt_bytes(progress.total)}" if progress.total else ""
@@ -513,7 +517,7 @@ class TrainScreen(Screen):
                 self._draw_status(None)
                 self._drawn_version = -2
             return
-        if buf.session_id != self._buffer_id:  # a new run: start the views over
+        if buf.token != self._buffer_id:  # a new run: start the views over
             self._buffer_id = buf.token
             self._fed = 0
             self._log_fed = 0
@@ -572,7 +576,7 @@ class TrainScreen(Screen):
             t.append(" DEMO ", style="bold black on yellow")
         if buf is None:
             t.append("  ready: fill the setup and press F5 to start  (? for help)", style="dim")
-            self.query_one("#status", Static).update(t)
+            self.query_one("#status", StatusBar).set_text(t)
             return
         clip = "+".join(n for n, w in buf.config.clip_models if w > 0) if buf.config else ""
         t.append(f" {buf.model_id} | {clip} | ")
@@ -600,7 +604,7 @@ class TrainScreen(Screen):
                 t.append(f" | {m.memory.device} {mem}")
         elif buf.state == "loading" and buf.load_progress is not None:
             t.append(f" loading {buf.load_progress.name}…")
-        self.query_one("#status", Static).update(t)
+        self.query_one("#status", StatusBar).set_text(t)
 
     def elapsed_text(self) -> str:
         buf = self.napp.buffer

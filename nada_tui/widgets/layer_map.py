@@ -28,12 +28,13 @@ class LayerMap(Widget):
 
     def set_data(self, scores: tuple[float, ...] | None, trained: tuple[int, ...], k: int | None,
                  next_selection: int | None, step: int) -> None:
+        relayout = bool(scores) and len(scores) != self.n_latent  # the height only changes with n
         if scores:
             self.scores = tuple(scores)
             self.n_latent = len(scores)
         self.trained = frozenset(trained)
         self.k, self.next_selection, self.step = k, next_selection, step
-        self.refresh(layout=True)
+        self.refresh(layout=relayout)
 
     def clear(self) -> None:
         self.scores, self.trained, self.k, self.next_selection, self.n_latent = (), frozenset(), None, None, None

@@ -71,7 +71,7 @@ class LossChart(Widget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.series: dict[str, Series] = {}
-        self.smoothing = 0.6
+        self.smoothing = 0.8
         self.log_scale = False
         self.title = ""
         self._cache: tuple[tuple[int, int, int], list[Text]] | None = None
@@ -168,13 +168,14 @@ class LossChart(Widget):
         y_lo, y_hi = y_lo - pad, y_hi + pad
         span_x = max(x_max - x_min, 1e-9)
 
-        # layers[i] = (bits per cell, style); later layers draw over earlier ones
-        cells_owner = np.full((plot_h, plot_w), -1, dtype=int)
-        cells_bits = np.zeros((plot_h, plot_w), dtype=int)
+        # per cell: OR of braille bits, and the layer that drew last (its style wins the cell)
+        cells_bits = [[0] * plot_w for _ in range(plot_h)]
+        cells_owner = [[-1] * plot_w for _ in range(plot_h)]
         styles: list[Style] = []
+        scale = (px_h - 1) / (y_hi - y_lo)
 
         def to_py(v: np.ndarray) -> np.ndarray:
-            return np.clip(((y_hi - v) / (y_hi - y_lo) * (px_h - 1)).round(), 0, px_h - 1).astype(int)
+            return np.clip(np.round((y_hi - v) * scale), 0, px_h - 1).astype(int)
 
         def draw(xs: np.ndarray, ys: np.ndarray, style: Style, envelope: bool) -> None:
             layer = len(styles)
@@ -184,34 +185,29 @@ class LossChart(Widget):
             pxf, ys = pxf[ok], ys[ok]
             if pxf.size == 0:
                 return
-            px = np.clip(pxf.round().astype(int), 0, px_w - 1)
-            span = int(px.max() - px.min()) + 1
-            if pxf.size > 1 and np.unique(px).size < span:
+            px = np.clip(np.round(pxf).astype(int), 0, px_w - 1)
+            if pxf.size > 1 and np.unique(px).size < int(px.max() - px.min()) + 1:
                 # fewer points than pixel columns: interpolate so the line has no gaps
-                cols = np.arange(int(px.min()), int(px.max()) + 1)
-                ys = np.interp(cols, pxf, ys)
-                px = cols
-            # bucket per pixel column: min/max (envelope) or mean (line)
+                px = np.arange(int(px.min()), int(px.max()) + 1)
+                ys = np.interp(px, pxf, ys)
             order = np.argsort(px, kind="stable")
             px, ys = px[order], ys[order]
             cols, start = np.unique(px, return_index=True)
-            ends = np.append(start[1:], len(px))
-            prev: int | None = None
-            for c, a, b in zip(cols, start, ends, strict=True):
-                seg = ys[a:b]
-                if envelope:
-                    top, bot = to_py(np.array([seg.max()]))[0], to_py(np.array([seg.min()]))[0]
-                else:
-                    top = bot = to_py(np.array([seg.mean()]))[0]
-                lo_y, hi_y = min(top, bot), max(top, bot)
-                if prev is not None:  # join to the previous point
-                    lo_y, hi_y = min(lo_y, prev), max(hi_y, prev)
-                prev = top if not envelope else (top + bot) // 2
-                cx, bx = int(c) // 2, int(c) % 2
-                for py in range(lo_y, hi_y + 1):
-                    cy, by = py // 4, py % 4
-                    cells_bits[cy, cx] |= _DOTS[by][bx]
-                    cells_owner[cy, cx] = layer
+            if envelope:  # min/max per pixel column keeps spikes visible
+                top, bot = to_py(np.maximum.reduceat(ys, start)), to_py(np.minimum.reduceat(ys, start))
+                mid = (top + bot) // 2
+            else:
+                counts = np.diff(np.append(start, len(ys)))
+                top = bot = mid = to_py(np.add.reduceat(ys, start) / counts)
+            prev = np.concatenate([mid[:1], mid[:-1]])  # join each column to the previous one
+            lo = np.minimum(np.minimum(top, bot), prev).tolist()
+            hi = np.maximum(np.maximum(top, bot), prev).tolist()
+            for c, a, b in zip(cols.tolist(), lo, hi, strict=True):
+                cx, bx = c >> 1, c & 1
+                for py in range(a, b + 1):
+                    row_bits = cells_bits[py >> 2]
+                    row_bits[cx] |= _DOTS[py & 3][bx]
+                    cells_owner[py >> 2][cx] = layer
 
         for s in visible:
             draw(np.asarray(s.steps, dtype=float), raw[s.key], Style(color=s.colour, dim=True), True)
@@ -228,7 +224,7 @@ class LossChart(Widget):
             run_style: Style | None = None
             run: list[str] = []
             for col in range(plot_w):
-                bits = int(bits_row[col])
+                bits = bits_row[col]
                 st = styles[owner_row[col]] if bits else None
                 ch = chr(_BRAILLE + bits) if bits else " "
                 if st is not run_style and run:
