@@ -9,7 +9,9 @@ start-up, so the first paint does not wait for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from collections.abc import Iterable
 from typing import Any
 
@@ -80,6 +82,14 @@ class NadaApp(App):
                 "TEXTUAL_COLOR_SYSTEM=truecolor) if your terminal supports it.",
                 title="Fewer than truecolor colours", severity="warning", timeout=12)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if not self.is_headless:
+            # A dropped SSH connection (SIGHUP) or a kill (SIGTERM) saves the session, then exits.
+            loop = asyncio.get_running_loop()
+            for name in ("SIGTERM", "SIGHUP"):
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                        loop.add_signal_handler(sig, self.quit_saving)
 
     def _theme_changed(self, theme: Any) -> None:
         if not self.is_headless:

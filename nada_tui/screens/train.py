@@ -90,6 +90,8 @@ class TrainScreen(Screen):
         self.tab = "setup"
         self._drawn_version = -1
         self._fed = 0
+        self._chart_fed = -1
+        self._chart_at = 0.0
         self._buffer_id: str | None = None
         self._log_fed = 0
         self._preview_drawn: Any = None
@@ -520,6 +522,7 @@ class TrainScreen(Screen):
         if buf.token != self._buffer_id:  # a new run: start the views over
             self._buffer_id = buf.token
             self._fed = 0
+            self._chart_fed = -1
             self._log_fed = 0
             self._preview_drawn = None
             self.query_one(LossChart).clear()
@@ -553,6 +556,10 @@ class TrainScreen(Screen):
                     label = {"directional": "dir"}.get(key, key.replace("directional/", "dir/"))
                     chart.add(key, rec["step"], value, colour, label)
             self._fed = len(buf.records)
+        # the chart is the costliest panel: at most 2 redraws a second while training runs
+        now = time.monotonic()
+        if self._fed != self._chart_fed and (now - self._chart_at >= 0.5 or buf.state != "running"):
+            self._chart_fed, self._chart_at = self._fed, now
             chart.refresh_chart()
         if buf.last is not None:
             m = buf.last

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 # Braille dot bits for (x in 0..1, y in 0..3) within a cell, y from the top.
@@ -74,7 +75,7 @@ class LossChart(Widget):
         self.smoothing = 0.8
         self.log_scale = False
         self.title = ""
-        self._cache: tuple[tuple[int, int, int], list[Text]] | None = None
+        self._cache: tuple[tuple[int, int, int], list[Strip]] | None = None
         self._version = 0
 
     # ----- data -------------------------------------------------------------------------------
@@ -120,15 +121,28 @@ class LossChart(Widget):
         return max((len(s.values) for s in self.series.values()), default=0)
 
     # ----- drawing ----------------------------------------------------------------------------
-    def render(self) -> Text:
+    def render_line(self, y: int) -> Strip:
+        # Strips cached per (size, data version): Textual composes them without re-parsing any Text.
+        strips = self._strips()
+        if y < len(strips):
+            return strips[y]
+        return Strip.blank(self.content_size.width, self.rich_style)
+
+    def _strips(self) -> list[Strip]:
         w, h = self.content_size.width, self.content_size.height
         key = (w, h, self._version)
         if self._cache is not None and self._cache[0] == key:
-            lines = self._cache[1]
-        else:
-            lines = self._draw(w, h)
-            self._cache = (key, lines)
-        return Text("\n").join(lines)
+            return self._cache[1]
+        base = self.rich_style
+        console = self.app.console
+        strips = [Strip(list(line.render(console, end=""))).adjust_cell_length(w).apply_style(base)
+                  for line in self._draw(w, h)]
+        self._cache = (key, strips)
+        return strips
+
+    def plain_lines(self) -> list[str]:
+        """The chart as text (tests, debugging)."""
+        return [line.plain for line in self._draw(self.content_size.width, self.content_size.height)]
 
     def _transform(self, v: np.ndarray) -> np.ndarray:
         if self.log_scale:
