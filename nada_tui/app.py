@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -89,7 +90,7 @@ class NadaApp(App):
                 sig = getattr(signal, name, None)
                 if sig is not None:
                     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                        loop.add_signal_handler(sig, self.quit_saving)
+                        loop.add_signal_handler(sig, self.quit_saving, True)
 
     def _theme_changed(self, theme: Any) -> None:
         if not self.is_headless:
@@ -152,12 +153,18 @@ class NadaApp(App):
                                        yes="Save and quit", no="Keep training"), answered)
 
     @work(group="quit", exit_on_error=False)
-    async def quit_saving(self) -> None:
+    async def quit_saving(self, from_signal: bool = False) -> None:
         run = self.training
         if run is not None:
             run.stop()
             if await asyncio.to_thread(run.join, QUIT_JOIN_S):
                 run.close()
+        if from_signal:
+            # The terminal may be gone (SIGHUP): restoring it can block forever, so the process
+            # ends on its own shortly after the session is saved.
+            timer = threading.Timer(1.0, os._exit, args=(0,))
+            timer.daemon = True
+            timer.start()
         self.exit()
 
     # ----- the run ----------------------------------------------------------------------------
