@@ -28,6 +28,7 @@ from nada_tui.screens.dialogs import ConfirmDialog
 from nada_tui.screens.help import HelpScreen
 from nada_tui.screens.sessions import SessionsScreen
 from nada_tui.screens.train import TrainScreen
+from nada_tui.threads import ThreadPerTaskExecutor
 from nada_tui.widgets.previews import build_pixels
 
 QUIT_JOIN_S = 1.7  # quitting while training: stop, let the worker save, exit within 2 s
@@ -69,6 +70,10 @@ class NadaApp(App):
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(themes.VARIABLE_DEFAULTS)
+
+    def on_load(self) -> None:
+        # Before any screen mounts (and starts a thread worker): see nada_tui/threads.py.
+        asyncio.get_running_loop().set_default_executor(ThreadPerTaskExecutor())
 
     def on_mount(self) -> None:
         if self.settings.keymap:

@@ -19,7 +19,10 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -40,7 +43,7 @@ def _config(steps: int) -> Any:
 
 
 def headless(steps: int, model: str, threaded: bool = True) -> float:
-    """threaded: the worker on its own thread (start/join), as in the app; else run() on this thread."""
+    """threaded: build and train on one extra thread, as the app does; else on this thread (the CLI)."""
     from engine import runs
     from engine.events import StepMetrics
 
@@ -50,16 +53,19 @@ def headless(steps: int, model: str, threaded: bool = True) -> float:
         if isinstance(event, StepMetrics):
             points.append((event.step, event.elapsed_s))
 
-    run = runs.start_session(_config(steps), model, device="cpu")
-    try:
-        worker = run.make_worker(on_event)
-        if threaded:
-            worker.start()
-            worker.join()
-        else:
-            worker.run()
-    finally:
-        run.close()
+    def build_and_train() -> None:
+        run = runs.start_session(_config(steps), model, device="cpu")
+        try:
+            run.make_worker(on_event).run()
+        finally:
+            run.close()
+
+    if threaded:
+        thread = threading.Thread(target=build_and_train)
+        thread.start()
+        thread.join()
+    else:
+        build_and_train()
     return _rate(points)
 
 
@@ -91,6 +97,21 @@ async def _with_app(steps: int, model: str, size: tuple[int, int]) -> float:
     return _rate(points)
 
 
+def _measure_one(kind: str, steps: int, model: str, size: tuple[int, int]) -> float:
+    if kind == "tui":
+        return asyncio.run(_with_app(steps, model, size))
+    return headless(steps, model, threaded=kind == "headless")
+
+
+def _in_fresh_process(kind: str, steps: int, model: str, size: tuple[int, int]) -> float:
+    """One measurement per process: OpenMP keeps a thread team per thread that ever ran torch ops, and
+    extra idle teams make it throttle its spin-waits, so runs in one process would slow each other."""
+    cmd = [sys.executable, "-m", "nada_tui.bench", "--only", kind, "--steps", str(steps), "--model", model,
+           "--size", f"{size[0]}x{size[1]}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def measure_tui_overhead(steps: int = 200, model: str | None = None, size: tuple[int, int] = (160, 48),
                          repeats: int = 1) -> dict[str, Any]:
     """Steps/s of the same demo training headless and with the app attached (best of `repeats`)."""
@@ -107,9 +128,9 @@ def measure_tui_overhead(steps: int = 200, model: str | None = None, size: tuple
                 backend.ensure_test_model()
             head, main_thread, tui = [], [], []
             for _ in range(repeats):  # interleaved so background load hits all alike
-                head.append(headless(steps, model, threaded=True))
-                tui.append(asyncio.run(_with_app(steps, model, size)))
-                main_thread.append(headless(steps, model, threaded=False))
+                head.append(_in_fresh_process("headless", steps, model, size))
+                tui.append(_in_fresh_process("tui", steps, model, size))
+                main_thread.append(_in_fresh_process("main", steps, model, size))
         finally:
             for key, value in old.items():
                 if value is None:
@@ -129,8 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="demo-tiny (default) or demo-tiny-32 (faster)")
     parser.add_argument("--size", default="160x48", help="terminal size for the app, WxH")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--only", choices=["headless", "tui", "main"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     w, h = (int(x) for x in args.size.lower().split("x"))
+    if args.only:  # a child of _in_fresh_process: print the rate alone
+        print(_measure_one(args.only, args.steps, args.model or "demo-tiny", (w, h)))
+        return 0
     t0 = time.perf_counter()
     result = measure_tui_overhead(args.steps, args.model, (w, h), args.repeats)
     result["wall_s"] = round(time.perf_counter() - t0, 1)

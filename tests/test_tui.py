@@ -70,9 +70,10 @@ async def test_train_pause_retrain_sessions_generate_delete(fast_model: str, tmp
         screen.action_start()
         await wait_for(lambda: app.buffer is not None and len(app.buffer.records) >= 6, what="metrics")
         await wait_for(lambda: app.buffer.preview is not None, what="a preview")
-        await asyncio.sleep(0.4)  # one redraw tick
         chart = screen.query_one(LossChart)
-        assert "total" in chart.series and len(chart.series["total"].values) >= 6
+        # redraws come on a timer (stretched up to 1 s while training on the CPU)
+        await wait_for(lambda: "total" in chart.series and len(chart.series["total"].values) >= 6,
+                       what="the chart to draw the metrics")
         layers = screen.query_one(LayerMap)
         assert layers.scores and layers.trained and layers.k is not None
 
@@ -220,8 +221,9 @@ async def test_open_read_only_then_resume(fast_model: str) -> None:
         await pilot.pause()
         assert isinstance(app.screen, TrainScreen) and app.screen.read_only
         assert app.buffer.session_id == sid and len(app.buffer.records) == 6
-        await asyncio.sleep(0.4)
-        assert len(app.screen.query_one(LossChart).series["total"].values) == 6
+        await wait_for(lambda: len(app.screen.query_one(LossChart).series.get("total", ()) and
+                                   app.screen.query_one(LossChart).series["total"].values) == 6,
+                       what="the saved curve")
         # resume the finished session: it trains 100 more steps in the same session
         info = next(s for s in backend.list_sessions() if s.id == sid)
         app.resume_session(info)

@@ -24,6 +24,8 @@ from nada_tui.widgets.loss_chart import LossChart
 from nada_tui.widgets.previews import PreviewPanel, preview_side
 from nada_tui.widgets.status_bar import StatusBar
 
+UI_CPU_BUDGET = 0.04  # share of one core the UI may use while training on the CPU
+
 if TYPE_CHECKING:
     from nada_tui.app import NadaApp
 
@@ -92,6 +94,7 @@ class TrainScreen(Screen):
         self._fed = 0
         self._chart_fed = -1
         self._chart_at = 0.0
+        self._ui_mark = (time.monotonic(), time.thread_time())
         self._buffer_id: str | None = None
         self._log_fed = 0
         self._preview_drawn: Any = None
@@ -538,6 +541,8 @@ class TrainScreen(Screen):
             self.napp.preview_side = side
         if not force and buf.version == self._drawn_version:
             return
+        if not force and self._over_ui_budget(buf):
+            return
         self._drawn_version = buf.version
         chart = self.query_one(LossChart)
         new = buf.records[self._fed:]
@@ -575,6 +580,20 @@ class TrainScreen(Screen):
             self.query_one(PreviewPanel).show(step, frozen, adapted, seeds)
         self.show_download(buf.load_progress if buf.state == "loading" else None)
         self._draw_status(buf)
+
+    def _over_ui_budget(self, buf: backend.RunBuffer) -> bool:
+        """While training runs on the CPU, the UI thread competes with it for cores: stretch the redraw
+        interval (never beyond 1 s) so that drawing, compositing included, takes at most
+        UI_CPU_BUDGET of one core. On a GPU the trainer barely needs the CPU and we draw at 4 Hz."""
+        m = buf.last
+        if buf.state != "running" or m is None or m.memory is None or m.memory.device != "cpu":
+            return False
+        wall, cpu = time.monotonic(), time.thread_time()
+        elapsed = wall - self._ui_mark[0]
+        if (cpu - self._ui_mark[1]) / max(elapsed, 1e-3) > UI_CPU_BUDGET and elapsed < 1.0:
+            return True
+        self._ui_mark = (wall, cpu)
+        return False
 
     def _draw_status(self, buf: backend.RunBuffer | None) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
