@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -461,9 +462,23 @@ class NadaApp(App):
         self.call_from_thread(self.notify, f"{model_id} is ready.")
 
 
+def _draw_on_the_terminal() -> None:
+    """Textual draws on stderr. When a user sends stderr to a file (`nada-tui 2>log`) to keep warnings,
+    draw on the controlling terminal instead, and leave the file for the warnings."""
+    err = sys.__stderr__
+    if err is not None and err.isatty():
+        return
+    try:
+        tty = open("/dev/tty", "w")  # noqa: SIM115 - lives as long as the app
+    except OSError:
+        return  # no terminal at all: let Textual fail with its own message
+    sys.__stderr__ = tty
+
+
 def run_app(demo: bool = False, device: str = "auto") -> int:
     # Textual reads the colour system from the environment; keep COLORTERM if the user set it.
     os.environ.setdefault("TEXTUAL_ANIMATIONS", "basic")
+    _draw_on_the_terminal()
     NadaApp(demo=demo, device=device).run()
     return 0
 
