@@ -382,7 +382,7 @@ def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None =
     key = str(name_or_path)
     if key == DEMO_GENERATOR_ID:
         g = demo_generator()
-        info = {**_demo_info(), **_config_info(g)}
+        info = {**generator_info(g, "demo"), **_demo_info()}
         return g, info
     if key in GENERATORS:
         e = GENERATORS[key]
@@ -413,18 +413,6 @@ def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None =
     g, info = load_generator(path)
     info.update(name=path.stem, demo=False, source_prompt="", description=f"local file {path}")
     return g, info
-
-
-def _config_info(g: Generator) -> dict[str, Any]:
-    c = g.config
-    return {
-        "size": c.size,
-        "n_mlp": c.n_mlp,
-        "style_dim": c.style_dim,
-        "channel_multiplier": c.channel_multiplier,
-        "n_latent": c.n_latent,
-        "has_latent_avg": g.has_latent_avg,
-    }
 
 
 def load_clip_by_name(name: str, device: str = "cpu", progress: ProgressFn | None = None) -> ClipEncoder:

@@ -37,6 +37,24 @@ def clip_tiny():
     return tiny_clip(seed=0)
 
 
+@pytest.fixture
+def small_demo(monkeypatch):
+    """The 32 px tiny generator stands in for the 64 px demo one: the same code paths, 4x cheaper."""
+    from engine import runs
+
+    monkeypatch.setattr(runs, "demo_generator", lambda: tiny_generator(size=32, seed=0))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a busy 2-core machine two OpenMP threads spin against other jobs and run
+    up to 10x slower; the tiny models gain nothing from a second thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

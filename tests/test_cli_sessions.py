@@ -5,28 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from engine import paths, runs, sessions
-from engine.demo import tiny_generator
+from engine import paths, sessions
 from nada_tui.__main__ import main
 
 FAST = ["--batch", "1", "--layer-batch", "2", "--preview-every", "0", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def small_demo(monkeypatch):
-    monkeypatch.setattr(runs, "demo_generator", lambda: tiny_generator(size=32, seed=0))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core test machine two OpenMP threads spin against other jobs
-    and run 10x slower; the tiny models gain nothing from a second thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("small_demo", "one_thread")
 
 
 def train(capsys, *extra: str) -> str:

@@ -16,20 +16,7 @@ from engine.stylegan2 import Generator, GeneratorConfig
 from engine.trainer import TrainConfig
 from nada_tui.__main__ import main
 
-
-@pytest.fixture(autouse=True)
-def small_demo(monkeypatch):
-    monkeypatch.setattr(runs, "demo_generator", lambda: tiny_generator(size=32, seed=0))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core test machine two OpenMP threads spin against other jobs
-    and run 10x slower; the tiny models gain nothing from a second thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("small_demo", "one_thread")
 
 
 @pytest.fixture

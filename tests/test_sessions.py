@@ -7,28 +7,13 @@ import json
 import os
 
 import pytest
-import torch
 
 from engine import atomic, paths, runs, sessions
-from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, tiny_generator
+from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID
 from engine.events import CheckpointSaved, LogMessage, StepMetrics
 from engine.trainer import TrainConfig
 
-
-@pytest.fixture(autouse=True)
-def small_demo(monkeypatch):
-    """The 32 px tiny generator stands in for the 64 px demo one: the same code paths, 4x cheaper."""
-    monkeypatch.setattr(runs, "demo_generator", lambda: tiny_generator(size=32, seed=0))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core test machine two OpenMP threads spin against other jobs
-    and run 10x slower; the tiny models gain nothing from a second thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("small_demo", "one_thread")
 
 
 def demo_config(**kw) -> TrainConfig:
