@@ -317,8 +317,13 @@ class Trainer:
                 p.copy_(state["weights"][name])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scores = None if state["scores"] is None else state["scores"].clone()
-        self.rng.set_state(state["rng"])
         self.step_count = int(state["step"])
+        try:
+            self.rng.set_state(state["rng"])
+        except (RuntimeError, ValueError):
+            # Saved on another device type (CPU and CUDA generators keep different states): the run
+            # goes on with a fresh, still seeded stream; only bit-for-bit equality is lost.
+            self.rng.manual_seed(self.config.seed + self.step_count)
 
 
 OOM_ADVICE = (

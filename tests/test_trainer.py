@@ -138,3 +138,14 @@ def test_cuda_request_without_cuda_is_a_clear_error(generator, oracle):
     cfg = TrainConfig(source="a red image", target="a blue image", clip_models=(("o", 1.0),))
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         Trainer(cfg, generator, {"o": oracle}, device="cuda")
+
+
+def test_resume_with_a_random_state_from_another_device_type_still_trains(generator, oracle):
+    cfg = TrainConfig(source="a red image", target="a blue image", clip_models=(("o", 1.0),), iterations=6)
+    tr = Trainer(cfg, generator, {"o": oracle}, device="cpu")
+    tr.step()
+    state = tr.state_dict() | {"rng": torch.zeros(16, dtype=torch.uint8)}  # a CUDA Philox state's size
+    resumed = Trainer(cfg, generator, {"o": oracle}, device="cpu")
+    resumed.load_state_dict(state)
+    assert resumed.step_count == 1
+    assert resumed.step().step == 2
