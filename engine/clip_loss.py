@@ -44,9 +44,9 @@ def _clip_module():
 
 @functools.cache
 def _tokenizer():
+    _clip_module()  # first: importing clip's submodule would run its package import unfiltered
     from clip.simple_tokenizer import SimpleTokenizer
 
-    _clip_module()
     return SimpleTokenizer()
 
 

@@ -369,6 +369,10 @@ def run(args: argparse.Namespace) -> int:
 
     printer = ProgressPrinter(quiet=args.quiet)
     config = setup_or_exit(TrainConfig, source=source, target=target, **changes)
+    # Prompts are checked before any model loads: nobody should wait for a download to hear that.
+    from engine.clip_loss import validate_prompts
+
+    setup_or_exit(validate_prompts, config.source, config.target, config.templates)
     if not args.quiet:
         printer.line(f"loading {model_id} and {', '.join(n for n, _ in config.clip_models)} ...")
     session_run = setup_or_exit(
