@@ -59,7 +59,7 @@ def load_base_generator(model_id: str, progress: Progress = None) -> tuple[Gener
         if zoo is not None:
             g, info = zoo.load_generator_by_id(model_id, progress=progress)
         elif Path(model_id).is_file():
-            from engine.checkpoints import load_generator
+            from engine.generator_files import load_generator
 
             g, info = load_generator(model_id)
         else:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import paths
-from engine.checkpoints import CheckpointError, generator_info, load_generator, save_rosinality
+from engine.generator_files import CheckpointError, generator_info, load_generator, save_rosinality
 from engine.clip_loss import ClipEncoder, load_clip
 from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE, colour_oracle, demo_generator
 from engine.download import DownloadError, ProgressFn, download, mirrored_url, sha256_file

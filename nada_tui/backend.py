@@ -74,7 +74,7 @@ def ensure_test_model() -> str:
     if not zoo.is_downloaded(TEST_GENERATOR_ID):
         import tempfile
 
-        from engine.checkpoints import save_rosinality
+        from engine.generator_files import save_rosinality
         from engine.demo import tiny_generator
 
         with tempfile.TemporaryDirectory() as tmp:

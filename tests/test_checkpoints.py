@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from engine.checkpoints import CheckpointError, load_generator, save_rosinality
+from engine.generator_files import CheckpointError, load_generator, save_rosinality
 from engine.demo import tiny_generator
 
 

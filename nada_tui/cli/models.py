@@ -120,7 +120,7 @@ class ProgressBar:
 
 def run_download(args: argparse.Namespace) -> int:
     from engine import zoo
-    from engine.checkpoints import CheckpointError
+    from engine.generator_files import CheckpointError
     from engine.download import DownloadError
 
     unknown = [n for n in args.names if n not in zoo.GENERATORS and n not in zoo.CLIP_MODELS]
@@ -151,7 +151,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from engine import zoo
-    from engine.checkpoints import CheckpointError
+    from engine.generator_files import CheckpointError
 
     try:
         info = zoo.import_checkpoint(args.path, args.name, args.description, args.source_prompt)

@@ -222,7 +222,7 @@ def engine_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseExc
         sessions.AlreadyFinished,
     ]
     try:
-        from engine.checkpoints import CheckpointError
+        from engine.generator_files import CheckpointError
 
         usage.append(CheckpointError)
     except ImportError:
