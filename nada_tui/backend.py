@@ -74,8 +74,8 @@ def ensure_test_model() -> str:
     if not zoo.is_downloaded(TEST_GENERATOR_ID):
         import tempfile
 
-        from engine.generator_files import save_rosinality
         from engine.demo import tiny_generator
+        from engine.generator_files import save_rosinality
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "tiny32.pt"

@@ -8,8 +8,8 @@ import zipfile
 import pytest
 import torch
 
-from engine.generator_files import CheckpointError, load_generator, save_rosinality
 from engine.demo import tiny_generator
+from engine.generator_files import CheckpointError, load_generator, save_rosinality
 
 
 def _same_images(a, b, truncation: float = 0.7):

@@ -10,8 +10,8 @@ import pytest
 import torch
 from _models_fakes import write_ada_pickle_from_generator, write_tf_pickle
 
-from engine.generator_files import CheckpointError, load_generator
 from engine.demo import tiny_generator
+from engine.generator_files import CheckpointError, load_generator
 from engine.nvidia_pickles import PickleRefused, load_restricted
 
 

@@ -13,9 +13,9 @@ from _models_fakes import write_ada_pickle_from_generator, write_tf_pickle
 from _models_server import Behaviour, free_port, serve
 
 from engine import zoo
-from engine.generator_files import CheckpointError, save_rosinality
 from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, tiny_generator
 from engine.download import DownloadError
+from engine.generator_files import CheckpointError, save_rosinality
 from nada_tui.__main__ import main
 
 

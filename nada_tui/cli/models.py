@@ -120,8 +120,8 @@ class ProgressBar:
 
 def run_download(args: argparse.Namespace) -> int:
     from engine import zoo
-    from engine.generator_files import CheckpointError
     from engine.download import DownloadError
+    from engine.generator_files import CheckpointError
 
     unknown = [n for n in args.names if n not in zoo.GENERATORS and n not in zoo.CLIP_MODELS]
     if unknown:
