@@ -24,9 +24,10 @@ import torch
 
 from engine import device as devices
 from engine.clip_loss import ClipEncoder, _clip_module
+from engine.config import TrainConfig
 from engine.demo import tiny_clip, tiny_generator
 from engine.stylegan2 import Generator, GeneratorConfig
-from engine.trainer import TrainConfig, Trainer
+from engine.trainer import Trainer
 
 
 @dataclass

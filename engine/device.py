@@ -20,11 +20,12 @@ def resolve_device(requested: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def configure(device: torch.device) -> None:
-    """Free speed that does not change results meaningfully: TF32 matmuls/convs on Ampere and newer."""
+def configure(device: torch.device, precision: str = "auto") -> None:
+    """TF32 matmuls/convs on Ampere and newer unless precision is "fp32" (CUDA only; CPUs have no TF32)."""
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        tf32 = precision != "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
 
 

@@ -12,7 +12,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 
 from engine import device as devices
 from engine.clip_loss import ClipEncoder, ClipLoss, validate_prompts
+from engine.config import ADAM_BETAS, LR_SCALE, SETTINGS, ConfigError, TrainConfig, default_k
 from engine.events import (
     CheckpointSaved,
     Event,
@@ -35,93 +35,17 @@ from engine.freezing import LayerSchedule, score_layers, top_k
 from engine.sampling import grid, render_seeds, to_pil
 from engine.stylegan2 import Generator
 
-# The reference scales lr and beta2 by its g_reg ratio 4/5; we keep that so its recipes carry over.
-LR_SCALE = 0.8
-ADAM_BETAS = (0.0, 0.99**0.8)
-
-
-class ConfigError(ValueError):
-    """A training setting out of range; `field` names it, the message gives the allowed values."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
 
 class TrainingError(RuntimeError):
     """Training cannot go on; the message says why and what to change."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    source: str
-    target: str
-    iterations: int = 300
-    batch: int = 2
-    lr: float = 0.002  # Adam runs at lr * 0.8, betas (0, 0.99 ** 0.8), as the reference
-    global_weight: float = 0.0  # g in (1 - g) * directional + g * global
-    templates: bool = False  # average text directions over the 79 ImageNet templates
-    clip_models: tuple[tuple[str, float], ...] = (("ViT-B/32", 1.0),)
-    auto_layer_k: int | None = None  # None: int(2 * n_latent / 3); 0: every StyledConv trains
-    auto_layer_iters: int = 1
-    auto_layer_batch: int = 8
-    auto_layer_interval: int = 10  # 1 = the reference (select every step)
-    auto_layer_falloff: int = 50  # k drops by one every this many steps; 0 = never
-    auto_layer_min_k: int = 1
-    mixing: float = 0.0  # probability of style mixing in a training batch
-    sample_truncation: float = 0.7
-    preview_every: int = 25
-    preview_seeds: tuple[int, ...] = (0, 1, 2, 3)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        # Tuples survive a JSON round trip as lists; normalise so equality and hashing keep working.
-        object.__setattr__(self, "clip_models", tuple((str(n), float(w)) for n, w in self.clip_models))
-        object.__setattr__(self, "preview_seeds", tuple(int(s) for s in self.preview_seeds))
-        self.validate()
-
-    def validate(self) -> None:
-        def check(name: str, ok: bool, allowed: str) -> None:
-            if not ok:
-                raise ConfigError(name, f"got {getattr(self, name)!r}; allowed: {allowed}")
-
-        check("iterations", 1 <= self.iterations <= 1_000_000, "an integer from 1 to 1000000")
-        check("batch", 1 <= self.batch <= 256, "an integer from 1 to 256")
-        check("lr", 0 < self.lr <= 1 and math.isfinite(self.lr), "a number above 0 and at most 1")
-        check("global_weight", 0 <= self.global_weight <= 1, "a number from 0 to 1")
-        check("auto_layer_k", self.auto_layer_k is None or self.auto_layer_k >= 0, "0 (all layers) or more")
-        check("auto_layer_iters", self.auto_layer_iters >= 1, "1 or more")
-        check("auto_layer_batch", 1 <= self.auto_layer_batch <= 256, "an integer from 1 to 256")
-        check("auto_layer_interval", self.auto_layer_interval >= 1, "1 (every step) or more")
-        check("auto_layer_falloff", self.auto_layer_falloff >= 0, "0 (off) or more")
-        check("auto_layer_min_k", self.auto_layer_min_k >= 1, "1 or more")
-        check("mixing", 0 <= self.mixing <= 1, "a probability from 0 to 1")
-        check("sample_truncation", 0 <= self.sample_truncation <= 1, "a number from 0 to 1")
-        check("preview_every", self.preview_every >= 0, "0 (only at the end) or more")
-        check("preview_seeds", 1 <= len(self.preview_seeds) <= 16, "1 to 16 seeds")
-        check("seed", 0 <= self.seed < 2**63, "a non-negative integer")
-        check("clip_models", len(self.clip_models) >= 1, "at least one (name, weight) pair")
-        if not any(w > 0 for _, w in self.clip_models) or any(w < 0 for _, w in self.clip_models):
-            raise ConfigError("clip_models", "weights must be 0 or more, and at least one above 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["clip_models"] = [list(m) for m in self.clip_models]
-        d["preview_seeds"] = list(self.preview_seeds)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Build from saved settings; unknown keys (from a newer version) are ignored."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        return replace(self, **changes)
+class NonFiniteLoss(TrainingError):
+    """The loss became NaN or infinite; the weights of the last good step are kept."""
 
 
-def default_k(n_latent: int) -> int:
-    return int(2 * n_latent / 3)
+class OutOfMemory(TrainingError):
+    """The device ran out of memory; the message says what to lower."""
 
 
 class Trainer:
@@ -140,7 +64,11 @@ class Trainer:
     ) -> None:
         validate_prompts(config.source, config.target, config.templates)
         self.device = devices.resolve_device(device)
-        devices.configure(self.device)
+        if config.precision == "bf16" and self.device.type != "cuda":
+            raise ConfigError(
+                "precision", f"bf16 runs on CUDA only; on {self.device.type} use fp32 (what auto picks there)"
+            )
+        devices.configure(self.device, config.precision)
         self.config = config
         self.frozen = copy.deepcopy(generator).to(self.device).eval().requires_grad_(False)
         self.generator = copy.deepcopy(self.frozen).requires_grad_(False)
@@ -176,8 +104,8 @@ class Trainer:
 
     # ----- live changes -----------------------------------------------------------------------
     def update(self, **changes: Any) -> None:
-        """Change settings that may change mid-run (global_weight); applied at the next step."""
-        allowed = {"global_weight", "iterations", "preview_every"}
+        """Change settings marked live in the settings table (global_weight, ...); applied at the next step."""
+        allowed = {s.name for s in SETTINGS.values() if s.live}
         bad = set(changes) - allowed
         if bad:
             raise ConfigError(sorted(bad)[0], f"cannot change during a run; only {sorted(allowed)} can")
@@ -256,7 +184,7 @@ class Trainer:
         terms = self.loss(frozen_img, trained_img, cfg.source, cfg.target)
         values = dict(zip(terms, torch.stack(list(terms.values())).tolist(), strict=True))  # one sync
         if not all(math.isfinite(v) for v in values.values()):
-            raise TrainingError(
+            raise NonFiniteLoss(
                 f"The loss became {values['total']} at step {t + 1}; the weights of step {t} are kept. "
                 "Lower the learning rate (lr) or the batch's truncation, or check the CLIP model."
             )
@@ -298,24 +226,40 @@ class Trainer:
         return {names[id(p)]: p.detach() for c in self.convs for p in c.parameters()}
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs, on the CPU. "weights" holds only the trainable tensors that differ
+        from the generator the run started from; "optimizer" is Adam's per-parameter state, indexed in
+        the order of "param_names"."""
+        start = dict(self.frozen.named_parameters())
+        weights = {k: v.cpu().clone() for k, v in self.trainable_state().items() if not torch.equal(v, start[k])}
+        opt_state = {
+            int(i): {k: torch.as_tensor(v).detach().cpu().clone() for k, v in st.items()}
+            for i, st in self.optimizer.state_dict()["state"].items()
+        }
         return {
             "step": self.step_count,
             "config": self.config.to_dict(),
-            "weights": {k: v.cpu().clone() for k, v in self.trainable_state().items()},
-            "optimizer": self.optimizer.state_dict(),
+            "weights": weights,
+            "param_names": self._param_names(),
+            "optimizer": opt_state,
             "scores": None if self.scores is None else self.scores.clone(),
             "rng": self.rng.get_state(),
         }
 
+    def _param_names(self) -> list[str]:
+        names = {id(p): n for n, p in self.generator.named_parameters()}
+        return [names[id(p)] for g in self.optimizer.param_groups for p in g["params"]]
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        current = self.trainable_state()
-        missing = set(current) - set(state["weights"])
-        if missing:
-            raise TrainingError(f"saved state lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}")
+        """Continue from `state_dict()` of a Trainer built from the same starting generator."""
+        if state["optimizer"] and list(state["param_names"]) != self._param_names():
+            raise TrainingError("The saved state was made for a different generator architecture.")
+        start = dict(self.frozen.named_parameters())
         with torch.no_grad():
-            for name, p in current.items():
-                p.copy_(state["weights"][name])
-        self.optimizer.load_state_dict(state["optimizer"])
+            for name, p in self.trainable_state().items():
+                p.copy_(state["weights"].get(name, start[name]))
+        opt = self.optimizer.state_dict()
+        opt["state"] = {int(i): dict(st) for i, st in state["optimizer"].items()}
+        self.optimizer.load_state_dict(opt)  # moves the moments to the parameters' device
         self.scores = None if state["scores"] is None else state["scores"].clone()
         self.step_count = int(state["step"])
         try:
@@ -442,17 +386,14 @@ class TrainingWorker:
             cfg = tr.config
             if tr.device.type == "cuda":
                 torch.cuda.empty_cache()
-            self._fail(
-                "oom",
-                OOM_ADVICE.format(step=tr.step_count + 1, batch=cfg.batch, auto_batch=cfg.auto_layer_batch),
-            )
+            advice = OOM_ADVICE.format(step=tr.step_count + 1, batch=cfg.batch, auto_batch=cfg.auto_layer_batch)
+            self._fail(OutOfMemory(advice))
             return
         except TrainingError as exc:
-            kind = "nan" if "loss became" in str(exc) else "error"
-            self._fail(kind, str(exc))
+            self._fail(exc)
             return
         except Exception as exc:  # anything else still reaches the user as an event, not a dead thread
-            self._fail("error", f"Training stopped at step {tr.step_count}: {type(exc).__name__}: {exc}")
+            self._fail(TrainingError(f"Training stopped at step {tr.step_count}: {type(exc).__name__}: {exc}"))
             return
         stopped = not tr.done
         self._set_state("stopping")
@@ -461,8 +402,9 @@ class TrainingWorker:
         self.on_event(TrainingFinished(tr.step_count, last, stopped=stopped))
         self.state = "finished"
 
-    def _fail(self, kind: str, message: str) -> None:
+    def _fail(self, error: TrainingError) -> None:
         self.state = "failed"
-        if kind == "nan":
+        if isinstance(error, NonFiniteLoss):
             self._save("stop")  # the weights are still those of the last good step
-        self.on_event(TrainingFailed(self.trainer.step_count, kind, message))
+        kind = "nan" if isinstance(error, NonFiniteLoss) else "oom" if isinstance(error, OutOfMemory) else "error"
+        self.on_event(TrainingFailed(self.trainer.step_count, kind, str(error)))

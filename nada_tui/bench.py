@@ -35,7 +35,7 @@ def _rate(points: list[tuple[int, float]]) -> float:
 
 
 def _config(steps: int) -> Any:
-    from engine.trainer import TrainConfig
+    from engine.config import TrainConfig
     from nada_tui import backend
 
     return TrainConfig(backend.DEMO_SOURCE, backend.DEMO_TARGET, iterations=steps,

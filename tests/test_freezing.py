@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from engine.config import TrainConfig, default_k
 from engine.freezing import LayerSchedule, score_layers, top_k
-from engine.trainer import TrainConfig, Trainer, default_k
+from engine.trainer import Trainer
 
 ORACLE = (("oracle", 1.0),)
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from engine.clip_loss import PromptError
+from engine.config import ConfigError, TrainConfig
 from engine.sampling import render_seeds
-from engine.trainer import ConfigError, TrainConfig, Trainer
+from engine.trainer import Trainer
 
 SEEDS = range(8)
 

@@ -20,7 +20,7 @@ from nada_tui.widgets.previews import build_pixels
 
 
 def fixed_buffer() -> backend.RunBuffer:
-    from engine.trainer import TrainConfig
+    from engine.config import TrainConfig
 
     cfg = TrainConfig(backend.DEMO_SOURCE, backend.DEMO_TARGET, iterations=300,
                       clip_models=((backend.DEMO_CLIP_ID, 1.0),))

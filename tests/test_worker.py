@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from engine import events as ev
-from engine.trainer import TrainConfig, Trainer, TrainingWorker
+from engine.config import TrainConfig
+from engine.trainer import Trainer, TrainingWorker
 
 
 def make(generator, oracle, iterations=200, **kw):
@@ -179,7 +180,8 @@ def test_engine_trains_with_textual_blocked():
         import importlib, pkgutil, engine
         for info in pkgutil.iter_modules(engine.__path__):
             importlib.import_module(f"engine.{info.name}")
-        from engine.trainer import TrainConfig, Trainer, TrainingWorker
+        from engine.config import TrainConfig
+        from engine.trainer import Trainer, TrainingWorker
         from engine.demo import tiny_generator, colour_oracle
         cfg = TrainConfig(source="a red image", target="a blue image", clip_models=(("o", 1.0),), iterations=3)
         got = []
