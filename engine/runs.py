@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from engine import sessions
+from engine import sessions, zoo
 from engine.clip_loss import ClipEncoder
-from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, colour_oracle, demo_generator
+from engine.config import TrainConfig
 from engine.events import (
     Event,
     LogMessage,
@@ -31,7 +31,7 @@ from engine.events import (
     TrainingFinished,
 )
 from engine.stylegan2 import Generator
-from engine.trainer import TrainConfig, Trainer, TrainingWorker
+from engine.trainer import Trainer, TrainingError, TrainingWorker
 
 Progress = Callable[..., Any] | None
 DEFAULT_CHECKPOINT_EVERY = 50
@@ -42,28 +42,12 @@ class ModelError(RuntimeError):
     """A base model or CLIP model that cannot be loaded (or no longer matches a session)."""
 
 
-# ----- models -------------------------------------------------------------------------------------
-def is_demo_model(model_id: str) -> bool:
-    return model_id == DEMO_GENERATOR_ID
-
-
+# ----- models (loading is zoo's; this adds what a session records about them) -----------------------
 def load_base_generator(model_id: str, progress: Progress = None) -> tuple[Generator, dict[str, Any]]:
-    """A base generator by registry name, "demo-tiny", or file path, with the facts a session records."""
-    if is_demo_model(model_id):
-        g, info = demo_generator(), {"format": "demo"}
-    else:
-        try:
-            from engine import zoo
-        except ImportError:  # the registry is optional for file paths
-            zoo = None
-        if zoo is not None:
-            g, info = zoo.load_generator_by_id(model_id, progress=progress)
-        elif Path(model_id).is_file():
-            from engine.generator_files import load_generator
+    """A base generator by registry name, the demo id, or file path, with the facts a session records.
 
-            g, info = load_generator(model_id)
-        else:
-            raise ModelError(f"Unknown model '{model_id}': pass a checkpoint file path, or use --demo.")
+    Raises zoo's CheckpointError / DownloadError."""
+    g, info = zoo.load_generator_by_id(model_id, progress=progress)
     base = {
         "id": model_id,
         "sha256": info.get("sha256"),
@@ -80,13 +64,7 @@ def load_clip_models(
     """The encoders a config needs (weight-0 models are skipped: they are never evaluated)."""
     out: dict[str, ClipEncoder] = {}
     for name, weight in config.clip_models:
-        if weight <= 0 or name in out:
-            continue
-        if name == DEMO_CLIP_ID:
-            out[name] = colour_oracle()
-        else:
-            from engine import zoo
-
+        if weight > 0 and name not in out:
             out[name] = zoo.load_clip_by_name(name, device=str(device), progress=progress)
     return out
 
@@ -248,10 +226,13 @@ def start_session(
     root: str | os.PathLike[str] | None = None,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     progress: Progress = None,
+    sweep: Mapping[str, Any] | None = None,
 ) -> Run:
-    """Check settings and load models first (nothing is written if that fails), then create the session."""
+    """Check settings and load models first (nothing is written if that fails), then create the session.
+
+    `sweep`: {"name": ..., "values": {setting: value}} when the run is one point of a sweep."""
     trainer, base = build_trainer(config, model_id, device, progress=progress)
-    writer = sessions.create(config, base, name=name, root=root)
+    writer = sessions.create(trainer.state_dict(), base, name=name, root=root, sweep=sweep)
     return Run(writer, trainer, checkpoint_every)
 
 
@@ -266,22 +247,26 @@ def resume_session(
     """Continue a session from its last checkpoint (the same loss curve as an uninterrupted run).
 
     `iterations` extends (or shortens) the run. Raises SessionLocked if another process trains it."""
-    writer, ckpt = sessions.open_writer(ref, root)
+    writer, state = sessions.open_writer(ref, root)
     try:
         info = writer.info()
-        config = TrainConfig.from_dict(ckpt.config if ckpt.config else info.data["config"])
+        config = TrainConfig.from_dict(state["config"])
         if iterations is not None:
             config = config.replace(iterations=iterations)
-        if ckpt.step >= config.iterations:
+        step = state["step"]
+        if step >= config.iterations:
             raise sessions.AlreadyFinished(
-                f"Session {info.id} already ran {ckpt.step} of {config.iterations} steps; "
-                f"give more iterations to train further (e.g. --iters {ckpt.step + config.iterations})."
+                f"Session {info.id} already ran {step} of {config.iterations} steps; "
+                f"give more iterations to train further (e.g. --iters {step + config.iterations})."
             )
         trainer, base = build_trainer(
             config, info.model_id, device, start=sessions.start_weights(info), progress=progress
         )
         check_base(info, base)
-        sessions.apply_checkpoint(trainer, ckpt)
+        try:
+            trainer.load_state_dict(state)
+        except TrainingError as exc:
+            raise sessions.DamagedSession(f"Session {info.id} cannot be resumed: {exc}") from None
         writer.data["config"] = config.to_dict()
         writer.set_status("running")
         return Run(writer, trainer, checkpoint_every)
@@ -313,7 +298,9 @@ def fork_session(
     check_base(info, base)
     parent = {"id": info.id, "step": info.step, "from_weights": from_weights}
     display = name or f"{info.name} (fork)"
-    writer = sessions.create(config, base, name=display, root=root, init_weights=init or None, parent=parent)
+    writer = sessions.create(
+        trainer.state_dict(), base, name=display, root=root, init_weights=init or None, parent=parent
+    )
     return Run(writer, trainer, checkpoint_every)
 
 

@@ -117,7 +117,7 @@ def test_sigterm_and_sighup_save_and_exit_within_5_s(sig, tmp_path):
     [info] = sessions.list_sessions()
     assert info.ok and info.status == "stopped" and info.step >= 3, info
     assert info.data["stop_reason"] == sig.name and info.data["checkpoint"]["reason"] == "signal"
-    assert sessions.read_checkpoint(info.path / "checkpoint.safetensors").step == info.step
+    assert sessions.read_state(info.path / "checkpoint.safetensors")["step"] == info.step
     assert (info.path / "grid.png").is_file()
     print(f"{sig.name}: saved and exited in {took:.2f} s at step {info.step}")
 
@@ -155,17 +155,17 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_session(tmp_path):
         [info] = sessions.list_sessions()
         assert info.ok, f"trial {trial} (delays {delays}): {info.damaged}"
         assert info.status in ("interrupted", "running"), info.status
-        ckpt = sessions.read_checkpoint(info.path / "checkpoint.safetensors")
-        assert info.step <= ckpt.step
+        ckpt_step = sessions.read_state(info.path / "checkpoint.safetensors")["step"]
+        assert info.step <= ckpt_step
         run = runs.resume_session(info.id, device="cpu")  # resumable, from the file's step
         try:
-            assert run.trainer.step_count == ckpt.step
-            assert [r["step"] for r in sessions.read_metrics(info.path)] == list(range(1, ckpt.step + 1))
+            assert run.trainer.step_count == ckpt_step
+            assert [r["step"] for r in sessions.read_metrics(info.path)] == list(range(1, ckpt_step + 1))
         finally:
             run.close()
     # After all that, one clean resume to a fixed end finishes normally.
     assert path is not None
-    step = sessions.read_checkpoint(path / "checkpoint.safetensors").step
+    step = sessions.read_state(path / "checkpoint.safetensors")["step"]
     done = cli("resume", path.name, "--iters", str(step + 2), "--device", "cpu")
     assert done.returncode == 0, done.stderr
     assert sessions.load(path.name).status == "finished"

@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from engine import atomic, paths, runs, sessions
 from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID
@@ -44,9 +45,15 @@ def train(iters: int = 6, checkpoint_every: int = 0, name: str | None = None, **
         return runs.train_session(run, handle_signals=False)
 
 
-def bare_session(name: str = "x", root=None) -> str:
+def fresh_state(config: TrainConfig) -> dict:
+    """What `Trainer.state_dict()` returns before the first step, without building a Trainer."""
+    rng = torch.Generator().manual_seed(config.seed).get_state()
+    return dict(step=0, config=config.to_dict(), weights={}, param_names=[], optimizer={}, scores=None, rng=rng)
+
+
+def bare_session(name: str = "x", root=None, **create_kw) -> str:
     """A session made without training (step 0): enough for store-level tests."""
-    with sessions.create(demo_config(), {"id": DEMO_GENERATOR_ID}, name=name, root=root) as w:
+    with sessions.create(fresh_state(demo_config()), {"id": DEMO_GENERATOR_ID}, name=name, root=root, **create_kw) as w:
         return w.id
 
 
@@ -219,7 +226,7 @@ def test_prefix_and_ambiguity():
 
 
 def test_two_writers_on_one_session_the_second_is_refused():
-    with sessions.create(demo_config(), {"id": DEMO_GENERATOR_ID}, name="busy") as writer:
+    with sessions.create(fresh_state(demo_config()), {"id": DEMO_GENERATOR_ID}, name="busy") as writer:
         for op in (
             lambda: sessions.open_writer(writer.id),
             lambda: runs.resume_session(writer.id),
@@ -230,8 +237,8 @@ def test_two_writers_on_one_session_the_second_is_refused():
                 op()
         assert sessions.list_sessions()[0].status == "running"
     sessions.rename(writer.id, "free now")
-    w2, ckpt = sessions.open_writer(writer.id)
-    assert ckpt.step == 0
+    w2, state = sessions.open_writer(writer.id)
+    assert state["step"] == 0
     w2.close()
 
 
@@ -259,8 +266,8 @@ def test_full_disk_keeps_the_previous_checkpoint(monkeypatch):
     assert [e.step for e in events if isinstance(e, CheckpointSaved)] == [2]
     assert not [n for n in os.listdir(run.path) if atomic.TEMP_MARK in n]
     monkeypatch.setattr(atomic, "_write_all", real)
-    ckpt = sessions.read_checkpoint(run.path / "checkpoint.safetensors")
-    assert ckpt.step == 2 and json.loads(before_json)["step"] == 2
+    state = sessions.read_state(run.path / "checkpoint.safetensors")
+    assert state["step"] == 2 and json.loads(before_json)["step"] == 2
     resumed = runs.resume_session(run.session_id, device="cpu")
     assert resumed.trainer.step_count == 2
     resumed.close()
@@ -291,3 +298,62 @@ def test_bad_names_and_empty_root():
         sessions.clean_name("  \n\t ")
     assert sessions.slugify("../..") == "session"
     assert sessions.slugify("A Photo -> Sketch!") == "a-photo-sketch"
+
+
+def test_saved_state_is_the_trainers_state_dict_through_one_codec():
+    run = runs.start_session(demo_config(iterations=3), DEMO_GENERATOR_ID, device="cpu")
+    with run:
+        for _ in range(2):
+            run.trainer.step()
+        state = run.trainer.state_dict()
+        back = sessions.decode_state(sessions.encode_state(state))
+    assert set(back) == set(state) and back["step"] == 2 and back["config"] == state["config"]
+    assert back["param_names"] == state["param_names"] and back["weights"].keys() == state["weights"].keys()
+    assert all(back["weights"][k].equal(v) for k, v in state["weights"].items())
+    assert back["optimizer"].keys() == state["optimizer"].keys()
+    for i, slots in state["optimizer"].items():
+        assert all(back["optimizer"][i][k].equal(v) for k, v in slots.items())
+    assert back["scores"].equal(state["scores"]) and back["rng"].equal(state["rng"])
+    with pytest.raises(sessions.DamagedSession, match="cannot be read"):
+        sessions.decode_state(b"not a checkpoint")
+
+
+def test_old_step0_checkpoint_still_resumes_like_a_fresh_run():
+    """Sessions of the first schema-1 version saved an empty step-0 file ("optimizer_params": "null",
+    no tensors); resuming one must give the same curve as a fresh run."""
+    import safetensors.torch as st
+
+    reference = losses_of(train(iters=6).path)
+    sid = bare_session("old")
+    path = sessions.session_path(sid)
+    meta = {"format": "nada-tui-checkpoint", "schema_version": "1", "step": "0", "optimizer_params": "null"}
+    meta["config"] = json.dumps(demo_config().to_dict())
+    (path / "checkpoint.safetensors").write_bytes(st.save({}, metadata=meta))
+    assert sessions.load(sid).ok
+    run = runs.resume_session(sid, device="cpu")
+    with run:
+        assert run.trainer.step_count == 0
+        runs.train_session(run, handle_signals=False)
+    assert losses_of(path) == reference
+
+
+def test_typed_record_parent_sweep_and_size():
+    sweep = {"name": "lr-sweep", "values": {"lr": 0.01}}
+    sid = bare_session("point", sweep=sweep)
+    info = sessions.load(sid)
+    assert isinstance(info.config, TrainConfig) and info.config.iterations == 6
+    assert info.sweep == sweep and info.parent_id is None
+    assert json.loads((info.path / "session.json").read_text())["sweep"] == sweep
+    assert info.disk_usage() == sessions.disk_usage(info.path) > 0
+    assert sessions.load(bare_session("plain")).sweep is None
+    with pytest.raises(ValueError, match="sweep"):
+        bare_session("bad", sweep={"values": {}})
+    run = runs.start_session(
+        demo_config(iterations=2), DEMO_GENERATOR_ID, device="cpu", sweep={"name": "s", "values": {"batch": 1}}
+    )
+    run.close()
+    assert sessions.load(run.session_id).sweep == {"name": "s", "values": {"batch": 1}}
+    fork = runs.fork_session(run.session_id, {"iterations": 3})
+    fork.close()
+    forked = sessions.load(fork.session_id)
+    assert forked.parent_id == run.session_id and forked.sweep is None

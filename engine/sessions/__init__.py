@@ -1,0 +1,106 @@
+"""The session store: every training run kept as a directory that survives kills, full disks and a second
+copy of the app. This package re-exports the public names, so `from engine import sessions;
+sessions.create(...)` is the way in. One job a module:
+
+- `layout`: what a session directory holds (file names, schema version, statuses).
+- `errors`: the typed errors (SessionError and its subclasses).
+- `ids`: display names, slugs, id checks, the directory of an id, timestamps.
+- `lock`: the one-writer `flock` (SessionLock, is_locked, lock_owner).
+- `info`: reading one session (SessionInfo with damage reported, metrics, samples, size on disk).
+- `state`: the one codec of saved trainer state (`Trainer.state_dict()` <-> bytes) and of weights files.
+- `writer`: SessionWriter, the writer of a session while it trains.
+- `store`: list, resolve, load, create, open for resuming, rename, delete, leftovers.
+
+Nothing here prints or imports textual.
+"""
+
+from engine.sessions.errors import (
+    AlreadyFinished,
+    AmbiguousSession,
+    DamagedSession,
+    InvalidName,
+    SessionError,
+    SessionLocked,
+    SessionNotFound,
+)
+from engine.sessions.ids import clean_name, root_dir, session_path, slugify
+from engine.sessions.info import SessionInfo, disk_usage, read_info, read_metrics, samples
+from engine.sessions.layout import (
+    CHECKPOINT_FILE,
+    GRID_FILE,
+    INIT_FILE,
+    METRICS_FILE,
+    SAMPLES_DIR,
+    SCHEMA_VERSION,
+    SESSION_FILE,
+    STATUSES,
+)
+from engine.sessions.lock import SessionLock, is_locked, lock_owner
+from engine.sessions.state import (
+    decode_state,
+    encode_state,
+    encode_weights,
+    read_state,
+    read_weights_file,
+    weights_sha256,
+)
+from engine.sessions.store import (
+    adapted_weights,
+    create,
+    delete,
+    list_sessions,
+    load,
+    open_writer,
+    remove_leftovers,
+    rename,
+    resolve,
+    start_weights,
+)
+from engine.sessions.writer import SessionWriter
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "GRID_FILE",
+    "INIT_FILE",
+    "METRICS_FILE",
+    "SAMPLES_DIR",
+    "SCHEMA_VERSION",
+    "SESSION_FILE",
+    "STATUSES",
+    "AlreadyFinished",
+    "AmbiguousSession",
+    "DamagedSession",
+    "InvalidName",
+    "SessionError",
+    "SessionInfo",
+    "SessionLock",
+    "SessionLocked",
+    "SessionNotFound",
+    "SessionWriter",
+    "adapted_weights",
+    "clean_name",
+    "create",
+    "decode_state",
+    "delete",
+    "disk_usage",
+    "encode_state",
+    "encode_weights",
+    "is_locked",
+    "list_sessions",
+    "load",
+    "lock_owner",
+    "open_writer",
+    "read_info",
+    "read_metrics",
+    "read_state",
+    "read_weights_file",
+    "remove_leftovers",
+    "rename",
+    "resolve",
+    "root_dir",
+    "samples",
+    "session_path",
+    "slugify",
+    "start_weights",
+    "weights_sha256",
+]

@@ -1,0 +1,175 @@
+"""Reading one session directory: `SessionInfo` from `session.json` (damage reported, never raised), the
+metrics lines, the sample grids and the size on disk. Read-only: nothing here takes the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.config import TrainConfig
+from engine.sessions import layout
+from engine.sessions.lock import is_locked
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What `session.json` says, plus `damaged` (a reason) when the session cannot be used."""
+
+    id: str
+    path: Path
+    name: str
+    status: str  # running/paused/stopped/finished/failed, "interrupted" (died while running), "damaged"
+    step: int
+    iterations: int
+    model_id: str
+    source: str
+    target: str
+    created: str
+    updated: str
+    final_loss: float | None
+    clip_models: tuple[tuple[str, float], ...]
+    damaged: str | None = None
+    parent_id: str | None = None  # the session this one was forked from
+    sweep: Mapping[str, Any] | None = None  # {"name": ..., "values": {setting: value}} for runs of a sweep
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.damaged is None
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's settings (raises for a damaged session whose config is unreadable)."""
+        return TrainConfig.from_dict(self.data["config"])
+
+    @property
+    def base_model(self) -> dict[str, Any]:
+        return dict(self.data.get("base_model") or {})
+
+    def disk_usage(self) -> int:
+        """Bytes the session takes on disk. Walks the directory: call it off a UI thread."""
+        return disk_usage(self.path)
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _mapping(v: Any) -> Mapping[str, Any]:
+    return v if isinstance(v, Mapping) else {}
+
+
+def _load_json(path: Path) -> tuple[dict[str, Any], str | None]:
+    """session.json as a dict, or ({}, why not)."""
+    try:
+        raw = (path / layout.SESSION_FILE).read_bytes()
+    except FileNotFoundError:
+        return {}, "session.json is missing"
+    except OSError as exc:
+        return {}, f"session.json cannot be read: {exc.strerror or exc}"
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return {}, f"session.json is not valid JSON ({exc})"
+    if not isinstance(data, dict):
+        return {}, "session.json does not hold a JSON object"
+    return data, None
+
+
+def _problem(path: Path, data: Mapping[str, Any]) -> str | None:
+    """Why a parsed session.json cannot be used, or None."""
+    version = data.get("schema_version")
+    if version != layout.SCHEMA_VERSION:
+        return (
+            f"session.json has schema version {version!r}; this nada-tui reads version {layout.SCHEMA_VERSION} "
+            "(made by another version of nada-tui?)"
+        )
+    try:
+        TrainConfig.from_dict(data["config"])
+        str(data["base_model"]["id"])
+        if data["status"] not in layout.STATUSES:
+            raise ValueError(f"unknown status {data['status']!r}")
+        int(data["step"])
+        [(str(n), float(w)) for n, w in data["clip_models"]]
+        if data.get("final_loss") is not None:
+            float(data["final_loss"])
+    except Exception as exc:  # any malformed field: report it, never break the list
+        return f"session.json is incomplete or malformed: {type(exc).__name__}: {exc}"
+    if not (path / layout.CHECKPOINT_FILE).is_file():
+        return f"the weights file {layout.CHECKPOINT_FILE} is missing"
+    if data.get("init") and not (path / layout.INIT_FILE).is_file():
+        return f"the starting weights file {layout.INIT_FILE} is missing"
+    return None
+
+
+def read_info(path: Path, check_lock: bool = True) -> SessionInfo:
+    """Read one session's `session.json`; never raises for damage (it is reported in `damaged`)."""
+    data, damaged = _load_json(path)
+    if damaged is None:
+        damaged = _problem(path, data)
+    cfg = _mapping(data.get("config"))
+    status = "damaged" if damaged else str(data["status"])
+    if check_lock and status in ("running", "paused") and not is_locked(path):
+        status = "interrupted"  # its process died; resume continues from the last checkpoint
+    sweep = data.get("sweep")
+    return SessionInfo(
+        id=path.name,
+        path=path,
+        name=str(data.get("name") or path.name),
+        status=status,
+        step=_int(data.get("step")),
+        iterations=_int(cfg.get("iterations")),
+        model_id=str(_mapping(data.get("base_model")).get("id", "?")),
+        source=str(cfg.get("source", "")),
+        target=str(cfg.get("target", "")),
+        created=str(data.get("created", "")),
+        updated=str(data.get("updated", "")),
+        final_loss=None if damaged or data.get("final_loss") is None else float(data["final_loss"]),
+        clip_models=() if damaged else tuple((str(n), float(w)) for n, w in data["clip_models"]),
+        damaged=damaged,
+        parent_id=str(parent["id"]) if (parent := _mapping(data.get("parent"))).get("id") else None,
+        sweep=dict(sweep) if isinstance(sweep, Mapping) else None,
+        data=data,
+    )
+
+
+def read_metrics(path: Path, max_step: int | None = None) -> list[dict[str, Any]]:
+    """The per-step records of a session (torn or garbled lines are skipped), in step order."""
+    out: dict[int, dict[str, Any]] = {}
+    try:
+        with open(path / layout.METRICS_FILE, "rb") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                    step = int(rec["step"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if max_step is None or step <= max_step:
+                    out[step] = rec  # a later line for the same step (after a resume) wins
+    except FileNotFoundError:
+        return []
+    return [out[s] for s in sorted(out)]
+
+
+def samples(path: Path) -> list[Path]:
+    """The preview grids, oldest step first."""
+    return sorted((path / layout.SAMPLES_DIR).glob("step_*.png"))
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes under `path` (files that vanish while walking are skipped)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total

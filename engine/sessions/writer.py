@@ -1,0 +1,220 @@
+"""`SessionWriter`: the one writer of a session while it trains (checkpoints, metrics lines, sample grids,
+status). It holds the session's lock until closed; it may be driven from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from engine import atomic
+from engine.events import Event, PreviewReady, StepMetrics, TrainingFailed, TrainingFinished
+from engine.sessions import layout
+from engine.sessions.ids import clean_name, now_iso
+from engine.sessions.info import SessionInfo, read_info
+from engine.sessions.lock import SessionLock
+from engine.sessions.state import Stateful, encode_state
+
+# The status a checkpoint leaves in session.json, by the reason it was taken.
+REASON_STATUS = {
+    "interval": "running",
+    "manual": "running",
+    "pause": "paused",
+    "stop": "stopped",
+    "signal": "stopped",
+    "finish": "finished",
+}
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _losses(losses: Mapping[str, float]) -> dict[str, float | None]:
+    # JSON has no NaN: a non-finite loss is stored as null.
+    return {k: _finite(v) for k, v in losses.items()}
+
+
+def _row_image(preview: PreviewReady, tile_max: int | None) -> Image.Image:
+    frozen, adapted = preview.frozen, preview.adapted
+    if tile_max is not None:
+        n = max(1, len(preview.seeds))
+        tile = frozen.height
+        if tile > tile_max:
+            size = (tile_max * n, tile_max)
+            frozen = frozen.resize(size, Image.Resampling.LANCZOS)
+            adapted = adapted.resize(size, Image.Resampling.LANCZOS)
+    out = Image.new("RGB", (max(frozen.width, adapted.width), frozen.height + adapted.height))
+    out.paste(frozen, (0, 0))
+    out.paste(adapted, (0, frozen.height))
+    return out
+
+
+def _save_png(path: Path, image: Image.Image) -> None:
+    atomic.write_with(path, lambda buf: image.save(buf, format="PNG"))
+
+
+class SessionWriter:
+    """The one writer of a session (holds its lock). Use `checkpoint` as TrainingWorker's checkpoint
+    callback and feed every worker event to `record`. Thread-safe; close() releases the lock.
+
+    `last_losses`: the losses of the last logged step, for a writer that continues a session."""
+
+    def __init__(
+        self, path: Path, data: dict[str, Any], lock: SessionLock, last_losses: Mapping[str, float] | None = None
+    ) -> None:
+        self.path = path
+        self.data = data
+        self._lock = lock
+        self._mutex = threading.RLock()
+        self._metrics = open(path / layout.METRICS_FILE, "ab")  # noqa: SIM115 (kept open for the whole run)
+        self._metrics_torn = False
+        self._last_preview: PreviewReady | None = None
+        self._last_losses: dict[str, float] = dict(last_losses or {})
+        self.last_checkpoint_error: str | None = None
+        self.last_checkpoint_time_s: float | None = None
+        self.stop_reason: str | None = None  # e.g. "SIGTERM": recorded with the stop checkpoint
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoint_step(self) -> int:
+        return int(self.data.get("step", 0))
+
+    def info(self) -> SessionInfo:
+        return read_info(self.path, check_lock=False)
+
+    # -- session.json
+    def _write_json(self, **changes: Any) -> None:
+        data = {**self.data, **changes, "updated": now_iso()}
+        atomic.write_json(self.path / layout.SESSION_FILE, data)
+        self.data = data  # only after the write succeeded, so memory matches the disk
+
+    def set_name(self, name: str) -> None:
+        with self._mutex:
+            self._write_json(name=clean_name(name))
+
+    def set_status(self, status: str, message: str | None = None) -> None:
+        if status not in layout.STATUSES:
+            raise ValueError(f"status must be one of {layout.STATUSES}")
+        with self._mutex:
+            self._write_json(status=status, message=message)
+
+    # -- the TrainingWorker checkpoint callback
+    def checkpoint(self, trainer: Stateful, reason: str) -> Path:
+        """Save `trainer.state_dict()`, then session.json. OSError (a full disk) propagates with the
+        previous checkpoint intact; TrainingWorker reports it as a LogMessage."""
+        with self._mutex:
+            t0 = time.perf_counter()
+            state = trainer.state_dict()
+            step = int(state["step"])
+            try:
+                blob = encode_state(state)
+                atomic.write_bytes(self.path / layout.CHECKPOINT_FILE, blob)
+                if reason in ("stop", "signal", "finish") and self._last_preview is not None:
+                    _save_png(self.path / layout.GRID_FILE, _row_image(self._last_preview, None))
+                status = REASON_STATUS.get(reason, "running")
+                losses = _losses(self._last_losses)
+                self._write_json(
+                    status=status,
+                    step=step,
+                    config=state["config"],
+                    final_loss=losses.get("total"),
+                    losses=losses,
+                    checkpoint={
+                        "file": layout.CHECKPOINT_FILE,
+                        "step": step,
+                        "reason": reason,
+                        "bytes": len(blob),
+                        "saved": now_iso(),
+                    },
+                    stop_reason=self.stop_reason if status == "stopped" else None,
+                    message=None,
+                )
+            except OSError as exc:
+                full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                self.last_checkpoint_error = (
+                    f"{'The disk is full' if full else 'Saving failed'} ({exc.strerror or exc}) at step "
+                    f"{step}; the previous checkpoint (step {self.checkpoint_step}) is intact."
+                )
+                raise OSError(exc.errno, self.last_checkpoint_error) from exc
+            self.last_checkpoint_error = None
+            self.last_checkpoint_time_s = time.perf_counter() - t0
+            return self.path / layout.CHECKPOINT_FILE
+
+    # -- worker events
+    def record(self, event: Event) -> None:
+        """Store what an event says (metrics line, sample grid, failure). Raises OSError on a full disk;
+        `runs.Run.make_worker` turns that into a LogMessage."""
+        with self._mutex:
+            if isinstance(event, StepMetrics):
+                self._last_losses = dict(event.losses)
+                self._append_metrics(event)
+            elif isinstance(event, PreviewReady):
+                self._last_preview = event
+                (self.path / layout.SAMPLES_DIR).mkdir(exist_ok=True)
+                png = self.path / layout.SAMPLES_DIR / f"step_{event.step:06d}.png"
+                _save_png(png, _row_image(event, layout.SAMPLE_TILE_MAX))
+            elif isinstance(event, TrainingFailed):
+                self._write_json(status="failed", message=event.message)
+            elif isinstance(event, TrainingFinished):
+                self._flush_metrics()
+
+    def _append_metrics(self, m: StepMetrics) -> None:
+        rec = {
+            "step": m.step,
+            "losses": _losses(m.losses),
+            "lr": m.lr,
+            "it_per_s": round(m.it_per_s, 4),
+            "elapsed_s": round(m.elapsed_s, 4),
+            "k": m.k,
+            "trained": list(m.trained_indices),
+            "global_weight": m.global_weight,
+            "time": round(time.time(), 3),
+        }
+        line = json.dumps(rec, allow_nan=False) + "\n"
+        if self._metrics_torn:  # a failed write may have left half a line: start a fresh one
+            line = "\n" + line
+        try:
+            self._metrics.write(line.encode())
+            self._metrics.flush()
+        except OSError:
+            self._metrics_torn = True
+            raise
+        self._metrics_torn = False
+
+    def _flush_metrics(self) -> None:
+        with contextlib.suppress(OSError):
+            self._metrics.flush()
+            os.fsync(self._metrics.fileno())
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._metrics.closed:
+                return
+            self._flush_metrics()
+            with contextlib.suppress(OSError):
+                self._metrics.close()
+            self._lock.release()
+
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
