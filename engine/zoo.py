@@ -14,7 +14,6 @@ CLIP's sha256 is part of its official URL and is always checked.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import urllib.parse
@@ -22,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import paths
-from engine.generator_files import CheckpointError, generator_info, load_generator, save_rosinality
+from engine import atomic, paths
 from engine.clip_loss import ClipEncoder, load_clip
 from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE, colour_oracle, demo_generator
 from engine.download import DownloadError, ProgressFn, download, mirrored_url, sha256_file
+from engine.generator_files import CheckpointError, generator_info, load_generator, save_rosinality
 from engine.stylegan2 import Generator
 
 TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
@@ -186,9 +185,7 @@ def _record(name: str, **fields: Any) -> None:
         data.setdefault(name, {}).update(fields)
         f = records_file()
         f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_name(f.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, f)
+        atomic.write_json(f, data)
 
 
 # ----- queries --------------------------------------------------------------------------------------------
