@@ -65,12 +65,24 @@ def session_generator(
     progress: Callable[..., Any] | None = None,
 ) -> tuple[sessions.SessionInfo, Generator]:
     """The session's generator at `strength` (loads the base model; may download)."""
+    info, _, g = _load(ref, strength, device, root, progress)
+    return info, g
+
+
+def _load(
+    ref: str | sessions.SessionInfo,
+    strength: float,
+    device: str | torch.device = "cpu",
+    root: str | os.PathLike[str] | None = None,
+    progress: Callable[..., Any] | None = None,
+) -> tuple[sessions.SessionInfo, Generator, Generator]:
+    """(info, the generator the session started from, the one at `strength`), each loaded once."""
     from engine.runs import session_generators
 
     check_strength(strength)
     info = ref if isinstance(ref, sessions.SessionInfo) else sessions.load(ref, root)
     start, adapted = session_generators(info, device, progress)
-    return info, blend(start, adapted, strength)
+    return info, start, blend(start, adapted, strength)
 
 
 def generate(
@@ -134,9 +146,13 @@ def export_rosinality(
     """Write the session's generator as a rosinality `.pt` (atomic). Loads with `strict=True` into a
     rosinality Generator built with the same size/style_dim/n_mlp/channel_multiplier."""
     _, g = session_generator(ref, strength, "cpu", root)
+    return _write_rosinality(g, out_path)
+
+
+def _write_rosinality(generator: Generator, out_path: str | os.PathLike[str]) -> Path:
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    data = rosinality_dict(g)
+    data = rosinality_dict(generator)
     atomic.write_with(out, lambda buf: torch.save(data, buf))
     return out
 
@@ -150,11 +166,18 @@ def export_grid(
     root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """A PNG: the seeds from the starting generator (top row) and the adapted one (bottom row)."""
-    from engine.runs import session_generators
+    info, start, g = _load(ref, strength, root=root)
+    return _write_grid(info, start, g, out_path, seeds, truncation)
 
-    info = ref if isinstance(ref, sessions.SessionInfo) else sessions.load(ref, root)
-    start, adapted = session_generators(info, "cpu")
-    g = blend(start, adapted, strength)
+
+def _write_grid(
+    info: sessions.SessionInfo,
+    start: Generator,
+    g: Generator,
+    out_path: str | os.PathLike[str],
+    seeds: Sequence[int] | None,
+    truncation: float | None,
+) -> Path:
     seeds = list(seeds) if seeds else list(info.config.preview_seeds)
     t = check_truncation(info.config.sample_truncation if truncation is None else truncation)
     top = to_pil(render_seeds(start, seeds, t))
@@ -212,11 +235,11 @@ def export_all(
     strength: float = 1.0,
     root: str | os.PathLike[str] | None = None,
 ) -> dict[str, Path]:
-    """`<id>.pt`, `<id>-grid.png` and `<id>-metrics.csv` in `out_dir`."""
-    info = sessions.load(ref, root)
+    """`<id>.pt`, `<id>-grid.png` and `<id>-metrics.csv` in `out_dir` (the generators load once)."""
+    info, start, g = _load(ref, strength, root=root)
     out = Path(out_dir)
     return {
-        "pt": export_rosinality(info, out / f"{info.id}.pt", strength),
-        "grid": export_grid(info, out / f"{info.id}-grid.png", strength=strength),
+        "pt": _write_rosinality(g, out / f"{info.id}.pt"),
+        "grid": _write_grid(info, start, g, out / f"{info.id}-grid.png", None, None),
         "csv": export_metrics(info, out / f"{info.id}-metrics.csv"),
     }
