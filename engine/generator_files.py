@@ -70,10 +70,7 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
             RuntimeError,
             MemoryError,
         ) as exc:
-            reason = _short(exc)
-            if "truncated" in reason:
-                reason = "the file is truncated"
-            raise CheckpointError(f"{path} could not be read as an NVIDIA pickle ({reason}); {EXPECTED}") from None
+            raise CheckpointError(f"{path} could not be read as an NVIDIA pickle ({_short(exc)}); {EXPECTED}") from None
     else:
         raise CheckpointError(f"{path} is not a checkpoint file ({kind}); {EXPECTED}")
     g = build_generator(sd, latent_avg, source=path)
@@ -123,9 +120,9 @@ def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path} holds objects other than tensors and plain containers, refused for safety ({first}); {EXPECTED}"
+            f"{path} holds objects other than tensors and plain containers, refused for safety ({_short(exc)}); "
+            f"{EXPECTED}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is damaged or truncated ({_short(exc)}); {EXPECTED}") from None
