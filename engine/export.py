@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -149,12 +149,17 @@ def export_rosinality(
     return _write_rosinality(g, out_path)
 
 
-def _write_rosinality(generator: Generator, out_path: str | os.PathLike[str]) -> Path:
+def _write_file(out_path: str | os.PathLike[str], fill: Callable[[BinaryIO], Any]) -> Path:
+    """Atomically write what `fill(buffer)` writes to `out_path`, making its folder first."""
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    data = rosinality_dict(generator)
-    atomic.write_with(out, lambda buf: torch.save(data, buf))
+    atomic.write_with(out, fill)
     return out
+
+
+def _write_rosinality(generator: Generator, out_path: str | os.PathLike[str]) -> Path:
+    data = rosinality_dict(generator)
+    return _write_file(out_path, lambda buf: torch.save(data, buf))
 
 
 def export_grid(
@@ -183,10 +188,7 @@ def _write_grid(
     top = to_pil(render_seeds(start, seeds, t))
     bottom = to_pil(render_seeds(g, seeds, t))
     image = grid(top + bottom, columns=len(seeds))
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_with(out, lambda buf: image.save(buf, format="PNG"))
-    return out
+    return _write_file(out_path, lambda buf: image.save(buf, format="PNG"))
 
 
 def metrics_csv(records: Sequence[dict[str, Any]]) -> str:
@@ -223,10 +225,8 @@ def export_metrics(
 ) -> Path:
     """metrics.jsonl as CSV: step, each loss term, lr, k, trained indices, ..."""
     path = ref.path if isinstance(ref, sessions.SessionInfo) else sessions.resolve(ref, root)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out, metrics_csv(sessions.read_metrics(path)))
-    return out
+    text = metrics_csv(sessions.read_metrics(path))
+    return _write_file(out_path, lambda buf: buf.write(text.encode("utf-8")))
 
 
 def export_all(

@@ -112,3 +112,17 @@ def test_generate_bad_arguments_exit_2(session_id, tmp_path, capsys):
     assert "strength" in err and "truncation" in err and "No session" in err
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
     assert sessions.load(session_id).ok
+
+
+def test_export_all_loads_the_generators_once(session_id, tmp_path, monkeypatch):
+    calls = []
+    real = runs.session_generators
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "session_generators", counting)
+    files = export.export_all(session_id, tmp_path / "all", strength=0.5)
+    assert len(calls) == 1 and set(files) == {"pt", "grid", "csv"} and all(p.is_file() for p in files.values())
+    assert files["csv"].read_text().startswith("step,total,")
