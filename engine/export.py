@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import torch
 
 from engine import atomic, sessions
+from engine.generator_files import save_rosinality
 from engine.sampling import grid, render_seeds, to_pil
 from engine.stylegan2 import Generator
 
@@ -129,14 +130,6 @@ def generate(
     return written
 
 
-def rosinality_dict(generator: Generator) -> dict[str, Any]:
-    """{"g_ema": full state dict, "latent_avg": tensor}: what rosinality's and NADA's tools load."""
-    return {
-        "g_ema": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()},
-        "latent_avg": generator.latent_avg.detach().cpu().clone(),
-    }
-
-
 def export_rosinality(
     ref: str | sessions.SessionInfo,
     out_path: str | os.PathLike[str],
@@ -146,7 +139,7 @@ def export_rosinality(
     """Write the session's generator as a rosinality `.pt` (atomic). Loads with `strict=True` into a
     rosinality Generator built with the same size/style_dim/n_mlp/channel_multiplier."""
     _, g = session_generator(ref, strength, "cpu", root)
-    return _write_rosinality(g, out_path)
+    return save_rosinality(g, out_path)
 
 
 def _write_file(out_path: str | os.PathLike[str], fill: Callable[[BinaryIO], Any]) -> Path:
@@ -155,11 +148,6 @@ def _write_file(out_path: str | os.PathLike[str], fill: Callable[[BinaryIO], Any
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_with(out, fill)
     return out
-
-
-def _write_rosinality(generator: Generator, out_path: str | os.PathLike[str]) -> Path:
-    data = rosinality_dict(generator)
-    return _write_file(out_path, lambda buf: torch.save(data, buf))
 
 
 def export_grid(
@@ -239,7 +227,7 @@ def export_all(
     info, start, g = _load(ref, strength, root=root)
     out = Path(out_dir)
     return {
-        "pt": _write_rosinality(g, out / f"{info.id}.pt"),
+        "pt": save_rosinality(g, out / f"{info.id}.pt"),
         "grid": _write_grid(info, start, g, out / f"{info.id}-grid.png", None, None),
         "csv": export_metrics(info, out / f"{info.id}-metrics.csv"),
     }

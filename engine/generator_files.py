@@ -13,10 +13,7 @@ Anything else raises `CheckpointError` naming the file and what was expected.
 from __future__ import annotations
 
 import argparse
-import io
-import os
 import pickle
-import uuid
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from engine import atomic
 from engine.download import sha256_file
 from engine.stylegan2 import Generator, GeneratorConfig
 
@@ -215,21 +213,19 @@ def generator_info(g: Generator, fmt: str) -> dict[str, Any]:
     }
 
 
-def save_rosinality(generator: Generator, path: str | Path) -> None:
-    """Write `{"g_ema": state_dict, "latent_avg": tensor}` (what rosinality/NADA tools load), atomically."""
+def rosinality_dict(generator: Generator) -> dict[str, Any]:
+    """{"g_ema": full state dict, "latent_avg": tensor} on CPU: what rosinality's and NADA's tools load."""
+    return {
+        "g_ema": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()},
+        "latent_avg": generator.latent_avg.detach().cpu().clone(),
+    }
+
+
+def save_rosinality(generator: Generator, path: str | Path) -> Path:
+    """Write `rosinality_dict(generator)` to `path` atomically. The temp name is unique, so two threads
+    (or processes) may save the same model at once."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().to("cpu").clone() for k, v in generator.state_dict().items()}
-    payload = {"g_ema": sd, "latent_avg": generator.latent_avg.detach().to("cpu").clone()}
-    # Unique temp name: two threads (or processes) may save the same model at once.
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        with open(tmp, "wb") as f:
-            f.write(buf.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = rosinality_dict(generator)
+    atomic.write_with(path, lambda buf: torch.save(data, buf))
+    return path
