@@ -29,18 +29,19 @@ class ExportError(ValueError):
     """Bad export/generate arguments; the message says what is allowed."""
 
 
+def _from_0_to_1(value: float, what: str) -> float:
+    v = float(value)
+    if not (0.0 <= v <= 1.0) or not math.isfinite(v):
+        raise ExportError(f"{what}; got {value}")
+    return v
+
+
 def check_strength(strength: float) -> float:
-    s = float(strength)
-    if not (0.0 <= s <= 1.0) or not math.isfinite(s):
-        raise ExportError(f"strength must be from 0 (the base generator) to 1 (fully adapted); got {strength}")
-    return s
+    return _from_0_to_1(strength, "strength must be from 0 (the base generator) to 1 (fully adapted)")
 
 
 def check_truncation(truncation: float) -> float:
-    t = float(truncation)
-    if not (0.0 <= t <= 1.0) or not math.isfinite(t):
-        raise ExportError(f"truncation must be from 0 to 1 (1 = none, 0.7 is typical); got {truncation}")
-    return t
+    return _from_0_to_1(truncation, "truncation must be from 0 to 1 (1 = none, 0.7 is typical)")
 
 
 def blend(start: Generator, adapted: Generator, strength: float) -> Generator:

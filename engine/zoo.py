@@ -188,6 +188,11 @@ def _record(name: str, **fields: Any) -> None:
         atomic.write_json(f, data)
 
 
+def _record_file(name: str, url: str, dest: Path, sha256: str | None = None) -> None:
+    """Record a model file's origin, size and hash (hashed now unless `sha256` is already verified)."""
+    _record(name, url=url, file=dest.name, size_bytes=dest.stat().st_size, sha256=sha256 or sha256_file(dest))
+
+
 # ----- queries --------------------------------------------------------------------------------------------
 def imported_names() -> list[str]:
     """Converted .pt files in the cache that are not registry entries: the user's imports."""
@@ -284,7 +289,7 @@ def download_generator_file(name: str, progress: ProgressFn | None = None) -> Pa
     dest = raw_path(e)
     if dest.is_file():
         if "sha256" not in read_records().get(name, {}):  # put here by hand: record it now
-            _record(name, url=e.url, file=dest.name, size_bytes=dest.stat().st_size, sha256=sha256_file(dest))
+            _record_file(name, e.url, dest)
         return dest
     rec = read_records().get(name, {})
     if rec.get("url") not in (None, e.url):
@@ -297,7 +302,7 @@ def download_generator_file(name: str, progress: ProgressFn | None = None) -> Pa
         progress=progress,
         name=name,
     )
-    _record(name, url=e.url, file=dest.name, size_bytes=dest.stat().st_size, sha256=sha256_file(dest))
+    _record_file(name, e.url, dest)
     return dest
 
 
@@ -307,7 +312,7 @@ def download_clip_file(name: str, progress: ProgressFn | None = None) -> Path:
     if dest.is_file():
         return dest
     download(mirrored_url(c.url), dest, sha256=c.sha256, progress=progress, name=name)
-    _record(name, url=c.url, file=dest.name, size_bytes=dest.stat().st_size, sha256=c.sha256)
+    _record_file(name, c.url, dest, c.sha256)
     return dest
 
 
