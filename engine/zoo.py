@@ -294,25 +294,26 @@ def download_generator_file(name: str, progress: ProgressFn | None = None) -> Pa
     rec = read_records().get(name, {})
     if rec.get("url") not in (None, e.url):
         rec = {}  # the registry moved to another file: old records do not apply
-    download(
-        mirrored_url(e.url),
-        dest,
-        sha256=e.sha256 or rec.get("sha256"),
-        expected_size=e.size_bytes or rec.get("size_bytes"),
-        progress=progress,
-        name=name,
-    )
-    _record_file(name, e.url, dest)
-    return dest
+    return _fetch(name, e.url, dest, progress, e.sha256 or rec.get("sha256"), e.size_bytes or rec.get("size_bytes"))
 
 
 def download_clip_file(name: str, progress: ProgressFn | None = None) -> Path:
     c = CLIP_MODELS[name]
     dest = clip_path(c)
-    if dest.is_file():
-        return dest
-    download(mirrored_url(c.url), dest, sha256=c.sha256, progress=progress, name=name)
-    _record_file(name, c.url, dest, c.sha256)
+    return dest if dest.is_file() else _fetch(name, c.url, dest, progress, c.sha256)
+
+
+def _fetch(
+    name: str,
+    url: str,
+    dest: Path,
+    progress: ProgressFn | None,
+    sha256: str | None = None,
+    expected_size: int | None = None,
+) -> Path:
+    """Download `url` (or its mirror) to `dest`, verified when the hash or size is known, and record it."""
+    download(mirrored_url(url), dest, sha256=sha256, expected_size=expected_size, progress=progress, name=name)
+    _record_file(name, url, dest, sha256)
     return dest
 
 
