@@ -101,7 +101,7 @@ def session_generators(
     base, base_info = load_base_generator(info.model_id, progress)
     check_base(info, base_info)
     start = apply_weights(base, sessions.start_weights(info))
-    adapted = apply_weights(copy.deepcopy(start), sessions.read_weights_file(info.path / sessions.CHECKPOINT_FILE))
+    adapted = apply_weights(copy.deepcopy(start), sessions.checkpoint_weights(info))
     return start.to(device).eval(), adapted.to(device).eval()
 
 

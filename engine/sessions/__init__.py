@@ -46,6 +46,7 @@ from engine.sessions.state import (
 )
 from engine.sessions.store import (
     adapted_weights,
+    checkpoint_weights,
     create,
     delete,
     list_sessions,
@@ -78,6 +79,7 @@ __all__ = [
     "SessionNotFound",
     "SessionWriter",
     "adapted_weights",
+    "checkpoint_weights",
     "clean_name",
     "create",
     "decode_state",

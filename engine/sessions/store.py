@@ -75,11 +75,14 @@ def start_weights(info: SessionInfo) -> dict[str, torch.Tensor]:
     return read_weights_file(info.path / layout.INIT_FILE)
 
 
+def checkpoint_weights(info: SessionInfo) -> dict[str, torch.Tensor]:
+    """Tensors in which the session's latest checkpoint differs from the generator it started from."""
+    return read_weights_file(info.path / layout.CHECKPOINT_FILE)
+
+
 def adapted_weights(info: SessionInfo) -> dict[str, torch.Tensor]:
     """Every tensor in which the session's latest checkpoint differs from the base model."""
-    weights = start_weights(info)
-    weights.update(read_weights_file(info.path / layout.CHECKPOINT_FILE))
-    return weights
+    return {**start_weights(info), **checkpoint_weights(info)}
 
 
 # ----- creating and resuming ----------------------------------------------------------------------
