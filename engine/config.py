@@ -77,13 +77,18 @@ def _seeds(value: Any) -> tuple[int, ...]:
 def parse_clip_spec(text: str) -> tuple[str, float]:
     """`NAME`, `NAME:WEIGHT` or `NAME=WEIGHT` (a name may itself hold '/', as in ViT-B/32)."""
     text = text.strip()
-    for sep in ("=", ":"):
-        name, found, weight = text.rpartition(sep)
-        if found and name.strip():
-            try:
-                return name.strip(), float(weight)
-            except ValueError:
-                raise ValueError(f"{text!r}: the weight {weight.strip()!r} is not a number") from None
+    name, found, weight = text.rpartition("=")
+    if found and name.strip():
+        try:
+            return name.strip(), float(weight)
+        except ValueError:
+            raise ValueError(f"{text!r}: the weight {weight.strip()!r} is not a number") from None
+    name, found, weight = text.rpartition(":")
+    if found and name.strip():
+        try:
+            return name.strip(), float(weight)
+        except ValueError:
+            pass  # a ':' inside a file name ("/models/my:clip.pt"), not a weight
     return text, 1.0
 
 

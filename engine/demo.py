@@ -15,12 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from engine.clip_loss import CLIP_MEAN, CLIP_STD, ClipEncoder, _clip_module, _tokenizer
+from engine.config import DEMO_CLIP_ID
 from engine.stylegan2 import Generator, GeneratorConfig
-
-DEMO_GENERATOR_ID = "demo-tiny"
-DEMO_CLIP_ID = "demo-colour-oracle"
-DEMO_SOURCE = "a red image"
-DEMO_TARGET = "a blue image"
 
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (1.0, 0.0, 0.0),

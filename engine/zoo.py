@@ -23,9 +23,11 @@ from typing import Any
 
 from engine import atomic, paths
 from engine.clip_loss import ClipEncoder, load_clip
-from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE, colour_oracle, demo_generator
+from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE
+from engine.demo import colour_oracle, demo_generator
 from engine.download import DownloadError, ProgressFn, download, mirrored_url, sha256_file
 from engine.generator_files import CheckpointError, generator_info, load_generator, save_rosinality
+from engine.registry import DEMO_CLIP, DEMO_GENERATOR, ModelEntry
 from engine.stylegan2 import Generator
 
 TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
@@ -77,8 +79,8 @@ GENERATORS: dict[str, GeneratorEntry] = {
     for e in [
         GeneratorEntry(
             DEMO_GENERATOR_ID,
-            "DEMO: tiny random 64 px generator, offline, for trying the app",
-            64,
+            DEMO_GENERATOR.description,
+            DEMO_GENERATOR.resolution,
             "",
             None,
             None,
@@ -228,57 +230,26 @@ def local_path(name: str) -> Path | None:
     return converted_path(name)
 
 
-def list_models() -> list[dict[str, Any]]:
-    """One row per generator (registry, then imports) and CLIP model, for `models list` and the TUI."""
+def list_models() -> list[ModelEntry]:
+    """One row per generator (registry, then imports) and CLIP model, for `models list` and the app."""
     records = read_records()
-    rows: list[dict[str, Any]] = []
+    rows: list[ModelEntry] = []
     for e in GENERATORS.values():
         p = local_path(e.name)
         size = p.stat().st_size if p is not None and p.is_file() else records.get(e.name, {}).get("size_bytes")
-        rows.append(
-            {
-                "kind": "generator",
-                "name": e.name,
-                "resolution": e.resolution,
-                "demo": e.demo,
-                "downloaded": is_downloaded(e.name),
-                "path": p,
-                "size_bytes": size or e.size_bytes,
-                "description": e.description,
-                "source_prompt": e.source_prompt,
-            }
-        )
+        rows.append(ModelEntry("generator", e.name, e.description, e.resolution, e.demo, is_downloaded(e.name), p,
+                               size or e.size_bytes, e.source_prompt))
     for name in imported_names():
         p = converted_path(name)
         rec = records.get(name, {})
-        rows.append(
-            {
-                "kind": "generator",
-                "name": name,
-                "resolution": rec.get("resolution"),
-                "demo": False,
-                "downloaded": True,
-                "path": p,
-                "size_bytes": p.stat().st_size,
-                "description": rec.get("description", "imported checkpoint"),
-                "source_prompt": rec.get("source_prompt", ""),
-            }
-        )
+        rows.append(ModelEntry("generator", name, rec.get("description", "imported checkpoint"),
+                               rec.get("resolution"), False, True, p, p.stat().st_size,
+                               rec.get("source_prompt", "")))
     for c in CLIP_MODELS.values():
         p = local_path(c.name)
-        rows.append(
-            {
-                "kind": "clip",
-                "name": c.name,
-                "resolution": None,
-                "demo": c.demo,
-                "downloaded": is_downloaded(c.name),
-                "path": p,
-                "size_bytes": p.stat().st_size if p is not None and p.is_file() else None,
-                "description": "DEMO: colour-oracle CLIP stand-in, offline" if c.demo else "OpenAI CLIP",
-                "source_prompt": "",
-            }
-        )
+        description = DEMO_CLIP.description if c.demo else "OpenAI CLIP"
+        size = p.stat().st_size if p is not None and p.is_file() else None
+        rows.append(ModelEntry("clip", c.name, description, None, c.demo, is_downloaded(c.name), p, size))
     return rows
 
 

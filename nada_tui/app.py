@@ -1,20 +1,21 @@
-"""The nada-tui Textual app: owns the one training run, its event buffer, themes, keys and screens.
+"""The nada-tui Textual app: it owns the one training run and decides what every request does.
 
-Threading: models load in a Textual thread worker; training runs in engine.trainer.TrainingWorker's
-own thread. Both only `post_message` to the app (never call UI code); the handlers here append to a
-RunBuffer, and each screen redraws from it on a 4 Hz timer. torch is imported on first use, not at
-start-up, so the first paint does not wait for it.
+Threads: models load in a Textual thread worker (`engine.runs` may download); training runs on the
+engine's TrainingWorker thread. Both only `post_message` (RunEvent, PreviewPixels, LoadProgress, ...);
+the handlers here fold events into the ViewState's RunBuffer, and each screen redraws from it on its own
+timer. Screens post requests (StartRequested, ResumeRequested, ...) and never touch the run. torch is
+imported on first use, not at start-up, so the first paint does not wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
-import sys
-import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from textual import on, work
@@ -22,23 +23,50 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from nada_tui import backend, config, themes
+from engine.config import TrainConfig
+from engine.events import PreviewReady, TrainingFailed, TrainingFinished
+from nada_tui import config, themes
 from nada_tui.commands import SessionsProvider
-from nada_tui.messages import EngineEvent, LoadProgress, PreviewRendered, RunLoadFailed, RunReady, SessionsChanged
+from nada_tui.messages import (
+    DeleteRequested,
+    DownloadRequested,
+    ExportRequested,
+    ForkRequested,
+    GenerateRequested,
+    GlobalWeightChanged,
+    LoadProgress,
+    OpenRequested,
+    PauseToggleRequested,
+    PreviewPixels,
+    PreviewSizeChanged,
+    RenameRequested,
+    ResumeRequested,
+    RetrainRequested,
+    RunEvent,
+    RunLoaded,
+    RunLoadFailed,
+    SaveRequested,
+    SessionsChanged,
+    StartRequested,
+    StopRequested,
+)
+from nada_tui.process import ThreadPerTaskExecutor, draw_on_the_terminal, exit_soon
+from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
 from nada_tui.screens.dialogs import ConfirmDialog
 from nada_tui.screens.help import HelpScreen
-from nada_tui.screens.sessions import SessionsScreen
+from nada_tui.screens.sessions import SessionsScreen, session_grid
 from nada_tui.screens.train import TrainScreen
-from nada_tui.threads import ThreadPerTaskExecutor
 from nada_tui.widgets.previews import build_pixels
 
 QUIT_JOIN_S = 1.7  # quitting while training: stop, let the worker save, exit within 2 s
+RETRAIN_JOIN_S = 60.0
+EXTRA_STEPS_ON_RESUME = 100  # resuming a finished session trains this many more steps
+_tokens = itertools.count(1)
 
 
 class NadaApp(App):
     TITLE = "nada-tui"
-    CSS_PATH = "nada.tcss"
-    MODES = {"train": TrainScreen, "sessions": SessionsScreen}
+    CSS_PATH = Path(__file__).with_name("nada.tcss")  # absolute: subclasses elsewhere find it too
     DEFAULT_MODE = "train"
     COMMANDS = App.COMMANDS | {SessionsProvider}
     BINDINGS = [
@@ -50,30 +78,34 @@ class NadaApp(App):
     ]
 
     def __init__(self, demo: bool = False, device: str = "auto", settings: config.Settings | None = None) -> None:
-        self.settings = settings or config.load_settings()
+        settings = settings or config.load_settings()
         super().__init__()
-        self.demo = demo
-        self.device = self.settings.device if device == "auto" and self.settings.device else device
-        self.training: backend.TrainingRun | None = None
-        self.buffer: backend.RunBuffer | None = None
-        self.preview_side = 16  # px per preview tile; the train screen updates it to fit its panel
-        self.live_sessions_version = 0
-        self._train_screen: TrainScreen | None = None
-        self._theme_failures: list[str] = []
+        self.settings = settings
+        self.view = ViewState(demo, settings)
+        self.device = settings.device if device == "auto" and settings.device else device
+        self.run: Any = None  # engine.runs.Run of the current buffer, once loaded
+        self.worker: Any = None  # its engine.trainer.TrainingWorker
+        self._cancelled: set[str] = set()  # tokens whose run was stopped while it loaded
+        self._last_weight: float | None = None
+        self.preview_side = 16  # px per preview tile; the train screen reports its panel's size
+        self.train_screen = TrainScreen(self.view)
+        self.add_mode("train", lambda: self.train_screen)
+        self.add_mode("sessions", lambda: SessionsScreen(self.view))
         loaded, self._theme_failures = themes.load_all()
         for theme in loaded:
             self.register_theme(theme)
         names = {t.name for t in loaded}
-        self.theme = self.settings.theme if self.settings.theme in self.available_themes else (
-            config.DEFAULT_THEME if config.DEFAULT_THEME in names else "textual-dark")
-        if self.settings.theme not in self.available_themes:
-            self._theme_failures.append(f"theme {self.settings.theme!r} from config.toml is not installed")
+        if settings.theme in self.available_themes:
+            self.theme = settings.theme
+        else:
+            self.theme = config.DEFAULT_THEME if config.DEFAULT_THEME in names else "textual-dark"
+            self._theme_failures.append(f"theme {settings.theme!r} from config.toml is not installed")
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(themes.VARIABLE_DEFAULTS)
 
     def on_load(self) -> None:
-        # Before any screen mounts (and starts a thread worker): see nada_tui/threads.py.
+        # Before any screen mounts (and starts a thread worker): see nada_tui/process.py.
         asyncio.get_running_loop().set_default_executor(ThreadPerTaskExecutor())
 
     def on_mount(self) -> None:
@@ -102,32 +134,33 @@ class NadaApp(App):
         if not self.is_headless:
             config.save_theme(theme.name)
 
+    def tell(self, notice: Notice | None) -> None:
+        if notice is not None:
+            self.notify(notice.text, title=notice.title, severity=notice.severity,  # type: ignore[arg-type]
+                        timeout=notice.timeout)
+
     # ----- commands, help ---------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Train screen", "Setup, live chart, layers, previews", lambda: self.switch_mode("train"))
         yield SystemCommand("Sessions screen", "Browse saved sessions", lambda: self.switch_mode("sessions"))
-        yield SystemCommand("Start training", "Start a new session from the setup form", self._cmd("start"))
-        yield SystemCommand("Pause / resume training", "Between steps", self.toggle_pause)
-        yield SystemCommand("Stop training", "Stops and saves the session", self.stop_training)
-        yield SystemCommand("Retrain with edits", "Stop, then start a fork with the form's settings",
-                            self._cmd("retrain"))
-        yield SystemCommand("Save checkpoint now", "Write the session's weights now", self.save_now)
-        yield SystemCommand("Toggle log scale", "Loss chart y axis", self._cmd("log_scale"))
+        for title, help_text, action in (
+            ("Start training", "Start a new session from the setup form", "start"),
+            ("Pause / resume training", "Between steps", "toggle_pause"),
+            ("Stop training", "Stops and saves the session", "stop"),
+            ("Retrain with edits", "Stop, then start a fork with the form's settings", "retrain"),
+            ("Save checkpoint now", "Write the session's weights now", "save_now"),
+            ("Toggle log scale", "Loss chart y axis", "log_scale"),
+        ):
+            yield SystemCommand(title, help_text, self._on_train_screen(action))
         yield SystemCommand("Help", "Keys and binding ids", self.action_help)
 
-    def _cmd(self, action: str) -> Any:
+    def _on_train_screen(self, action: str) -> Callable[[], None]:
         def run() -> None:
             self.switch_mode("train")
-            screen = self.train_screen()
-            if screen is not None:
-                getattr(screen, f"action_{action}")()
+            self.call_later(self.train_screen.run_action, action)
 
         return run
-
-    def train_screen(self) -> TrainScreen | None:
-        """The train mode's screen (it registers itself when mounted)."""
-        return self._train_screen
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
         keymap = self.settings.keymap
@@ -147,7 +180,7 @@ class NadaApp(App):
 
     # ----- quitting ---------------------------------------------------------------------------
     async def action_quit(self) -> None:
-        if not self.run_alive:
+        if not self.view.training:
             self.exit()
             return
 
@@ -160,328 +193,381 @@ class NadaApp(App):
 
     @work(group="quit", exit_on_error=False)
     async def quit_saving(self, from_signal: bool = False) -> None:
-        run = self.training
-        if run is not None:
-            run.stop()
-            if await asyncio.to_thread(run.join, QUIT_JOIN_S):
+        run, worker = self.run, self.worker
+        if self.view.buffer is not None:
+            self._cancelled.add(self.view.buffer.token)
+        if worker is not None:
+            worker.stop()
+            if await asyncio.to_thread(worker.join, QUIT_JOIN_S):
                 run.close()
         if from_signal:
-            # The terminal may be gone (SIGHUP): restoring it can block forever, so the process
-            # ends on its own shortly after the session is saved.
-            timer = threading.Timer(1.0, os._exit, args=(0,))
-            timer.daemon = True
-            timer.start()
+            exit_soon()  # the terminal may be gone (SIGHUP): restoring it can block forever
         self.exit()
 
-    # ----- the run ----------------------------------------------------------------------------
-    @property
-    def run_alive(self) -> bool:
-        if self.training is None:
-            return False
-        return self.training.alive or (self.buffer is not None and self.buffer.state == "loading")
-
-    def start_training(self, cfg: Any, model_id: str, kind: str = "new", ref: str | None = None,
-                       from_weights: bool = False) -> backend.TrainingRun:
-        """Load models on a thread, then train; kind "new", "resume" (ref = session) or "fork"."""
-        run = backend.TrainingRun(cfg, model_id, self.device, lambda e: None, kind=kind, ref=ref,
-                                  from_weights=from_weights)
-        token = run.token
-        run.on_event = lambda event: self._forward_event(token, event)
-        self.training = run
-        self.buffer = backend.RunBuffer(token, ref if kind == "resume" else None, cfg, model_id)
-        what = {"new": "new session", "resume": f"resuming {ref}", "fork": f"fork of {ref}"}[kind]
-        self.buffer.add_log("info", f"{what}: {cfg.source!r} -> {cfg.target!r} on {model_id}; loading models")
-        self._load_and_start(run)
-        return run
+    # ----- starting a run ---------------------------------------------------------------------
+    def _begin(self, cfg: TrainConfig, model_id: str, what: str, build: Callable[[Callable], Any],
+               session_id: str | None = None) -> None:
+        """A new buffer for a run that `build(progress)` creates on a loader thread."""
+        token = f"run-{next(_tokens)}"
+        self.run = self.worker = None
+        self._last_weight = cfg.global_weight
+        self.view.buffer = RunBuffer(token, cfg, model_id, session_id)
+        self.view.buffer.add_log("info", f"{what}: {cfg.source!r} -> {cfg.target!r} on {model_id}; loading models")
+        self._load_run(token, build)
 
     @work(thread=True, group="load", exit_on_error=False, description="load models")
-    def _load_and_start(self, run: backend.TrainingRun) -> None:
+    def _load_run(self, token: str, build: Callable[[Callable], Any]) -> None:
+        from engine.sessions import SessionError
+
         try:
-            run.build(progress=lambda p: self.post_message(LoadProgress(p)))
-        except Exception as exc:  # no network, bad checkpoint, locked session: a message, not a crash
-            text = str(exc) or type(exc).__name__
-            self.post_message(RunLoadFailed(run, text))
+            run = build(lambda p: self.post_message(LoadProgress(token, p)))
+        except SessionError as exc:  # locked by another process, damaged, already finished
+            self.post_message(RunLoadFailed(token, str(exc), "Cannot use this session"))
             return
-        self.post_message(RunReady(run))
-
-    def _forward_event(self, token: str, event: Any) -> None:
-        """Training thread: build preview renderables here (off the UI thread), post everything else."""
-        from engine.events import PreviewReady
-
-        if isinstance(event, PreviewReady):
-            try:
-                side = self.preview_side
-                n = len(event.seeds)
-                frozen = build_pixels(event.frozen, n, side)
-                adapted = build_pixels(event.adapted, n, side)
-            except Exception:
-                return
-            self.post_message(PreviewRendered(token, event.step, frozen, adapted, tuple(event.seeds)))
+        except Exception as exc:  # offline, a bad file, a bug: a message, never a dead loader
+            self.post_message(RunLoadFailed(token, str(exc) or type(exc).__name__, "Could not load the models"))
             return
-        self.post_message(EngineEvent(token, event))
+        self.post_message(RunLoaded(token, run))
 
-    def on_load_progress(self, message: LoadProgress) -> None:
-        if self.buffer is not None:
-            self.buffer.load_progress = message.progress
-            self.buffer.version += 1
+    def _device(self) -> str | None:
+        return None if self.device == "auto" else self.device
 
-    def on_run_ready(self, message: RunReady) -> None:
-        if message.run is not self.training or self.buffer is None:
-            return
+    def start_new(self, cfg: TrainConfig, model_id: str) -> None:
+        from engine import runs
+
+        self._begin(cfg, model_id, "new session",
+                    lambda progress: runs.start_session(cfg, model_id, device=self._device(), progress=progress))
+
+    def start_fork(self, parent: str, cfg: TrainConfig, model_id: str, from_weights: bool) -> None:
+        from engine import runs
+
+        def build(progress: Callable) -> Any:
+            return runs.fork_session(parent, cfg.to_dict(), from_weights=from_weights, device=self._device(),
+                                     progress=progress)
+
+        self._begin(cfg, model_id, f"fork of {parent}", build)
+
+    def _switch_to_train(self, cfg: TrainConfig, model_id: str) -> None:
+        self.switch_mode("train")
+        self.train_screen.show_settings(cfg, model_id)
+
+    @on(StartRequested)
+    def _start_requested(self, message: StartRequested) -> None:
+        if isinstance(message, RetrainRequested):
+            self._retrain(message.config, message.model_id)
+        elif self.view.training:
+            self.notify("Training is running: Retrain (^R) stops it and starts a new session with the edits.",
+                        severity="warning")
+        else:
+            self.start_new(message.config, message.model_id)
+
+    def _retrain(self, cfg: TrainConfig, model_id: str) -> None:
+        """Stop the current run (it saves), then train the form's settings as a fork of its session from
+        the base model; a changed model starts an unrelated new session."""
+        buf = self.view.buffer
+        parent = buf.session_id if buf is not None and buf.model_id == model_id else None
+        if self.view.training:
+            self._retrain_after_stop(cfg, model_id, parent)
+        elif parent is not None:
+            self.start_fork(parent, cfg, model_id, from_weights=False)
+        else:
+            self.start_new(cfg, model_id)
+
+    @work(group="retrain", exclusive=True, exit_on_error=False)
+    async def _retrain_after_stop(self, cfg: TrainConfig, model_id: str, parent: str | None) -> None:
+        run, worker = self.run, self.worker
+        if self.view.buffer is not None:
+            self._cancelled.add(self.view.buffer.token)
+            self.view.buffer.add_log("info", "retrain: stopping the current run (it is saved) …")
+        if worker is not None:
+            worker.stop()
+            await asyncio.to_thread(worker.join, RETRAIN_JOIN_S)
+            await asyncio.to_thread(run.close)
+        if parent is not None:
+            self.start_fork(parent, cfg, model_id, from_weights=False)
+        else:
+            self.start_new(cfg, model_id)
+
+    # ----- messages from the loader and the training thread -----------------------------------
+    def _current(self, token: str) -> RunBuffer | None:
+        buf = self.view.buffer
+        return buf if buf is not None and buf.token == token else None
+
+    @on(LoadProgress)
+    def _load_progress(self, message: LoadProgress) -> None:
+        buf = self._current(message.token) if message.token else self.view.buffer
+        if buf is not None:
+            buf.load_progress = message.progress
+            buf.touch()
+
+    @on(RunLoaded)
+    def _run_loaded(self, message: RunLoaded) -> None:
+        buf = self._current(message.token)
         run = message.run
-        self.buffer.session_id = run.session_id
-        self.buffer.config = run.config
-        self.buffer.load_progress = None
-        self.buffer.add_log("info", f"session {run.session_id}: training to step {run.config.iterations}")
-        self.post_message(SessionsChanged())
-        run.start()
-
-    def on_run_load_failed(self, message: RunLoadFailed) -> None:
-        if self.buffer is not None and message.run is self.training:
-            self.buffer.state = "failed"
-            self.buffer.failure = message.message
-            self.buffer.load_progress = None
-            self.buffer.add_log("error", message.message)
-        self.notify(message.message, title="Could not load the models", severity="error", timeout=12)
-
-    def on_engine_event(self, message: EngineEvent) -> None:
-        from engine.events import (
-            CheckpointSaved,
-            LogMessage,
-            SelectionDone,
-            StateChanged,
-            StepMetrics,
-            TrainingFailed,
-            TrainingFinished,
-        )
-
-        buf = self.buffer
-        if buf is None or message.session_id != buf.token:
+        if buf is None or message.token in self._cancelled:  # stopped or replaced while loading
+            self._release(run, None)
             return
-        ev = message.event
-        if isinstance(ev, StepMetrics):
-            buf.records.append({"step": ev.step, "losses": ev.losses})
-            buf.last = ev
-        elif isinstance(ev, SelectionDone):
-            buf.add_log("info", f"step {ev.step}: selection trains w" + ",".join(str(i) for i in ev.chosen))
-        elif isinstance(ev, StateChanged):
-            buf.state = ev.state
-            buf.add_log("info", f"{ev.state} at step {ev.step}")
-        elif isinstance(ev, CheckpointSaved):
-            buf.add_log("info", f"checkpoint ({ev.reason}) at step {ev.step}")
-            if ev.reason == "manual":
-                self.notify(f"Checkpoint saved at step {ev.step}.", timeout=3)
-        elif isinstance(ev, LogMessage):
-            buf.add_log(ev.level, ev.text)
-            if ev.level == "error":
-                self.notify(ev.text, severity="error")
-        elif isinstance(ev, TrainingFinished):
-            buf.state = "stopped" if ev.stopped else "finished"
-            total = ev.losses.get("total")
-            loss = f", final loss {total:.4f}" if total is not None else ""
-            buf.add_log("info", f"{buf.state} at step {ev.step}{loss}; session saved")
-            self.notify(f"Training {buf.state} at step {ev.step}{loss}. Session saved.", timeout=5)
-            self._close_run(self.training)
-        elif isinstance(ev, TrainingFailed):
-            buf.state = "failed"
-            buf.failure = ev.message
-            buf.add_log("error", ev.message)
-            title = {"nan": "Loss became NaN", "oom": "Out of memory"}.get(ev.kind, "Training failed")
-            self.notify(ev.message, title=title, severity="error", timeout=15)
-            self._close_run(self.training)
-        buf.version += 1
+        token = message.token
+        self.run = run
+        self.worker = run.make_worker(lambda event: self._forward(token, event))
+        buf.session_id = run.session_id
+        buf.config = run.trainer.config
+        buf.load_progress = None
+        buf.add_log("info", f"session {run.session_id}: training to step {buf.config.iterations}")
+        self.post_message(SessionsChanged())
+        self.worker.start()
 
-    @work(thread=True, group="close", exit_on_error=False)
-    def _close_run(self, run: backend.TrainingRun | None) -> None:
-        """Release the session once its worker thread has ended (it emits its last event just before)."""
+    @on(RunLoadFailed)
+    def _run_load_failed(self, message: RunLoadFailed) -> None:
+        buf = self._current(message.token)
+        if buf is not None:
+            buf.load_failed(message.message)
+        self.notify(message.message, title=message.title, severity="error", timeout=12)
+
+    def _forward(self, token: str, event: Any) -> None:
+        """Training thread: build preview renderables here (off the UI thread), post everything else."""
+        if isinstance(event, PreviewReady):
+            side, n = self.preview_side, len(event.seeds)
+            try:
+                frozen, adapted = build_pixels(event.frozen, n, side), build_pixels(event.adapted, n, side)
+            except Exception:  # a preview is not worth stopping training for
+                return
+            self.post_message(PreviewPixels(token, event.step, frozen, adapted, tuple(event.seeds)))
+            return
+        self.post_message(RunEvent(token, event))
+
+    @on(RunEvent)
+    def _run_event(self, message: RunEvent) -> None:
+        buf = self._current(message.token)
+        if buf is None:
+            return
+        self.tell(buf.apply(message.event))
+        if isinstance(message.event, TrainingFinished | TrainingFailed):
+            self._release(self.run, self.worker)
+
+    @work(thread=True, group="release", exit_on_error=False)
+    def _release(self, run: Any, worker: Any) -> None:
+        """Give a session back (its lock) once its worker thread has ended."""
         if run is None:
             return
-        run.join(10)
+        if worker is not None:
+            worker.join(10)
         run.close()
         self.post_message(SessionsChanged())
 
-    def on_preview_rendered(self, message: PreviewRendered) -> None:
-        if self.buffer is not None and message.session_id == self.buffer.token:
-            self.buffer.preview = (message.step, message.frozen, message.adapted, message.seeds)
-            self.buffer.version += 1
+    @on(PreviewPixels)
+    def _preview_pixels(self, message: PreviewPixels) -> None:
+        buf = self._current(message.token)
+        if buf is not None:
+            buf.set_preview(Preview(message.step, message.frozen, message.adapted, message.seeds))
+
+    @on(PreviewSizeChanged)
+    def _preview_size(self, message: PreviewSizeChanged) -> None:
+        self.preview_side = message.side
 
     @on(SessionsChanged)
-    def sessions_changed(self) -> None:
-        self.live_sessions_version += 1
+    def _sessions_changed(self) -> None:
+        self.view.sessions_version += 1
 
-    # ----- control ----------------------------------------------------------------------------
-    def toggle_pause(self) -> None:
-        if self.training is None or not self.training.alive:
-            self.notify("Nothing is training.", severity="warning", timeout=3)
+    # ----- controls ---------------------------------------------------------------------------
+    def _nothing_training(self) -> bool:
+        if self.view.training:
+            return False
+        self.notify("Nothing is training.", severity="warning", timeout=3)
+        return True
+
+    @on(PauseToggleRequested)
+    def _toggle_pause(self) -> None:
+        if self._nothing_training() or self.worker is None:
             return
-        if self.training.worker.state == "paused" or (self.buffer and self.buffer.state == "paused"):
-            self.training.resume()
+        if self.view.buffer is not None and self.view.buffer.state == "paused":
+            self.worker.resume()
         else:
-            self.training.pause()
+            self.worker.pause()
 
-    def stop_training(self) -> None:
-        if self.training is None or not self.run_alive:
-            self.notify("Nothing is training.", severity="warning", timeout=3)
+    @on(StopRequested)
+    def _stop(self) -> None:
+        buf = self.view.buffer
+        if self._nothing_training() or buf is None:
             return
-        self.training.stop()
-        if self.buffer:
-            self.buffer.add_log("info", "stopping after this step; the session will be saved")
+        if self.worker is None:  # still loading: the run is closed as soon as it is built
+            self._cancelled.add(buf.token)
+            buf.state = "stopped"
+            buf.add_log("info", "stopped while loading; nothing was trained")
+            return
+        self.worker.stop()
+        buf.add_log("info", "stopping after this step; the session will be saved")
 
-    def save_now(self) -> None:
-        if self.training is None or not self.training.alive:
-            self.notify("Nothing is training.", severity="warning", timeout=3)
-            return
-        self.training.save_now()
+    @on(SaveRequested)
+    def _save_now(self) -> None:
+        if not self._nothing_training() and self.worker is not None:
+            self.worker.save_now()
 
-    def set_global_weight(self, g: float, quiet: bool = False) -> None:
-        if self.training is None or not self.training.alive:
+    @on(GlobalWeightChanged)
+    def _global_weight(self, message: GlobalWeightChanged) -> None:
+        g = message.value
+        if not self.view.training or self.run is None:
             return
-        try:
-            self.training.update(global_weight=g)
-        except ValueError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        if self.buffer is not None:
-            self.buffer.add_log("info", f"global weight -> {g:g} from the next step")
-        if not quiet:
+        if g != self._last_weight:  # typing applies it; Enter only confirms: one log line per change
+            try:
+                self.run.trainer.update(global_weight=g)
+            except ValueError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self._last_weight = g
+            if self.view.buffer is not None:
+                self.view.buffer.add_log("info", f"global weight -> {g:g} from the next step")
+        if not message.quiet:
             self.notify(f"Global weight {g:g} from the next step.", timeout=2)
 
-    def retrain(self, cfg: Any, model_id: str) -> None:
-        """Stop the current run (it saves), then train the form's settings as a fork of its session
-        from the base model; a changed model starts an unrelated new session."""
-        current = self.training
-        parent = self.buffer.session_id if self.buffer else None
-        same_model = current is not None and current.model_id == model_id
-        kind, ref = ("fork", parent) if parent and same_model else ("new", None)
-        if current is not None and self.run_alive:
-            self._retrain_after_stop(current, cfg, model_id, kind, ref)
-        else:
-            self.start_training(cfg, model_id, kind=kind, ref=ref)
+    # ----- saved sessions ---------------------------------------------------------------------
+    def _refuse_while_training(self, what: str) -> bool:
+        if self.view.training:
+            self.notify(f"Stop the current training first (F8) to {what}.", severity="warning")
+            return True
+        return False
 
-    @work(group="retrain", exclusive=True, exit_on_error=False)
-    async def _retrain_after_stop(self, run: backend.TrainingRun, cfg: Any, model_id: str, kind: str,
-                                  ref: str | None) -> None:
-        run.stop()
-        if self.buffer:
-            self.buffer.add_log("info", "retrain: stopping the current run (it is saved) …")
-        await asyncio.to_thread(run.join, 60)
-        await asyncio.to_thread(run.close)
-        self.start_training(cfg, model_id, kind=kind, ref=ref)
-
-    def resume_session(self, info: backend.SessionInfo) -> None:
-        from engine.trainer import TrainConfig
-
-        if self.run_alive:
-            self.notify("Stop the current training first (F8).", severity="warning")
+    @on(OpenRequested)
+    def _open(self, message: OpenRequested) -> None:
+        info = message.info
+        if self.view.is_live(info.id):
+            self.switch_mode("train")  # the live session: the train screen shows it
             return
-        try:
-            cfg = TrainConfig.from_dict(info.config)
-        except (TypeError, ValueError) as exc:
-            self.notify(f"Cannot resume {info.name}: {exc}", severity="error")
+        if self._refuse_while_training("open another session"):
             return
-        if info.step >= cfg.iterations:
-            cfg = cfg.replace(iterations=info.step + 100)  # finished: train 100 more steps
-        self.switch_mode("train")
-        screen = self.train_screen()
-        if screen is not None:
-            screen.read_only = False
-            screen.fill_form(cfg.to_dict(), info.model)
-        self.start_training(cfg, info.model, kind="resume", ref=info.id)
+        self._open_saved(info)
 
-    def open_session(self, info: backend.SessionInfo) -> None:
-        """Read-only view of a saved session on the train screen: its settings, curves, last preview."""
-        from engine.events import StepMetrics
+    @work(thread=True, group="open", exclusive=True, exit_on_error=False)
+    def _open_saved(self, info: Any) -> None:
+        from engine import sessions
 
-        buf = backend.RunBuffer(f"open-{info.id}", info.id, None, info.model, state=info.status or "saved")
-        try:
-            from engine.trainer import TrainConfig
-
-            buf.config = TrainConfig.from_dict(info.config)
-        except (TypeError, ValueError):
-            buf.config = None
-        records = backend.read_metrics(info)
-        buf.records = [{"step": r["step"], "losses": r["losses"]} for r in records if "losses" in r]
-        if records:
-            r = records[-1]
-            buf.last = StepMetrics(r["step"], info.iterations, r["losses"], 0.0, float(r.get("it_per_s", 0.0)),
-                                   0.0, tuple(r.get("trained", ())), int(r.get("k", 0)), None, None,
-                                   float(info.config.get("global_weight", 0.0)))
-        buf.add_log("info", f"opened {info.id} read-only: Resume (r on the sessions screen) continues it")
-        self.training = None
-        self.buffer = buf
-        self.switch_mode("train")
-        screen = self.train_screen()
-        if screen is not None:
-            screen.read_only = True
-            screen.fill_form(info.config, info.model)
-        self._load_open_preview(info, buf)
-
-    @work(thread=True, group="open-preview", exclusive=True, exit_on_error=False)
-    def _load_open_preview(self, info: backend.SessionInfo, buf: backend.RunBuffer) -> None:
-        grid = backend.session_grid(info)
+        buf = RunBuffer.saved(info, sessions.read_metrics(info.path))
+        self.call_from_thread(self._show_saved, info, buf)
+        grid = session_grid(info)
         if grid is None:
             return
         w, h = grid.size
-        half = h // 2
-        frozen, adapted = grid.crop((0, 0, w, half)), grid.crop((0, half, w, h))
-        seeds = tuple(info.config.get("preview_seeds", (0, 1, 2, 3)))
+        frozen, adapted = grid.crop((0, 0, w, h // 2)), grid.crop((0, h // 2, w, h))
+        seeds = info.config.preview_seeds
         try:
-            px = (build_pixels(frozen, len(seeds), self.preview_side),
-                  build_pixels(adapted, len(seeds), self.preview_side))
+            pixels = (build_pixels(frozen, len(seeds), self.preview_side),
+                      build_pixels(adapted, len(seeds), self.preview_side))
         except Exception:
             return
-        self.post_message(PreviewRendered(buf.token, buf.last.step if buf.last else 0, px[0], px[1], seeds))
+        step = buf.last.step if buf.last else 0
+        self.post_message(PreviewPixels(buf.token, step, *pixels, seeds))
 
-    def fork_session(self, info: backend.SessionInfo, source: str, target: str, from_weights: bool = False) -> None:
+    def _show_saved(self, info: Any, buf: RunBuffer) -> None:
+        self.run = self.worker = None
+        self.view.buffer = buf
+        self._switch_to_train(info.config, info.model_id)
+
+    @on(ResumeRequested)
+    def _resume(self, message: ResumeRequested) -> None:
+        from engine import runs
+
+        info = message.info
+        if self._refuse_while_training("resume a session"):
+            return
+        cfg = info.config
+        if info.step >= cfg.iterations:
+            cfg = cfg.replace(iterations=info.step + EXTRA_STEPS_ON_RESUME)
+        self._switch_to_train(cfg, info.model_id)
+
+        def build(progress: Callable) -> Any:
+            return runs.resume_session(info.id, device=self._device(), iterations=cfg.iterations, progress=progress)
+
+        self._begin(cfg, info.model_id, f"resuming {info.id}", build, session_id=info.id)
+
+    @on(ForkRequested)
+    def _fork(self, message: ForkRequested) -> None:
         from engine.clip_loss import PromptError, validate_prompts
-        from engine.trainer import TrainConfig
 
-        if self.run_alive:
-            self.notify("Stop the current training first (F8).", severity="warning")
+        info = message.info
+        if self._refuse_while_training("fork a session"):
             return
         try:
-            cfg = TrainConfig.from_dict({**info.config, "source": source.strip(), "target": target.strip()})
+            cfg = info.config.replace(source=message.source.strip(), target=message.target.strip())
             validate_prompts(cfg.source, cfg.target, cfg.templates)
-        except (TypeError, ValueError, PromptError) as exc:
+        except (ValueError, PromptError) as exc:
             self.notify(str(exc), title="Cannot fork", severity="error")
             return
-        self.switch_mode("train")
-        screen = self.train_screen()
-        if screen is not None:
-            screen.read_only = False
-            screen.fill_form(cfg.to_dict(), info.model)
-        self.start_training(cfg, info.model, kind="fork", ref=info.id, from_weights=from_weights)
+        self._switch_to_train(cfg, info.model_id)
+        self.start_fork(info.id, cfg, info.model_id, message.from_weights)
 
-    @work(group="download", exclusive=True, thread=True, exit_on_error=False)
-    def download_model(self, model_id: str) -> None:
+    @on(DeleteRequested)
+    def _delete(self, message: DeleteRequested) -> None:
+        if self.view.is_live(message.info.id):
+            self.notify("That session is training now: stop it first.", severity="warning")
+            return
+        self._store_operation("delete", message.info)
+
+    @on(RenameRequested)
+    def _rename(self, message: RenameRequested) -> None:
+        self._store_operation("rename", message.info, message.name)
+
+    @work(thread=True, group="store", exit_on_error=False)
+    def _store_operation(self, what: str, info: Any, name: str = "") -> None:
+        from engine import sessions
+
         try:
-            backend.download_model(model_id, progress=lambda p: self.post_message(LoadProgress(p)))
-        except Exception as exc:
+            if what == "delete":
+                sessions.delete(info.id)
+            else:
+                sessions.rename(info.id, name)
+        except (sessions.SessionError, OSError) as exc:  # locked by another process, bad name, permissions
+            self.call_from_thread(self.notify, f"Could not {what}: {exc}", severity="error")
+            return
+        if what == "delete":
+            self.call_from_thread(self.notify, f"Deleted {info.name}.", timeout=3)
+        self.post_message(SessionsChanged())
+
+    @on(GenerateRequested)
+    @work(thread=True, group="generate", exit_on_error=False)
+    def _generate(self, message: GenerateRequested) -> None:
+        from engine import export
+
+        try:
+            out = export.generate(message.info.id, message.n, message.folder)
+        except Exception as exc:  # shown to the user, whatever it is: the app lives on
+            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Generate failed",
+                                  severity="error")
+            return
+        self.call_from_thread(self.notify, f"{len(out)} images in {message.folder}", title="Generated")
+
+    @on(ExportRequested)
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, message: ExportRequested) -> None:
+        from engine import export
+
+        try:
+            files = export.export_all(message.info.id, message.folder)
+        except Exception as exc:  # shown to the user, whatever it is: the app lives on
+            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Export failed",
+                                  severity="error")
+            return
+        self.call_from_thread(self.notify, "\n".join(str(p) for p in files.values()), title="Exported")
+
+    @on(DownloadRequested)
+    @work(group="download", exclusive=True, thread=True, exit_on_error=False)
+    def _download(self, message: DownloadRequested) -> None:
+        from engine import zoo
+
+        try:
+            zoo.ensure_downloaded(message.model_id, progress=lambda p: self.post_message(LoadProgress(None, p)))
+        except Exception as exc:  # offline, bad file: shown to the user
             self.call_from_thread(self.notify, str(exc), title="Download failed", severity="error")
             return
-        self.call_from_thread(self.notify, f"{model_id} is ready.")
-
-
-def _draw_on_the_terminal() -> None:
-    """Textual draws on stderr. When a user sends stderr to a file (`nada-tui 2>log`) to keep warnings,
-    draw on the controlling terminal instead, and leave the file for the warnings."""
-    err = sys.__stderr__
-    if err is not None and err.isatty():
-        return
-    try:
-        tty = open("/dev/tty", "w")  # noqa: SIM115 - lives as long as the app
-    except OSError:
-        return  # no terminal at all: let Textual fail with its own message
-    sys.__stderr__ = tty
+        self.call_from_thread(self.notify, f"{message.model_id} is ready.")
 
 
 def run_app(demo: bool = False, device: str = "auto") -> int:
-    # Textual reads the colour system from the environment; keep COLORTERM if the user set it.
     os.environ.setdefault("TEXTUAL_ANIMATIONS", "basic")
-    _draw_on_the_terminal()
+    draw_on_the_terminal()
     NadaApp(demo=demo, device=device).run()
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(run_app(demo=True))
+

@@ -34,12 +34,30 @@ def _rate(points: list[tuple[int, float]]) -> float:
     return (s1 - s0) / max(t1 - t0, 1e-9)
 
 
-def _config(steps: int) -> Any:
-    from engine.config import TrainConfig
-    from nada_tui import backend
+TEST_GENERATOR_ID = "demo-tiny-32"  # a 32 px tiny generator, imported on demand: ~4x faster than demo-tiny
 
-    return TrainConfig(backend.DEMO_SOURCE, backend.DEMO_TARGET, iterations=steps,
-                       clip_models=((backend.DEMO_CLIP_ID, 1.0),))
+
+def _config(steps: int) -> Any:
+    from engine.config import demo_config
+
+    return demo_config(iterations=steps)
+
+
+def ensure_test_model() -> str:
+    """Import the 32 px tiny generator as `demo-tiny-32` (once per cache directory)."""
+    import tempfile
+    from pathlib import Path
+
+    from engine import zoo
+    from engine.demo import tiny_generator
+    from engine.generator_files import save_rosinality
+
+    if not zoo.is_downloaded(TEST_GENERATOR_ID):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "tiny32.pt"
+            save_rosinality(tiny_generator(size=32, seed=0), path)
+            zoo.import_checkpoint(path, TEST_GENERATOR_ID, "tiny 32 px random generator (bench)")
+    return TEST_GENERATOR_ID
 
 
 def headless(steps: int, model: str, threaded: bool = True) -> float:
@@ -72,28 +90,21 @@ def headless(steps: int, model: str, threaded: bool = True) -> float:
 async def _with_app(steps: int, model: str, size: tuple[int, int]) -> float:
     from engine.events import StepMetrics
     from nada_tui.app import NadaApp
-    from nada_tui.messages import EngineEvent
-    from nada_tui.screens.train import TrainScreen
+    from nada_tui.messages import RunEvent, StartRequested
 
     points: list[tuple[int, float]] = []
 
     def hook(message: Any) -> None:
-        if isinstance(message, EngineEvent) and isinstance(message.event, StepMetrics):
+        if isinstance(message, RunEvent) and isinstance(message.event, StepMetrics):
             points.append((message.event.step, message.event.elapsed_s))
 
     app = NadaApp(demo=True, device="cpu")
     async with app.run_test(size=size, message_hook=hook):
-        screen = app.screen
-        assert isinstance(screen, TrainScreen)
-        while not screen.engine_ready:
-            await asyncio.sleep(0.05)
-        app.start_training(_config(steps), model)
-        while app.buffer is None or app.buffer.state not in ("finished", "stopped", "failed"):
+        app.post_message(StartRequested(_config(steps), model))
+        while app.view.buffer is None or app.view.training:
             await asyncio.sleep(0.1)
-        if app.buffer.state == "failed":
-            raise RuntimeError(app.buffer.failure)
-        while app.training is not None and app.training.alive:
-            await asyncio.sleep(0.05)
+        if app.view.buffer.state == "failed":
+            raise RuntimeError(app.view.buffer.failure)
     return _rate(points)
 
 
@@ -115,17 +126,17 @@ def _in_fresh_process(kind: str, steps: int, model: str, size: tuple[int, int]) 
 def measure_tui_overhead(steps: int = 200, model: str | None = None, size: tuple[int, int] = (160, 48),
                          repeats: int = 1) -> dict[str, Any]:
     """Steps/s of the same demo training headless and with the app attached (best of `repeats`)."""
-    from nada_tui import backend
+    from engine.config import DEMO_GENERATOR_ID
 
-    model = model or backend.DEMO_GENERATOR_ID
+    model = model or DEMO_GENERATOR_ID
     old = {k: os.environ.get(k) for k in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
                                           "XDG_STATE_HOME")}
     with tempfile.TemporaryDirectory(prefix="nada-bench-") as tmp:
         for key in old:
             os.environ[key] = os.path.join(tmp, key.lower())
         try:
-            if model == backend.TEST_GENERATOR_ID:
-                backend.ensure_test_model()
+            if model == TEST_GENERATOR_ID:
+                ensure_test_model()
             head, main_thread, tui = [], [], []
             for _ in range(repeats):  # interleaved so background load hits all alike
                 head.append(_in_fresh_process("headless", steps, model, size))

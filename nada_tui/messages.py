@@ -1,31 +1,39 @@
-"""Textual messages that carry engine events and loader progress from worker threads to the UI.
+"""Every Textual message of the app, in two groups.
 
-Worker threads only ever call `post_message` with these (non-blocking, thread-safe); handlers buffer
-the data and the 4 Hz redraw timer draws it.
+From worker threads to the app (posted with `post_message`, thread-safe, never blocking): engine events
+wrapped with the token of the run they belong to, model loading progress and outcome.
+From screens and widgets to the app (they bubble up): requests. A screen never changes the run itself;
+it says what the user asked for, and the app decides.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual.message import Message
 
+from engine.config import TrainConfig
+from engine.download import DownloadProgress
+from engine.events import Event
 
-class EngineEvent(Message):
-    """One event from the training worker (engine.events.*), tagged with its session."""
 
-    def __init__(self, session_id: str, event: Any) -> None:
+# ----- worker threads -> app ---------------------------------------------------------------------
+class RunEvent(Message):
+    """One engine event (an `engine.events.Event`: handlers `match` on its class) of run `token`."""
+
+    def __init__(self, token: str, event: Event) -> None:
         super().__init__()
-        self.session_id = session_id
+        self.token = token
         self.event = event
 
 
-class PreviewRendered(Message):
-    """Preview renderables, built on the training thread so the UI only has to place them."""
+class PreviewPixels(Message):
+    """A preview as terminal renderables, built on the training thread so the UI only places them."""
 
-    def __init__(self, session_id: str, step: int, frozen: Any, adapted: Any, seeds: tuple[int, ...]) -> None:
+    def __init__(self, token: str, step: int, frozen: Any, adapted: Any, seeds: tuple[int, ...]) -> None:
         super().__init__()
-        self.session_id = session_id
+        self.token = token
         self.step = step
         self.frozen = frozen
         self.adapted = adapted
@@ -33,27 +41,122 @@ class PreviewRendered(Message):
 
 
 class LoadProgress(Message):
-    """Model download/load progress (backend.Progress)."""
+    """Model download progress while run `token` loads (token None: a download without a run)."""
 
-    def __init__(self, progress: Any) -> None:
+    def __init__(self, token: str | None, progress: DownloadProgress) -> None:
         super().__init__()
+        self.token = token
         self.progress = progress
 
 
-class RunReady(Message):
-    """Models loaded and the trainer built: the run can start."""
+class RunLoaded(Message):
+    """Models loaded, session created: `run` (an engine.runs.Run) is ready to train."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, token: str, run: Any) -> None:
         super().__init__()
+        self.token = token
         self.run = run
 
 
 class RunLoadFailed(Message):
-    def __init__(self, run: Any, message: str) -> None:
+    def __init__(self, token: str, message: str, title: str) -> None:
         super().__init__()
-        self.run = run
+        self.token = token
         self.message = message
+        self.title = title
 
 
 class SessionsChanged(Message):
-    """A session was created, renamed, deleted or finished: lists should refresh."""
+    """A session was created, renamed, deleted, finished or released: lists should refresh."""
+
+
+# ----- screens and widgets -> app ----------------------------------------------------------------
+class StartRequested(Message):
+    def __init__(self, config: TrainConfig, model_id: str) -> None:
+        super().__init__()
+        self.config = config
+        self.model_id = model_id
+
+
+class RetrainRequested(StartRequested):
+    """Stop the current run (it saves), then train these settings as a fork of its session."""
+
+
+class PauseToggleRequested(Message):
+    pass
+
+
+class StopRequested(Message):
+    pass
+
+
+class SaveRequested(Message):
+    pass
+
+
+class GlobalWeightChanged(Message):
+    def __init__(self, value: float, quiet: bool = False) -> None:
+        super().__init__()
+        self.value = value
+        self.quiet = quiet
+
+
+class DownloadRequested(Message):
+    def __init__(self, model_id: str) -> None:
+        super().__init__()
+        self.model_id = model_id
+
+
+class PreviewSizeChanged(Message):
+    """The preview panel's tile side in pixels, so previews are built at the size they are shown."""
+
+    def __init__(self, side: int) -> None:
+        super().__init__()
+        self.side = side
+
+
+class SessionRequest(Message):
+    """A request about a saved session (`info`: an engine.sessions.SessionInfo)."""
+
+    def __init__(self, info: Any) -> None:
+        super().__init__()
+        self.info = info
+
+
+class OpenRequested(SessionRequest):
+    """Show a saved session read-only on the train screen."""
+
+
+class ResumeRequested(SessionRequest):
+    """Continue the session's training (finished ones get 100 more steps)."""
+
+
+class DeleteRequested(SessionRequest):
+    """Delete it (the user already confirmed)."""
+
+
+class ForkRequested(SessionRequest):
+    def __init__(self, info: Any, source: str, target: str, from_weights: bool) -> None:
+        super().__init__(info)
+        self.source = source
+        self.target = target
+        self.from_weights = from_weights
+
+
+class GenerateRequested(SessionRequest):
+    def __init__(self, info: Any, n: int, folder: Path) -> None:
+        super().__init__(info)
+        self.n = n
+        self.folder = folder
+
+
+class ExportRequested(SessionRequest):
+    def __init__(self, info: Any, folder: Path) -> None:
+        super().__init__(info)
+        self.folder = folder
+
+
+class RenameRequested(SessionRequest):
+    def __init__(self, info: Any, name: str) -> None:
+        super().__init__(info)
+        self.name = name

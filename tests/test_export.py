@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from engine import export, runs, sessions
-from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, tiny_generator
+from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID
+from engine.demo import tiny_generator
 from engine.sampling import render_seeds, to_pil
 from engine.stylegan2 import Generator, GeneratorConfig
 from engine.trainer import TrainConfig

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine import atomic, paths, runs, sessions
-from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID
+from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID
 from engine.events import CheckpointSaved, LogMessage, StepMetrics
 from engine.trainer import TrainConfig
 

@@ -1,234 +1,232 @@
-"""The app driven through Textual's Pilot with tiny models (a 32 px generator and the colour oracle).
+"""The app driven by keys through Textual's Pilot, with the 32 px tiny generator as the demo model.
 
-Pitfall: pilot.press waits for the CPU to go idle, which never happens while a training thread runs,
-so while training the tests call the screen's actions directly and poll the app's state.
+The tests press keys and click fields as a user would, and read what a user sees: the status bar, the
+form, the tables, the toasts (recorded as the app shows them) and the sessions on disk. A key press
+waits up to a second for the CPU to go idle, which it never is while training runs: allow for that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Label, Select
+from textual.widgets import DataTable, Input, Label
 
 from engine import sessions
-from nada_tui import backend
+from engine.config import DEMO_SOURCE, DEMO_TARGET
 from nada_tui.app import NadaApp
 from nada_tui.screens.dialogs import ConfirmDialog, FormDialog
+from nada_tui.screens.help import HelpScreen
 from nada_tui.screens.sessions import SessionsScreen
 from nada_tui.screens.train import TrainScreen
 from nada_tui.widgets.layer_map import LayerMap
 from nada_tui.widgets.loss_chart import LossChart
 
-_APP: list[NadaApp] = []
+pytestmark = pytest.mark.usefixtures("small_demo")
 
 
-def _log() -> object:
-    buf = _APP[-1].buffer if _APP else None
-    return None if buf is None else (buf.state, buf.log[-4:], [n.message for n in _APP[-1]._notifications])
+class RecordingApp(NadaApp):
+    """The app, with every toast it shows kept for the test to read."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(demo=True, device="cpu", **kw)
+        self.shown: list[tuple[str, str, str]] = []  # (severity, title, message)
+
+    def notify(self, message, *, title="", severity="information", **kw) -> None:  # type: ignore[override]
+        self.shown.append((severity, title, str(message)))
+        super().notify(message, title=title, severity=severity, **kw)
 
 
-async def wait_for(cond, timeout: float = 20.0, what: str = "condition") -> None:
+def status(app: NadaApp) -> str:
+    return app.train_screen.query_one("#status").text.plain  # type: ignore[attr-defined]
+
+
+def step_shown(app: NadaApp) -> int:
+    found = re.search(r" (\d+)/\d+ \|", status(app))
+    return int(found.group(1)) if found else 0
+
+
+async def wait_for(app: NadaApp, cond, what: str, timeout: float = 30.0) -> None:
     t0 = time.monotonic()
     while not cond():
         if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {what}; log: {_log()}")
+            raise AssertionError(f"timed out waiting for {what}; status: {status(app)!r}; toasts: {app.shown[-3:]}")
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-def fast_model() -> str:
-    return backend.ensure_test_model()
+async def ready(pilot) -> RecordingApp:
+    """The app once the model registry and the tokenizer have loaded (the CLIP hint lists the models)."""
+    app = pilot.app
+    hint = app.train_screen.query_one("#clip-hint", Label)
+    await wait_for(app, lambda: "demo-colour-oracle" in str(hint.content), "the model registry")
+    return app
 
 
-async def ready_screen(app: NadaApp) -> TrainScreen:
-    _APP.append(app)
-    screen = app.screen
-    assert isinstance(screen, TrainScreen)
-    await wait_for(lambda: screen.engine_ready, what="the model registry")
-    return screen
+async def type_into(pilot, selector: str, text: str, submit: bool = False) -> None:
+    await pilot.click(selector)
+    await pilot.press("end", "ctrl+u", *text, *(["enter"] if submit else []))
 
 
-def fill(screen: TrainScreen, model: str, **values: str) -> None:
-    screen.query_one("#model", Select).value = model
-    for key, value in values.items():
-        screen.query_one(f"#{key}", Input).value = value
+def saved() -> dict[str, sessions.SessionInfo]:
+    return {i.id: i for i in sessions.list_sessions()}
 
 
-async def test_train_pause_retrain_sessions_generate_delete(fast_model: str, tmp_path: Path) -> None:
-    app = NadaApp(demo=True, device="cpu")
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready_screen(app)
+async def test_train_pause_weight_retrain_then_sessions_generate_delete(tmp_path: Path) -> None:
+    app = RecordingApp()
+    async with app.run_test(size=(160, 60)) as pilot:
+        await ready(pilot)
+        form = app.train_screen
         # the demo example is filled in and labelled
-        assert screen.query_one("#source", Input).value == backend.DEMO_SOURCE
-        assert screen.query_one("#target", Input).value == backend.DEMO_TARGET
-        assert "DEMO" in str(screen.query_one(".demo-badge", Label).content)
-        fill(screen, fast_model, iterations="400", preview_every="5", interval="3")
-        await pilot.pause()
-        screen.action_start()
-        await wait_for(lambda: app.buffer is not None and len(app.buffer.records) >= 6, what="metrics")
-        await wait_for(lambda: app.buffer.preview is not None, what="a preview")
-        chart = screen.query_one(LossChart)
-        # redraws come on a timer (stretched up to 1 s while training on the CPU)
-        await wait_for(lambda: "total" in chart.series and len(chart.series["total"].values) >= 6,
-                       what="the chart to draw the metrics")
-        layers = screen.query_one(LayerMap)
+        assert form.query_one("#source", Input).value == DEMO_SOURCE
+        assert form.query_one("#target", Input).value == DEMO_TARGET
+        assert "DEMO" in str(form.query_one(".demo-badge", Label).content)
+        await type_into(pilot, "#iterations", "400")
+        await type_into(pilot, "#preview_every", "5")
+        await type_into(pilot, "#auto_layer_interval", "3")
+        await pilot.press("escape", "f5")
+        await wait_for(app, lambda: "running" in status(app) and step_shown(app) >= 6, "training")
+        chart, layers = form.query_one(LossChart), form.query_one(LayerMap)
+        await wait_for(app, lambda: len(chart.series.get("total", ()) and chart.series["total"].values) >= 6,
+                       "the chart")
         assert layers.scores and layers.trained and layers.k is not None
+        [first] = saved()
 
-        # pause and resume
-        app.toggle_pause()
-        await wait_for(lambda: app.buffer.state == "paused", what="paused")
-        n = len(app.buffer.records)
-        await asyncio.sleep(0.4)
-        assert len(app.buffer.records) == n
-        app.toggle_pause()
-        await wait_for(lambda: len(app.buffer.records) > n + 2, what="training again")
+        await pilot.press("f6")
+        await wait_for(app, lambda: " paused " in status(app), "paused")
+        step = step_shown(app)
+        await asyncio.sleep(0.6)
+        assert step_shown(app) == step
+        await pilot.press("f6")
+        await wait_for(app, lambda: step_shown(app) > step + 2, "training again")
 
-        # live global weight change
-        screen.query_one("#global_weight", Input).value = "0.3"
-        await wait_for(lambda: app.buffer.last.global_weight == pytest.approx(0.3), what="new global weight")
+        await type_into(pilot, "#global_weight", "0.3", submit=True)
+        await wait_for(app, lambda: "g=0.30" in status(app), "the new global weight")
+        assert any("Global weight 0.3" in m for _, _, m in app.shown)
 
-        # edit the target and retrain: the first run stops (saved), a fork starts
-        first = app.buffer.session_id
-        screen.query_one("#target", Input).value = "a green image"
-        screen.action_retrain()
-        await wait_for(lambda: app.buffer.session_id not in (None, first) and len(app.buffer.records) >= 3,
-                       what="the retrained session")
-        second = app.buffer.session_id
-        assert app.training.config.target == "a green image"
-        app.stop_training()
-        await wait_for(lambda: app.buffer.state == "stopped" and not app.training.alive, what="stopped")
-        await wait_for(lambda: app.training._closed, what="session released")
+        # edit the target and retrain: the first run stops (saved), a fork of it trains the edit
+        await type_into(pilot, "#target", "a green image")
+        await pilot.press("escape", "ctrl+r")
+        await wait_for(app, lambda: len(saved()) == 2 and "running" in status(app), "the retrained session")
+        [second] = set(saved()) - {first}
+        fork = saved()[second]
+        assert fork.target == "a green image" and fork.parent_id == first
+        await pilot.press("f8")
+        await wait_for(app, lambda: " stopped " in status(app), "stopped")
+        await wait_for(app, lambda: {i.status for i in saved().values()} == {"stopped"}, "both sessions released")
 
-        # both sessions in the sessions screen
-        app.switch_mode("sessions")
-        await pilot.pause()
-        ses = app.screen
-        assert isinstance(ses, SessionsScreen)
-        await wait_for(lambda: ses.query_one(DataTable).row_count == 2, what="two rows")
-        ids = {s.id for s in ses.sessions}
-        assert ids == {first, second}
-        fork = sessions.load(second)
-        assert fork.data["parent"]["id"] == first
-
-        # generate 3 images from the fork through the dialog
-        ses.select_session(second)
-        await pilot.pause()
-        ses.action_generate()
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, FormDialog)
+        # both sessions in the sessions screen, newest first
+        await pilot.press("f3")
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        table = screen.query_one(DataTable)
+        await wait_for(app, lambda: table.row_count == 2, "two rows")
+        await pilot.press("home")
         out = tmp_path / "generated"
-        dialog.query_one("#f-n", Input).value = "3"
-        dialog.query_one("#f-folder", Input).value = str(out)
+        await pilot.press("g")
+        assert isinstance(app.screen, FormDialog)
+        await type_into(pilot, "#f-n", "3")
+        await type_into(pilot, "#f-folder", str(out))
         await pilot.click("#ok")
-        await wait_for(lambda: len(list(out.glob("*.png"))) == 3, what="3 images")
+        await wait_for(app, lambda: len(list(out.glob("*.png"))) == 3, "3 images")
 
-        # delete the first after confirming
-        ses.select_session(first)
-        await pilot.pause()
-        ses.action_delete()
-        await pilot.pause()
+        # delete the older one after confirming
+        await pilot.press("down", "d")
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("y")
-        await wait_for(lambda: ses.query_one(DataTable).row_count == 1, what="one row left")
-        assert [s.id for s in backend.list_sessions()] == [second]
+        await wait_for(app, lambda: table.row_count == 1, "one row left")
+        assert list(saved()) == [second]
 
 
-async def test_quit_while_training_saves_within_two_seconds(fast_model: str) -> None:
-    app = NadaApp(demo=True, device="cpu")
+async def test_quit_while_training_saves_within_two_seconds() -> None:
+    app = RecordingApp()
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await ready_screen(app)
-        fill(screen, fast_model, iterations="1000")
-        await pilot.pause()
-        screen.action_start()
-        await wait_for(lambda: app.buffer is not None and len(app.buffer.records) >= 3, what="metrics")
-        sid = app.buffer.session_id
-        await app.action_quit()
-        await wait_for(lambda: isinstance(app.screen, ConfirmDialog), what="the quit question")
-        await asyncio.sleep(0.2)
+        await ready(pilot)
+        await pilot.press("f5")
+        await wait_for(app, lambda: step_shown(app) >= 3, "training")
+        await pilot.press("ctrl+q")
+        await wait_for(app, lambda: isinstance(app.screen, ConfirmDialog), "the quit question")
         t0 = time.monotonic()
-        app.screen.action_answer(True)
-        await wait_for(lambda: app.return_code is not None, timeout=5, what="exit")
+        await pilot.press("y")
+        await wait_for(app, lambda: app.return_code is not None, "exit", timeout=5)
         elapsed = time.monotonic() - t0
-    info = sessions.read_info(sessions.session_path(sid))
+    [info] = saved().values()
     assert elapsed < 2.0
-    assert info.damaged is None
-    assert info.status == "stopped" and info.step >= 3
+    assert info.damaged is None and info.status == "stopped" and info.step >= 3
 
 
-async def test_prompt_validation_and_load_errors_are_messages(fast_model: str) -> None:
-    app = NadaApp(demo=True, device="cpu")
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await ready_screen(app)
+async def test_bad_prompts_and_load_errors_are_messages_and_write_nothing() -> None:
+    app = RecordingApp()
+    async with app.run_test(size=(160, 60)) as pilot:
+        await ready(pilot)
+        screen = app.train_screen
         assert str(screen.query_one("#source-tokens", Label).content).startswith("5/77")
-        screen.query_one("#target", Input).value = "a red image"
-        await pilot.pause()
+        await type_into(pilot, "#target", "a red image")
         assert "same" in str(screen.query_one("#prompt-warning", Label).content)
-        screen.action_start()
-        await pilot.pause()
-        assert app.training is None  # refused before anything was written
-        assert any("same" in n.message for n in app._notifications)
+        await pilot.press("escape", "f5")
+        await wait_for(app, lambda: any("same" in m for _, _, m in app.shown), "the refusal")
+        assert app.focused is screen.query_one("#target")  # the cursor goes to the field to fix
+        assert "ready" in status(app)
 
-        # a CLIP model that needs a download fails offline: a notification, the app lives on
-        fill(screen, fast_model, target="a blue image", clip_models="ViT-B/32=1")
-        screen.action_start()
-        await wait_for(lambda: app.buffer is not None and app.buffer.state == "failed", what="load failure")
-        assert app.buffer.failure
-        assert any(n.severity == "error" for n in app._notifications)
-        assert backend.list_sessions() == []  # nothing written for a run that never loaded
+        # a bad number names its field
+        await type_into(pilot, "#batch", "0")
+        await pilot.press("escape", "f5")
+        await wait_for(app, lambda: any(m.startswith("batch:") for _, _, m in app.shown), "the batch message")
+        await type_into(pilot, "#batch", "2")
+
+        # a CLIP model that needs a download fails offline: a message, the app lives on
+        await type_into(pilot, "#target", "a blue image")
+        await type_into(pilot, "#clip_models", "ViT-B/32=1")
+        await pilot.press("escape", "f5")
+        await wait_for(app, lambda: "failed" in status(app), "the load failure")
+        assert any(sev == "error" and title == "Could not load the models" for sev, title, _ in app.shown)
+    assert saved() == {}  # nothing written for runs that never started
 
 
-async def test_help_and_palette_and_keymap(fast_model: str, private_home: Path) -> None:
+async def test_help_and_keymap(private_home: Path) -> None:
     cfg = private_home / "config" / "nada-tui"
     cfg.mkdir(parents=True)
     (cfg / "config.toml").write_text('theme = "nada-light"\n[keymap]\n"app.sessions" = "f4"\n')
-    app = NadaApp(demo=True, device="cpu")
+    app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
-        await ready_screen(app)
+        await ready(pilot)
         assert app.theme == "nada-light"
         await pilot.press("f4")
         assert isinstance(app.screen, SessionsScreen)
         await pilot.press("f2")
         assert isinstance(app.screen, TrainScreen)
         await pilot.press("f1")
-        from nada_tui.screens.help import HelpScreen
-
         assert isinstance(app.screen, HelpScreen)
         assert any(r[2] == "app.sessions" and "F4" in r[0].upper() for r in app.binding_rows())
         await pilot.press("escape")
         assert isinstance(app.screen, TrainScreen)
 
 
-async def test_open_read_only_then_resume(fast_model: str) -> None:
-    app = NadaApp(demo=True, device="cpu")
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await ready_screen(app)
-        fill(screen, fast_model, iterations="6", preview_every="3")
-        screen.action_start()
-        await wait_for(lambda: app.buffer is not None and app.buffer.state == "finished", what="finished")
-        await wait_for(lambda: app.training._closed, what="session released")
-        sid = app.buffer.session_id
-        app.switch_mode("sessions")
-        await pilot.pause()
-        ses = app.screen
-        assert isinstance(ses, SessionsScreen)
-        await wait_for(lambda: ses.query_one(DataTable).row_count == 1, what="the session row")
-        ses.select_session(sid)
-        ses.action_open()
-        await pilot.pause()
-        assert isinstance(app.screen, TrainScreen) and app.screen.read_only
-        assert app.buffer.session_id == sid and len(app.buffer.records) == 6
-        await wait_for(lambda: len(app.screen.query_one(LossChart).series.get("total", ()) and
-                                   app.screen.query_one(LossChart).series["total"].values) == 6,
-                       what="the saved curve")
+async def test_open_read_only_then_resume() -> None:
+    app = RecordingApp()
+    async with app.run_test(size=(160, 60)) as pilot:
+        await ready(pilot)
+        await type_into(pilot, "#iterations", "6")
+        await type_into(pilot, "#preview_every", "3")
+        await pilot.press("escape", "f5")
+        await wait_for(app, lambda: " finished " in status(app), "finished")
+        await wait_for(app, lambda: [i.status for i in saved().values()] == ["finished"], "the session released")
+        [sid] = saved()
+
+        await pilot.press("f3")
+        table = app.screen.query_one(DataTable)
+        await wait_for(app, lambda: table.row_count == 1, "the session row")
+        await pilot.press("o")
+        await wait_for(app, lambda: isinstance(app.screen, TrainScreen) and "(read-only)" in status(app), "read-only")
+        chart = app.screen.query_one(LossChart)
+        await wait_for(app, lambda: len(chart.series.get("total", ()) and chart.series["total"].values) == 6,
+                       "the saved curve")
+
         # resume the finished session: it trains 100 more steps in the same session
-        info = next(s for s in backend.list_sessions() if s.id == sid)
-        app.resume_session(info)
-        await wait_for(lambda: app.buffer.last is not None and app.buffer.last.step > 8, what="resumed steps")
-        assert app.buffer.session_id == sid
-        app.stop_training()
-        await wait_for(lambda: not app.training.alive and app.training._closed, what="stopped")
-    assert sessions.read_info(sessions.session_path(sid)).step > 8
+        await pilot.press("f3", "r")
+        await wait_for(app, lambda: "running" in status(app) and step_shown(app) > 8, "resumed steps")
+        await pilot.press("f8")
+        await wait_for(app, lambda: [i.status for i in saved().values()] == ["stopped"], "stopped and released")
+    assert list(saved()) == [sid] and saved()[sid].step > 8

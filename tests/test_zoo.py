@@ -13,7 +13,8 @@ from _models_fakes import write_ada_pickle_from_generator, write_tf_pickle
 from _models_server import Behaviour, free_port, serve
 
 from engine import zoo
-from engine.demo import DEMO_CLIP_ID, DEMO_GENERATOR_ID, tiny_generator
+from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID
+from engine.demo import tiny_generator
 from engine.download import DownloadError
 from engine.generator_files import CheckpointError, save_rosinality
 from nada_tui.__main__ import main
@@ -186,7 +187,7 @@ def test_models_list_offline_on_a_fresh_install(capsys):
     assert "demo-tiny" in out and "DEMO" in out and "not downloaded" in out
     assert main(["models", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r["name"] for r in rows} >= {"ffhq", "afhqdog", "church", DEMO_GENERATOR_ID}
+    assert {r.name for r in rows} >= {"ffhq", "afhqdog", "church", DEMO_GENERATOR_ID}
 
 
 def test_models_download_and_import_cli(tiny_registry, tmp_path, capsys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nada_tui.cli.train import device_of, setup_or_exit
+from nada_tui.cli._common import device_of, setup_or_exit
 
 
 def register(sub: argparse._SubParsersAction) -> None:

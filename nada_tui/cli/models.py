@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from typing import Any, TextIO
+from dataclasses import asdict
 
 from nada_tui.cli import CliError
+from nada_tui.cli._common import ProgressPrinter
+from nada_tui.formatting import fmt_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,79 +44,29 @@ def _need_action(parser: argparse.ArgumentParser) -> int:
     raise CliError("models needs an action: list, download or import", exit_code=2)
 
 
-def human_size(n: int | float | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
-
-
 def run_list(args: argparse.Namespace) -> int:
     from engine import zoo
 
     rows = zoo.list_models()
     if args.json:
-        out = [{**r, "path": str(r["path"]) if r["path"] is not None else None} for r in rows]
+        out = [{**asdict(r), "path": None if r.path is None else str(r.path)} for r in rows]
         print(json.dumps(out, indent=2))
         return 0
     header = f"{'NAME':<20} {'KIND':<9} {'RES':>5} {'SIZE':>10}  {'STATUS':<15} WHERE"
     print(header)
     for r in rows:
-        if r["demo"]:
+        if r.demo:
             status, where = "demo (built in)", "built in, no download; DEMO model, not real weights"
-        elif r["downloaded"]:
-            status, where = "downloaded", str(r["path"])
+        elif r.downloaded:
+            status, where = "downloaded", str(r.path)
         else:
-            status, where = "not downloaded", f"-> {r['path']}"
-        res = str(r["resolution"]) if r["resolution"] else "-"
-        kind = "generator" if r["kind"] == "generator" else "clip"
-        size = "-" if r["demo"] else human_size(r["size_bytes"])
-        print(f"{r['name']:<20} {kind:<9} {res:>5} {size:>10}  {status:<15} {where}")
+            status, where = "not downloaded", f"-> {r.path}"
+        res = str(r.resolution) if r.resolution else "-"
+        kind = "generator" if r.kind == "generator" else "clip"
+        size = "-" if r.demo else fmt_bytes(r.size_bytes)
+        print(f"{r.name:<20} {kind:<9} {res:>5} {size:>10}  {status:<15} {where}")
     print(f"\ncache: {zoo.generators_dir().parent}   download with: nada-tui models download NAME")
     return 0
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr, redrawn in place on a terminal, sparse lines otherwise."""
-
-    def __init__(self, stream: TextIO | None = None, width: int = 28) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.width = width
-        self.last_line = 0.0
-        self.drawn = False
-
-    def __call__(self, p: Any) -> None:
-        total, done = p.total_bytes, p.done_bytes
-        finished = total is not None and done >= total
-        if not self.tty:  # logs: one line every 5 s and at the end
-            now = time.monotonic()
-            if not finished and now - self.last_line < 5:
-                return
-            self.last_line = now
-        if total:
-            filled = int(self.width * done / total)
-            bar = "#" * filled + "." * (self.width - filled)
-            amount = f"{100 * done / total:5.1f}%  {human_size(done)} / {human_size(total)}"
-        else:
-            bar, amount = "?" * self.width, human_size(done)
-        line = f"{p.name:<12} [{bar}] {amount}  {human_size(p.bytes_per_s)}/s"
-        if self.tty:
-            self.stream.write("\r" + line + "\x1b[K")
-            self.drawn = True
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-        self.drawn = False
 
 
 def run_download(args: argparse.Namespace) -> int:
@@ -132,17 +83,15 @@ def run_download(args: argparse.Namespace) -> int:
         if entry.demo:
             print(f"{name}: demo model, built in: nothing to download")
             continue
-        bar = None if args.quiet else ProgressBar()
+        bar = ProgressPrinter(quiet=args.quiet)
         try:
-            path = zoo.ensure_downloaded(name, bar)
+            path = zoo.ensure_downloaded(name, bar.download)
         except (DownloadError, CheckpointError) as exc:
-            if bar:
-                bar.close()
+            bar.close()
             print(f"nada-tui: {name}: {exc}", file=sys.stderr)
             failures.append(name)
             continue
-        if bar:
-            bar.close()
+        bar.close()
         print(f"{name}: ready at {path}")
     if failures:
         raise CliError(f"could not get {', '.join(failures)} (see above)")

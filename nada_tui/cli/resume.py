@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nada_tui.cli import CliError
-from nada_tui.cli.train import ProgressPrinter, device_of, run_and_report, setup_or_exit
+from nada_tui.cli._common import ProgressPrinter, device_of, run_and_report, setup_or_exit
 
 
 def register(sub: argparse._SubParsersAction) -> None:

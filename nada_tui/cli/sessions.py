@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 from nada_tui.cli import CliError
-from nada_tui.cli.train import setup_or_exit
+from nada_tui.cli._common import setup_or_exit
+from nada_tui.formatting import fmt_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -149,7 +150,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     n_metrics = len(sessions.read_metrics(info.path))
     print(
         f"  files      {n_metrics} metric lines, {len(sessions.samples(info.path))} sample grids, "
-        f"{sessions.disk_usage(info.path) / 1e6:.1f} MB"
+        f"{fmt_bytes(sessions.disk_usage(info.path))}"
     )
     return 0
 

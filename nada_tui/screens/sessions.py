@@ -1,10 +1,12 @@
-"""The sessions screen: every saved session in a table that sorts and filters; the selected one's
-grid and loss curves; open (read-only), resume, fork, generate, export, rename, delete."""
+"""The sessions screen: every saved session in a table that sorts and filters; the selected one's grid
+and loss curves. Open (read-only), resume, fork, generate, export, rename and delete are requests to the
+app, which knows whether a session is training; the screen only reads the store."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -15,18 +17,58 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from engine import paths
-from nada_tui import backend
+from nada_tui.formatting import fmt_bytes
+from nada_tui.messages import (
+    DeleteRequested,
+    ExportRequested,
+    ForkRequested,
+    GenerateRequested,
+    OpenRequested,
+    RenameRequested,
+    ResumeRequested,
+)
+from nada_tui.run_buffer import ViewState
 from nada_tui.screens.dialogs import ConfirmDialog, FormDialog
-from nada_tui.screens.train import fmt_bytes
 from nada_tui.widgets.loss_chart import LossChart
 from nada_tui.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from nada_tui.app import NadaApp
 
 COLUMNS = (("name", "Name"), ("model", "Model"), ("prompts", "Source -> target"), ("steps", "Steps"),
            ("loss", "Final loss"), ("date", "Date"), ("size", "Size"), ("status", "Status"))
 SORTS = ("date", "name", "steps", "loss", "size")
+
+
+@dataclass(frozen=True)
+class Row:
+    """A session as the table shows it: the store's SessionInfo and its size on disk."""
+
+    info: Any  # engine.sessions.SessionInfo
+    size_bytes: int
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+
+def read_rows() -> list[Row]:
+    """Every saved session with its size (walks each directory: call from a thread)."""
+    from engine import sessions
+
+    return [Row(i, sessions.disk_usage(i.path)) for i in sessions.list_sessions()]
+
+
+def session_grid(info: Any) -> Any | None:
+    """The session's latest preview (frozen row over adapted row) as a PIL image, or None."""
+    from PIL import Image
+
+    from engine import sessions
+
+    for path in [info.path / sessions.GRID_FILE, *sessions.samples(info.path)[::-1]]:
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 class SessionsScreen(Screen):
@@ -43,25 +85,22 @@ class SessionsScreen(Screen):
         Binding("escape", "leave_filter", "Leave filter", show=False),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, view: ViewState) -> None:
         super().__init__()
-        self.sessions: list[backend.SessionInfo] = []
+        self.view = view
+        self.rows: list[Row] = []
         self.sort_key = "date"
         self.filter_text = ""
-        self._seen_version = -1
+        self._seen_sessions = -1
         self._detail_id: str | None = None
-        self._detail_buffer_version = -1
+        self._live_version = -1
         self._live_fed = 0
-
-    @property
-    def napp(self) -> NadaApp:
-        return self.app  # type: ignore[return-value]
+        self._want_selected: str | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="sessions-status", classes="status-bar")
         yield Input(placeholder="filter: name, prompt, model, status  (/)", id="filter", compact=True)
-        table: DataTable[Any] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="session-detail"):
             with Vertical(id="session-grid-box", classes="panel"):
                 yield Static(Text("select a session", style="dim"), id="session-grid")
@@ -82,65 +121,74 @@ class SessionsScreen(Screen):
 
     # ----- data -----------------------------------------------------------------------------
     def reload(self) -> None:
+        self._seen_sessions = self.view.sessions_version
+        self._read_rows()
+
+    @work(thread=True, exclusive=True, group="sessions-list", exit_on_error=False)
+    def _read_rows(self) -> None:
         try:
-            self.sessions = backend.list_sessions()
+            rows = read_rows()
         except OSError as exc:
-            self.notify(f"Could not read the sessions folder: {exc}", severity="error")
-            self.sessions = []
-        self._seen_version = self.napp.live_sessions_version
+            self.app.call_from_thread(self.notify, f"Could not read the sessions folder: {exc}", severity="error")
+            rows = []
+        self.app.call_from_thread(self._rows_read, rows)
+
+    def _rows_read(self, rows: list[Row]) -> None:
+        self.rows = rows
         self.refill()
 
-    def visible(self) -> list[backend.SessionInfo]:
+    def visible(self) -> list[Row]:
         q = self.filter_text.lower()
-        rows = [s for s in self.sessions if not q or q in " ".join(
-            (s.name, s.model, s.source, s.target, s.status, s.id)).lower()]
+        rows = [r for r in self.rows if not q or q in " ".join(
+            (r.info.name, r.info.model_id, r.info.source, r.info.target, r.info.status, r.id)).lower()]
         key = {
-            "date": lambda s: s.created or s.id,
-            "name": lambda s: s.name.lower(),
-            "steps": lambda s: s.step,
-            "loss": lambda s: (s.final_loss is None, s.final_loss or 0.0),
-            "size": lambda s: s.size_bytes,
+            "date": lambda r: r.info.created or r.id,
+            "name": lambda r: r.info.name.lower(),
+            "steps": lambda r: r.info.step,
+            "loss": lambda r: (r.info.final_loss is None, r.info.final_loss or 0.0),
+            "size": lambda r: r.size_bytes,
         }[self.sort_key]
         return sorted(rows, key=key, reverse=self.sort_key in ("date", "steps", "size"))
 
-    def _status(self, s: backend.SessionInfo) -> Text:
-        buf = self.napp.buffer
-        if buf is not None and buf.session_id == s.id and self.napp.run_alive:
+    def _status(self, info: Any) -> Text:
+        buf = self.view.buffer
+        if buf is not None and self.view.is_live(info.id):
             step = buf.last.step if buf.last else 0
             return Text(f"● {buf.state} {step}", style="bold green")
-        if s.damaged:
+        if info.damaged:
             return Text("damaged", style="bold red")
-        style = {"finished": "cyan", "stopped": "yellow"}.get(s.status, "red" if "fail" in s.status else "")
-        return Text(s.status or "?", style=style)
+        style = {"finished": "cyan", "stopped": "yellow"}.get(info.status, "red" if "fail" in info.status else "")
+        return Text(info.status or "?", style=style)
 
     def refill(self) -> None:
         table = self.query_one(DataTable)
-        current = self.selected()
+        current = self._want_selected or (self.selected().id if self.selected() else None)
+        self._want_selected = None
         table.clear()
-        for s in self.visible():
+        for r in self.visible():
+            s = r.info
             if s.damaged:
                 table.add_row(Text(s.id, style="red"), "", Text(s.damaged, style="red"), "", "", "",
-                              fmt_bytes(s.size_bytes), self._status(s), key=s.id)
+                              fmt_bytes(r.size_bytes), self._status(s), key=s.id)
                 continue
             loss = f"{s.final_loss:.4f}" if isinstance(s.final_loss, int | float) else "–"
-            prompts = f"{s.source} -> {s.target}"
-            table.add_row(s.name[:32], s.model, prompts[:48], f"{s.step}/{s.iterations}", loss,
-                          (s.created or "")[:16], fmt_bytes(s.size_bytes), self._status(s), key=s.id)
+            table.add_row(s.name[:32], s.model_id, f"{s.source} -> {s.target}"[:48], f"{s.step}/{s.iterations}",
+                          loss, s.created.replace("T", " ")[:16], fmt_bytes(r.size_bytes), self._status(s), key=s.id)
         if current is not None:
-            self.select_session(current.id, quiet=True)
+            self._move_to(current)
         self._draw_header()
 
     def _draw_header(self) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" nada-tui ", style="bold reverse")
-        if self.napp.demo:
+        if self.view.demo:
             t.append(" DEMO ", style="bold black on yellow")
-        t.append(f" Sessions: {len(self.visible())}/{len(self.sessions)}  sort: {self.sort_key}")
+        t.append(f" Sessions: {len(self.visible())}/{len(self.rows)}  sort: {self.sort_key}")
         if self.filter_text:
             t.append(f"  filter: {self.filter_text!r}")
         self.query_one("#sessions-status", StatusBar).set_text(t)
 
-    def selected(self) -> backend.SessionInfo | None:
+    def selected(self) -> Row | None:
         table = self.query_one(DataTable)
         if table.row_count == 0:
             return None
@@ -148,44 +196,46 @@ class SessionsScreen(Screen):
             key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         except Exception:
             return None
-        return next((s for s in self.sessions if s.id == key), None)
+        return next((r for r in self.rows if r.id == key), None)
 
-    def select_session(self, session_id: str, quiet: bool = False) -> None:
+    def select_session(self, session_id: str) -> None:
+        """Put the cursor on a session (the command palette's search uses it); clears a filter that
+        hides it."""
+        if not self._move_to(session_id):
+            self.filter_text = ""
+            self.query_one("#filter", Input).value = ""
+            self._want_selected = session_id
+            self.reload()
+
+    def _move_to(self, session_id: str) -> bool:
         table = self.query_one(DataTable)
         try:
-            row = table.get_row_index(session_id)
+            table.move_cursor(row=table.get_row_index(session_id))
         except Exception:
-            if not quiet:
-                self.filter_text = ""
-                self.query_one("#filter", Input).value = ""
-                self.reload()
-                try:
-                    row = table.get_row_index(session_id)
-                except Exception:
-                    return
-            else:
-                return
-        table.move_cursor(row=row)
+            return False
+        return True
 
     # ----- details --------------------------------------------------------------------------
     @on(DataTable.RowHighlighted)
-    def highlighted(self) -> None:
-        s = self.selected()
-        if s is None or s.id == self._detail_id:
+    def _highlighted(self) -> None:
+        r = self.selected()
+        if r is None or r.id == self._detail_id:
             return
-        self._detail_id = s.id
-        self._detail_buffer_version = -1
+        self._detail_id = r.id
+        self._live_version = -1
         chart = self.query_one("#session-chart", LossChart)
         chart.clear()
-        chart.title = f"Loss · {s.name[:30]}"
+        chart.border_title = f"Loss · {r.info.name[:30]}"
         self._live_fed = 0
         self.query_one("#session-grid", Static).update(Text("loading…", style="dim"))
-        self._load_detail(s)
+        self._load_detail(r.info)
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
-    def _load_detail(self, s: backend.SessionInfo) -> None:
-        records = backend.read_metrics(s) if not s.damaged else []
-        grid = backend.session_grid(s)
+    def _load_detail(self, info: Any) -> None:
+        from engine import sessions
+
+        records = sessions.read_metrics(info.path) if not info.damaged else []
+        grid = session_grid(info)
         pixels: Any = None
         if grid is not None:
             try:
@@ -199,14 +249,13 @@ class SessionsScreen(Screen):
                 pixels = Pixels.from_image(grid.resize((max(1, int(w * scale)), max(1, int(h * scale)))))
             except Exception:
                 pixels = None
-        self.app.call_from_thread(self._show_detail, s, records, pixels)
+        self.app.call_from_thread(self._show_detail, info, records, pixels)
 
-    def _show_detail(self, s: backend.SessionInfo, records: list[dict[str, Any]], pixels: Any) -> None:
-        if s.id != self._detail_id:
+    def _show_detail(self, info: Any, records: list[dict[str, Any]], pixels: Any) -> None:
+        if info.id != self._detail_id:
             return
-        chart = self.query_one("#session-chart", LossChart)
-        self._feed(chart, records)
-        msg = s.damaged or "no preview saved yet"
+        self._feed(self.query_one("#session-chart", LossChart), records)
+        msg = info.damaged or "no preview saved yet"
         self.query_one("#session-grid", Static).update(pixels if pixels is not None else Text(msg, style="dim"))
 
     def _feed(self, chart: LossChart, records: list[dict[str, Any]]) -> None:
@@ -223,35 +272,34 @@ class SessionsScreen(Screen):
         """Live: the session training now updates its row and, when selected, its curve."""
         if self.app.screen is not self:
             return
-        if self.napp.live_sessions_version != self._seen_version:
+        if self.view.sessions_version != self._seen_sessions:
             self.reload()
             return
-        buf = self.napp.buffer
-        if buf is None or buf.version == self._detail_buffer_version:
+        buf = self.view.buffer
+        if buf is None or buf.session_id is None or buf.version == self._live_version:
             return
-        self._detail_buffer_version = buf.version
+        self._live_version = buf.version
         table = self.query_one(DataTable)
-        s = next((x for x in self.sessions if x.id == buf.session_id), None)
-        if s is not None:
+        row = next((r for r in self.rows if r.id == buf.session_id), None)
+        if row is not None:
             try:
-                table.update_cell(buf.session_id, "status", self._status(s))
+                table.update_cell(buf.session_id, "status", self._status(row.info))
                 if buf.last is not None:
                     table.update_cell(buf.session_id, "steps", f"{buf.last.step}/{buf.last.total_steps}")
-            except Exception:
+            except Exception:  # the row went away with a refill: the next tick finds the new one
                 pass
         if self._detail_id == buf.session_id:
-            chart = self.query_one("#session-chart", LossChart)
-            self._feed(chart, buf.records[self._live_fed:])
+            self._feed(self.query_one("#session-chart", LossChart), buf.records[self._live_fed:])
             self._live_fed = len(buf.records)
 
     # ----- filter and sort ------------------------------------------------------------------
     @on(Input.Changed, "#filter")
-    def filter_changed(self, event: Input.Changed) -> None:
+    def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
         self.refill()
 
     @on(Input.Submitted, "#filter")
-    def filter_done(self) -> None:
+    def _filter_done(self) -> None:
         self.query_one(DataTable).focus()
 
     def action_filter(self) -> None:
@@ -266,70 +314,54 @@ class SessionsScreen(Screen):
         self.notify(f"Sorted by {self.sort_key}", timeout=2)
 
     @on(DataTable.HeaderSelected)
-    def header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        mapping = {"name": "name", "steps": "steps", "loss": "loss", "date": "date", "size": "size"}
-        key = mapping.get(str(event.column_key.value))
-        if key:
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in SORTS:
             self.sort_key = key
             self.refill()
 
-    # ----- actions --------------------------------------------------------------------------
-    def _need(self, live_ok: bool = True) -> backend.SessionInfo | None:
-        s = self.selected()
-        if s is None:
+    # ----- actions: dialogs here, decisions in the app --------------------------------------
+    def _usable(self) -> Any | None:
+        r = self.selected()
+        if r is None:
             self.notify("No session selected.", severity="warning", timeout=3)
             return None
-        if s.damaged:
-            self.notify(f"{s.id} is damaged: {s.damaged}", severity="error")
+        if r.info.damaged:
+            self.notify(f"{r.id} is damaged: {r.info.damaged}", severity="error")
             return None
-        buf = self.napp.buffer
-        if not live_ok and buf is not None and buf.session_id == s.id and self.napp.run_alive:
-            self.notify("That session is training now: stop it first (F8 on the train screen).",
-                        severity="warning")
-            return None
-        return s
+        return r.info
 
     def action_open(self) -> None:
-        s = self._need()
-        if s is None:
-            return
-        buf = self.napp.buffer
-        if buf is not None and buf.session_id == s.id and self.napp.run_alive:
-            self.app.switch_mode("train")  # the live session: the train screen shows it
-            return
-        if self.napp.run_alive:
-            self.notify("Training is running; the train screen shows the live session. Stop it to open another.",
-                        severity="warning")
-            return
-        self.napp.open_session(s)
+        info = self._usable()
+        if info is not None:
+            self.post_message(OpenRequested(info))
 
     def action_resume(self) -> None:
-        s = self._need(live_ok=False)
-        if s is not None:
-            self.napp.resume_session(s)
+        info = self._usable()
+        if info is not None:
+            self.post_message(ResumeRequested(info))
 
     def action_fork(self) -> None:
-        s = self._need()
-        if s is None:
+        info = self._usable()
+        if info is None:
             return
 
         def done(values: dict[str, str] | None) -> None:
             if values is not None:
                 start = values["start"].strip().lower()
-                self.napp.fork_session(s, values["source"], values["target"], from_weights=start.startswith("a"))
+                self.post_message(ForkRequested(info, values["source"], values["target"], start.startswith("a")))
 
         self.app.push_screen(FormDialog(
-            f"Fork {s.name}: edit the prompts; a new session trains them",
-            [("source", "Source", s.source), ("target", "Target", s.target),
+            f"Fork {info.name}: edit the prompts; a new session trains them",
+            [("source", "Source", info.source), ("target", "Target", info.target),
              ("start", "Start from: base (the original model) or adapted (this session's weights; then the "
                        "source should describe the adapted domain)", "base")],
             ok="Fork and train"), done)
 
     def action_generate(self) -> None:
-        s = self._need()
-        if s is None:
+        info = self._usable()
+        if info is None:
             return
-        default = paths.data_dir() / "generated" / s.id
 
         def done(values: dict[str, str] | None) -> None:
             if values is None:
@@ -341,84 +373,49 @@ class SessionsScreen(Screen):
             except ValueError:
                 self.notify("N must be a whole number from 1 to 10000.", severity="error")
                 return
-            self.generate(s, n, Path(values["folder"]).expanduser())
+            self.post_message(GenerateRequested(info, n, Path(values["folder"]).expanduser()))
 
-        self.app.push_screen(FormDialog(f"Generate images from {s.name}",
+        default = paths.data_dir() / "generated" / info.id
+        self.app.push_screen(FormDialog(f"Generate images from {info.name}",
                                         [("n", "How many images", "8"), ("folder", "Into folder", str(default))],
                                         ok="Generate"), done)
 
-    @work(thread=True, group="generate", exit_on_error=False)
-    def generate(self, s: backend.SessionInfo, n: int, folder: Path) -> list[Path]:
-        try:
-            out = backend.generate_images(s, n, folder)
-        except Exception as exc:
-            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Generate failed",
-                                      severity="error")
-            return []
-        self.app.call_from_thread(self.notify, f"{len(out)} images in {folder}", title="Generated")
-        return out
-
     def action_export(self) -> None:
-        s = self._need()
-        if s is None:
+        info = self._usable()
+        if info is None:
             return
-        default = paths.data_dir() / "exports"
 
         def done(values: dict[str, str] | None) -> None:
             if values is not None:
-                self.export(s, Path(values["folder"]).expanduser())
+                self.post_message(ExportRequested(info, Path(values["folder"]).expanduser()))
 
-        self.app.push_screen(FormDialog(f"Export {s.name}: <id>.pt (rosinality g_ema + latent_avg), grid PNG, "
-                                        "metrics CSV", [("folder", "Into folder", str(default))], ok="Export"),
-                             done)
-
-    @work(thread=True, group="export", exit_on_error=False)
-    def export(self, s: backend.SessionInfo, dest: Path) -> None:
-        try:
-            files = backend.export_session(s, dest)
-        except Exception as exc:
-            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Export failed",
-                                      severity="error")
-            return
-        self.app.call_from_thread(self.notify, "\n".join(str(p) for p in files.values()), title="Exported")
+        self.app.push_screen(FormDialog(f"Export {info.name}: <id>.pt (rosinality g_ema + latent_avg), grid PNG, "
+                                        "metrics CSV", [("folder", "Into folder", str(paths.data_dir() / "exports"))],
+                                        ok="Export"), done)
 
     def action_rename(self) -> None:
-        s = self._need()
-        if s is None:
+        info = self._usable()
+        if info is None:
             return
 
         def done(values: dict[str, str] | None) -> None:
-            if values is None:
-                return
-            try:
-                backend.rename_session(s, values["name"])
-            except Exception as exc:  # locked, invalid name, damaged: say so
-                self.notify(str(exc), severity="error")
-                return
-            self.reload()
+            if values is not None:
+                self.post_message(RenameRequested(info, values["name"]))
 
-        self.app.push_screen(FormDialog("Rename session", [("name", "Name", s.name)], ok="Rename"), done)
+        self.app.push_screen(FormDialog("Rename session", [("name", "Name", info.name)], ok="Rename"), done)
 
     def action_delete(self) -> None:
-        s = self.selected()
-        if s is None:
+        r = self.selected()
+        if r is None:
             return
-        buf = self.napp.buffer
-        if buf is not None and buf.session_id == s.id and self.napp.run_alive:
-            self.notify("That session is training now: stop it first.", severity="warning")
+        if self.view.is_live(r.id):
+            self.notify("That session is training now: stop it first (F8 on the train screen).", severity="warning")
             return
 
         def done(yes: bool | None) -> None:
-            if not yes:
-                return
-            try:
-                backend.delete_session(s)
-            except Exception as exc:  # locked by another process, permissions
-                self.notify(f"Could not delete: {exc}", severity="error")
-                return
-            self.notify(f"Deleted {s.name}.", timeout=3)
-            self._detail_id = None
-            self.reload()
+            if yes:
+                self._detail_id = None
+                self.post_message(DeleteRequested(r.info))
 
-        self.app.push_screen(ConfirmDialog(f"Delete session {s.name!r} ({fmt_bytes(s.size_bytes)})? This cannot "
+        self.app.push_screen(ConfirmDialog(f"Delete session {r.info.name!r} ({fmt_bytes(r.size_bytes)})? This cannot "
                                            "be undone.", yes="Delete", no="Keep", danger=True), done)

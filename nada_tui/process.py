@@ -1,0 +1,61 @@
+"""Process-level workarounds, each with the measurement or failure that justifies it. Nothing else in
+the app touches threads pools, file descriptors or `os._exit`.
+
+1. Thread workers on short-lived threads (`ThreadPerTaskExecutor`). Textual runs `@work(thread=True)`
+   workers on asyncio's default executor, whose pool threads live on. A pool thread that ever ran torch
+   keeps its OpenMP thread team; with more OpenMP threads alive than CPU cores, OpenMP throttles its
+   spin-waits, and the training thread ran ~30% slower on a 2-core box (measured with
+   `python -m nada_tui.bench`). One short-lived thread per task frees its team on exit.
+2. Drawing on the controlling terminal when stderr is a file (`draw_on_the_terminal`). Textual draws on
+   stderr; a user who runs `nada-tui 2>log` to keep warnings got a blank terminal and a log full of
+   escape codes.
+3. Exiting shortly after a SIGHUP/SIGTERM save (`exit_soon`). With the terminal gone, restoring it can
+   block forever in a write; the process would stay alive (holding the session lock) after the session
+   was saved. A daemon timer ends it one second after the app has asked to exit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+
+class ThreadPerTaskExecutor(ThreadPoolExecutor):
+    """A ThreadPoolExecutor in type only (asyncio insists on one): each task gets a fresh thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # delivered to the awaiting worker, as a pool would
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="nada-task", daemon=True).start()
+        return future
+
+
+def draw_on_the_terminal() -> None:
+    """When stderr is not a terminal, point Textual's output (sys.__stderr__) at /dev/tty."""
+    err = sys.__stderr__
+    if err is not None and err.isatty():
+        return
+    try:
+        tty = open("/dev/tty", "w")  # noqa: SIM115 - lives as long as the app
+    except OSError:
+        return  # no terminal at all: let Textual fail with its own message
+    sys.__stderr__ = tty
+
+
+def exit_soon(delay_s: float = 1.0, code: int = 0) -> None:
+    """End the process after `delay_s` even if restoring a dead terminal blocks."""
+    timer = threading.Timer(delay_s, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()

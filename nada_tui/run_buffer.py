@@ -1,0 +1,161 @@
+"""What the screens draw: the current run's buffer and the app-wide view state.
+
+`RunBuffer.apply(event)` folds one engine event into the buffer and says what, if anything, to tell the
+user. It is pure (no Textual, no threads, no clock besides log timestamps), so tests feed it events
+directly. The app is its only writer, on the UI thread; screens read it on their redraw timers and skip
+a frame when `version` has not moved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.config import TrainConfig
+from engine.download import DownloadProgress
+from engine.events import (
+    CheckpointSaved,
+    Event,
+    LogMessage,
+    SelectionDone,
+    StateChanged,
+    StepMetrics,
+    TrainingFailed,
+    TrainingFinished,
+)
+
+ACTIVE_STATES = ("loading", "running", "paused", "stopping")
+FAILURE_TITLES = {"nan": "Loss became NaN", "oom": "Out of memory"}
+LOG_LINES = 500
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something to show the user as a toast."""
+
+    text: str
+    title: str = ""
+    severity: str = "information"  # "information", "warning", "error"
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Preview:
+    step: int
+    frozen: Any  # terminal renderables (rich-pixels)
+    adapted: Any
+    seeds: tuple[int, ...]
+
+
+@dataclass
+class RunBuffer:
+    """One run (or one saved session opened read-only) as the screens see it."""
+
+    token: str  # names the run before its session exists; messages carry it
+    config: TrainConfig | None
+    model_id: str
+    session_id: str | None = None
+    state: str = "loading"  # loading, running, paused, stopping, finished, stopped, failed, or a saved status
+    read_only: bool = False
+    version: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)  # {"step": n, "losses": {...}}
+    last: StepMetrics | None = None
+    log: list[tuple[str, str, str]] = field(default_factory=list)  # (time, level, text)
+    preview: Preview | None = None
+    load_progress: DownloadProgress | None = None
+    failure: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Loading or training: the run holds (or is about to hold) its session."""
+        return not self.read_only and self.state in ACTIVE_STATES
+
+    def touch(self) -> None:
+        self.version += 1
+
+    def add_log(self, level: str, text: str) -> None:
+        self.log.append((time.strftime("%H:%M:%S"), level, text))
+        del self.log[:-LOG_LINES]
+        self.touch()
+
+    def apply(self, event: Event) -> Notice | None:
+        """Fold one engine event into the buffer; returns what to tell the user, if anything."""
+        notice = None
+        match event:
+            case StepMetrics():
+                self.records.append({"step": event.step, "losses": event.losses})
+                self.last = event
+            case SelectionDone(step=step, chosen=chosen):
+                self.add_log("info", f"step {step}: selection trains w" + ",".join(str(i) for i in chosen))
+            case StateChanged(state=state, step=step):
+                self.state = state
+                self.add_log("info", f"{state} at step {step}")
+            case CheckpointSaved(step=step, reason=reason):
+                self.add_log("info", f"checkpoint ({reason}) at step {step}")
+                if reason == "manual":
+                    notice = Notice(f"Checkpoint saved at step {step}.", timeout=3)
+            case LogMessage(level=level, text=text):
+                self.add_log(level, text)
+                if level == "error":
+                    notice = Notice(text, severity="error", timeout=10)
+            case TrainingFinished(step=step, losses=losses, stopped=stopped):
+                self.state = "stopped" if stopped else "finished"
+                total = losses.get("total")
+                loss = f", final loss {total:.4f}" if total is not None else ""
+                self.add_log("info", f"{self.state} at step {step}{loss}; session saved")
+                notice = Notice(f"Training {self.state} at step {step}{loss}. Session saved.")
+            case TrainingFailed(kind=kind, message=message):
+                self.state = "failed"
+                self.failure = message
+                self.add_log("error", message)
+                notice = Notice(message, FAILURE_TITLES.get(kind, "Training failed"), "error", 15)
+        self.touch()
+        return notice
+
+    def load_failed(self, message: str) -> None:
+        self.state = "failed"
+        self.failure = message
+        self.load_progress = None
+        self.add_log("error", message)
+
+    def set_preview(self, preview: Preview) -> None:
+        self.preview = preview
+        self.touch()
+
+    @classmethod
+    def saved(cls, info: Any, records: Sequence[Mapping[str, Any]]) -> RunBuffer:
+        """A saved session (an engine.sessions.SessionInfo) and its metrics, read-only."""
+        config = info.config
+        buf = cls(f"open-{info.id}", config, info.model_id, info.id, state=info.status, read_only=True)
+        buf.records = [{"step": r["step"], "losses": r["losses"]} for r in records if "losses" in r]
+        if records:
+            r = records[-1]
+            buf.last = StepMetrics(
+                step=r["step"], total_steps=info.iterations, losses=r["losses"], lr=float(r.get("lr", 0.0)),
+                it_per_s=float(r.get("it_per_s", 0.0)), elapsed_s=float(r.get("elapsed_s", 0.0)),
+                trained_indices=tuple(r.get("trained", ())), k=int(r.get("k", 0)), scores=None,
+                next_selection=None, global_weight=float(r.get("global_weight", config.global_weight)),
+            )
+        buf.add_log("info", f"opened {info.id} read-only: Resume (r on the sessions screen) continues it")
+        return buf
+
+
+@dataclass
+class ViewState:
+    """App-wide state every screen reads: the demo flag, user settings, the current run's buffer, and a
+    counter that moves whenever the saved sessions change. Written by the app alone."""
+
+    demo: bool
+    settings: Any  # nada_tui.config.Settings
+    buffer: RunBuffer | None = None
+    sessions_version: int = 0
+
+    @property
+    def training(self) -> bool:
+        return self.buffer is not None and self.buffer.active
+
+    def is_live(self, session_id: str) -> bool:
+        """True when `session_id` is the session being trained by this app now."""
+        return self.training and self.buffer is not None and self.buffer.session_id == session_id

@@ -1,0 +1,289 @@
+"""The setup form: the model picker and every training setting that has a form label in the settings
+table (`engine.config.SETTINGS`), generated from it. `read()` gives a checked TrainConfig and model id;
+`fill()` puts a saved session's settings back. The form only posts messages (the global weight applies
+live); starting and stopping belong to the screen and the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Input, Label, ProgressBar, Select, Switch
+
+from engine.config import (
+    CONTEXT_LENGTH,
+    SETTINGS,
+    ConfigError,
+    Setting,
+    TrainConfig,
+    default_clip_models,
+    demo_config,
+)
+from engine.download import DownloadProgress
+from engine.registry import DEMO_CLIP, DEMO_GENERATOR, ModelEntry
+from nada_tui.formatting import fmt_bytes
+from nada_tui.messages import GlobalWeightChanged
+
+TEMPLATE_HINT = 'templates fill the prompt into 79 photo templates: best for short class names ("dog")'
+TEMPLATE_EXTRA_TOKENS = 7  # the longest template adds about this many tokens
+FULL_WIDTH = ("text", "clip", "bool", "choice")  # kinds with a row of their own; numbers go two a row
+WIDGET_TYPES = {"int": "integer", "k": "text", "float": "number", "seeds": "text"}
+BUTTONS = (
+    (("Start F5", "btn-start", "success"), ("Pause F6", "btn-pause", "default"), ("Stop F8", "btn-stop", "error")),
+    (("Retrain ^R", "btn-retrain", "primary"), ("Save ^S", "btn-save", "default")),
+)
+
+FORM_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS.values() if s.label)
+
+
+class SetupForm(VerticalScroll):
+    def __init__(self, demo: bool, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.demo = demo
+        self.models: dict[str, ModelEntry] = {DEMO_GENERATOR.name: DEMO_GENERATOR}
+        self.clips: dict[str, ModelEntry] = {DEMO_CLIP.name: DEMO_CLIP}
+        self.count_tokens: Callable[[str], int] | None = None  # set once the tokenizer has loaded
+
+    # ----- layout -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        initial = demo_config() if self.demo else TrainConfig()
+        if self.demo:
+            yield Label("DEMO: tiny offline models, red -> blue", classes="demo-badge")
+        yield Label("Model", classes="field-label")
+        yield Select([(self._model_label(DEMO_GENERATOR), DEMO_GENERATOR.name)], value=DEMO_GENERATOR.name,
+                     allow_blank=False, id="model", compact=True)
+        yield Label("", id="model-info", classes="hint")
+        yield ProgressBar(id="download", show_eta=True)
+        numbers: list[Setting] = []
+        for s in FORM_SETTINGS:
+            if s.kind not in FULL_WIDTH:
+                numbers.append(s)
+                continue
+            yield from self._full_width(s, getattr(initial, s.name))
+        for i in range(0, len(numbers), 2):
+            with Horizontal(classes="field-grid"):
+                for s in numbers[i:i + 2]:
+                    yield Label(s.label, classes="small-label")
+                    yield Input(s.format(getattr(initial, s.name)), id=s.name, type=WIDGET_TYPES.get(s.kind, "text"),
+                                placeholder="auto" if s.kind == "k" else "", classes="small-input", tooltip=s.help)
+        for row in BUTTONS:
+            with Horizontal(classes="buttons"):
+                for label, bid, variant in row:
+                    yield Button(label, id=bid, variant=variant, compact=True)
+
+    def _full_width(self, s: Setting, value: object) -> ComposeResult:
+        if s.kind == "bool":
+            with Horizontal(classes="field-row"):
+                yield Label(s.label, classes="inline-label")
+                yield Switch(bool(value), id=s.name, tooltip=s.help)
+            if s.name == "templates":
+                yield Label(TEMPLATE_HINT, classes="hint")
+            return
+        label = f"{s.label} (0 directional .. 1 global; live)" if s.name == "global_weight" else s.label
+        yield Label(label, classes="field-label")
+        if s.kind == "choice":
+            yield Select([(c, c) for c in s.choices], value=str(value), allow_blank=False, id=s.name, compact=True,
+                         tooltip=s.help)
+            return
+        placeholder = {"source": "a photo of a dog", "target": "a pencil drawing of a dog"}.get(s.name, "")
+        yield Input(s.format(value), id=s.name, placeholder=placeholder, tooltip=s.help)
+        if s.kind == "text":
+            yield Label("", id=f"{s.name}-tokens", classes="hint")
+            if s.name == "target":
+                yield Label("", id="prompt-warning", classes="warning")
+        elif s.kind == "clip":
+            yield Label("available: …", id="clip-hint", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#download", ProgressBar).display = False
+        self._update_prompt_hints()
+        self._update_model_info()
+
+    @staticmethod
+    def _model_label(m: ModelEntry) -> str:
+        if m.downloaded:
+            return m.label
+        return m.label + "  (download" + (f" {fmt_bytes(m.size_bytes)}" if m.size_bytes else "") + ")"
+
+    # ----- the registry arrives after the first paint ----------------------------------------------
+    def models_loaded(self, models: Sequence[ModelEntry], clips: Sequence[ModelEntry],
+                      count_tokens: Callable[[str], int] | None, keep_current: bool) -> None:
+        """Install the full model lists (demo models first: they work offline) and the token counter."""
+        ordered = sorted(models, key=lambda m: not m.demo)
+        self.models = {m.name: m for m in ordered}
+        self.clips = {c.name: c for c in clips}
+        self.count_tokens = count_tokens
+        select = self.query_one("#model", Select)
+        current = str(select.value)
+        select.set_options([(self._model_label(m), m.name) for m in ordered])
+        if not self.demo and not keep_current and current == DEMO_GENERATOR.name:
+            current = next((m.name for m in ordered if not m.demo), current)
+        if current in self.models:
+            select.value = current
+        self.query_one("#clip-hint", Label).update("available: " + ", ".join(self.clips))
+        self._update_prompt_hints()
+        self._update_model_info()
+
+    # ----- live hints -------------------------------------------------------------------------------
+    def _text(self, name: str) -> str:
+        return self.query_one(f"#{name}", Input).value.strip()
+
+    @on(Input.Changed, "#source, #target")
+    @on(Switch.Changed, "#templates")
+    def _prompts_changed(self) -> None:
+        self._update_prompt_hints()
+
+    def _update_prompt_hints(self) -> None:
+        extra = TEMPLATE_EXTRA_TOKENS if self.query_one("#templates", Switch).value else 0
+        for name in ("source", "target") if self.count_tokens is not None else ():
+            text = self._text(name)
+            label = self.query_one(f"#{name}-tokens", Label)
+            try:
+                n = self.count_tokens(text) if text else 0
+            except Exception:  # the counter is a hint; validation happens at start
+                label.update("")
+                continue
+            over = n + extra > CONTEXT_LENGTH
+            label.update(Text(f"{n}/{CONTEXT_LENGTH} tokens" + (" (too long)" if over else ""),
+                              style="bold red" if over else "dim"))
+        src, tgt = self._text("source"), self._text("target")
+        warn = ""
+        if not src or not tgt:
+            warn = "Enter both prompts."
+        elif " ".join(src.lower().split()) == " ".join(tgt.lower().split()):
+            warn = "Source and target are the same: there is no direction to follow."
+        self.query_one("#prompt-warning", Label).update(warn)
+
+    @on(Select.Changed, "#model")
+    def _model_changed(self, event: Select.Changed) -> None:
+        model = self.models.get(str(event.value))
+        if model is None:
+            return
+        src = self.query_one("#source", Input)
+        previous_defaults = {m.source_prompt for m in self.models.values()}
+        if model.source_prompt and (not src.value.strip() or src.value in previous_defaults):
+            src.value = model.source_prompt  # the domain's own prompt, unless the user typed one
+        clip_input = self.query_one("#clip_models", Input)
+        names = [name for name, _ in self._clip_value()]
+        # demo generators pair with the demo CLIP; outside --demo, a real generator gets a real CLIP
+        if model.demo or (names == [DEMO_CLIP.name] and not self.demo):
+            clip_input.value = SETTINGS["clip_models"].format(default_clip_models(model.demo))
+        self._update_model_info()
+
+    def _clip_value(self) -> tuple[tuple[str, float], ...]:
+        try:
+            return SETTINGS["clip_models"].parse(self._text("clip_models"))
+        except ConfigError:
+            return ()
+
+    def _update_model_info(self) -> None:
+        model = self.models.get(str(self.query_one("#model", Select).value))
+        if model is None:
+            return
+        bits = [f"{model.resolution} px"] if model.resolution else []
+        if model.demo:
+            bits.append("demo model, offline")
+        elif model.downloaded:
+            bits.append("downloaded")
+        else:
+            bits.append("not downloaded: ^D downloads now, or Start does")
+        self.query_one("#model-info", Label).update(" · ".join(bits))
+
+    @on(Input.Changed, "#global_weight")
+    def _weight_typed(self) -> None:
+        self._post_weight(quiet=True)
+
+    @on(Input.Submitted, "#global_weight")
+    def _weight_submitted(self) -> None:
+        self._post_weight(quiet=False)
+
+    def _post_weight(self, quiet: bool) -> None:
+        try:
+            g = float(self._text("global_weight"))
+        except ValueError:
+            return
+        if not 0 <= g <= 1:
+            if not quiet:
+                self.notify("The global weight goes from 0 to 1.", severity="warning")
+            return
+        self.post_message(GlobalWeightChanged(g, quiet))
+
+    def nudge_weight(self, delta: float) -> None:
+        """Move the global weight by `delta` (keys < and >); posts the change."""
+        try:
+            g = float(self._text("global_weight") or 0)
+        except ValueError:
+            g = 0.0
+        g = round(min(1.0, max(0.0, g + delta)), 2)
+        field = self.query_one("#global_weight", Input)
+        with field.prevent(Input.Changed):
+            field.value = f"{g:g}"
+        self.post_message(GlobalWeightChanged(g))
+
+    # ----- reading and filling --------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        return str(self.query_one("#model", Select).value)
+
+    def read(self) -> tuple[TrainConfig, str]:
+        """The form as a checked TrainConfig and model id. Raises ConfigError naming the bad field, or
+        PromptError (engine.clip_loss) for prompts CLIP cannot use."""
+        values: dict[str, object] = {}
+        for s in FORM_SETTINGS:
+            widget = self.query_one(f"#{s.name}")
+            if isinstance(widget, Switch):
+                values[s.name] = widget.value
+            elif isinstance(widget, Select):
+                values[s.name] = str(widget.value)
+            else:
+                text = widget.value.strip()  # type: ignore[attr-defined]
+                if text or s.kind in ("text", "k"):
+                    values[s.name] = text  # an emptied number field falls back to its default
+        config = TrainConfig.parse(values)
+        unknown = [name for name, _ in config.clip_models if name not in self.clips]
+        if unknown:
+            raise ConfigError("clip_models", f"unknown CLIP model {unknown[0]!r}; available: "
+                              + ", ".join(sorted(self.clips)))
+        from engine.clip_loss import validate_prompts  # the tokenizer (and torch): only when starting
+
+        validate_prompts(config.source, config.target, config.templates)
+        return config, self.model_id
+
+    def fill(self, config: TrainConfig, model_id: str) -> None:
+        """Put a saved session's settings into the form (open, resume, fork)."""
+        if model_id in self.models:
+            self.query_one("#model", Select).value = model_id
+        for s in FORM_SETTINGS:
+            widget = self.query_one(f"#{s.name}")
+            value = getattr(config, s.name)
+            with widget.prevent(Input.Changed):
+                if isinstance(widget, Switch):
+                    widget.value = bool(value)
+                elif isinstance(widget, Select):
+                    widget.value = str(value)
+                else:
+                    widget.value = s.format(value)  # type: ignore[attr-defined]
+        self._update_prompt_hints()
+
+    def focus_field(self, name: str) -> None:
+        for widget in self.query(f"#{name}"):
+            widget.focus()
+            return
+
+    # ----- download progress ----------------------------------------------------------------------
+    def show_download(self, progress: DownloadProgress | None) -> None:
+        bar = self.query_one("#download", ProgressBar)
+        if progress is None:
+            if bar.display:  # setting display re-lays out the screen: only on a change
+                bar.display = False
+            return
+        if not bar.display:
+            bar.display = True
+        bar.update(total=progress.total_bytes, progress=progress.done_bytes)
+        rate = f" {fmt_bytes(progress.bytes_per_s)}/s" if progress.bytes_per_s else ""
+        total = f"/{fmt_bytes(progress.total_bytes)}" if progress.total_bytes else ""
+        self.query_one("#model-info", Label).update(
+            f"download {progress.name}: {fmt_bytes(progress.done_bytes)}{total}{rate}")
