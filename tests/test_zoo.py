@@ -187,7 +187,7 @@ def test_models_list_offline_on_a_fresh_install(capsys):
     assert "demo-tiny" in out and "DEMO" in out and "not downloaded" in out
     assert main(["models", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r.name for r in rows} >= {"ffhq", "afhqdog", "church", DEMO_GENERATOR_ID}
+    assert {r["name"] for r in rows} >= {"ffhq", "afhqdog", "church", DEMO_GENERATOR_ID}
 
 
 def test_models_download_and_import_cli(tiny_registry, tmp_path, capsys):
