@@ -237,14 +237,35 @@ def list_models() -> list[ModelEntry]:
     for e in GENERATORS.values():
         p = local_path(e.name)
         size = p.stat().st_size if p is not None and p.is_file() else records.get(e.name, {}).get("size_bytes")
-        rows.append(ModelEntry("generator", e.name, e.description, e.resolution, e.demo, is_downloaded(e.name), p,
-                               size or e.size_bytes, e.source_prompt))
+        rows.append(
+            ModelEntry(
+                "generator",
+                e.name,
+                e.description,
+                e.resolution,
+                e.demo,
+                is_downloaded(e.name),
+                p,
+                size or e.size_bytes,
+                e.source_prompt,
+            )
+        )
     for name in imported_names():
         p = converted_path(name)
         rec = records.get(name, {})
-        rows.append(ModelEntry("generator", name, rec.get("description", "imported checkpoint"),
-                               rec.get("resolution"), False, True, p, p.stat().st_size,
-                               rec.get("source_prompt", "")))
+        rows.append(
+            ModelEntry(
+                "generator",
+                name,
+                rec.get("description", "imported checkpoint"),
+                rec.get("resolution"),
+                False,
+                True,
+                p,
+                p.stat().st_size,
+                rec.get("source_prompt", ""),
+            )
+        )
     for c in CLIP_MODELS.values():
         p = local_path(c.name)
         description = DEMO_CLIP.description if c.demo else "OpenAI CLIP"
