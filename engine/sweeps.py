@@ -270,6 +270,7 @@ class Sweep:
     runs: tuple[RunSpec, ...]
     slurm: dict[str, Any] = field(default_factory=dict)  # [slurm] options, normalised keys
     keys: tuple[str, ...] = ()  # the settings that vary between runs, in file order
+    shown: str | None = None  # the file as the user named it, for messages
 
     @property
     def id(self) -> str:
@@ -298,10 +299,10 @@ class _Given:
 
 
 class _Parser:
-    def __init__(self, text: str, path: Path | None) -> None:
+    def __init__(self, text: str, path: Path | None, shown: str | os.PathLike[str] | None = None) -> None:
         self.text = text
         self.path = path
-        self.shown = path if path is not None else "sweep"
+        self.shown = shown if shown is not None else path if path is not None else "sweep"
         self._lines: dict[tuple[Any, ...], int] | None = None
 
     def line(self, where: tuple[Any, ...]) -> int | None:
@@ -373,7 +374,9 @@ class _Parser:
                 given = {**defaults, **entry, **point}
                 own = [k for k in (*entry, *point) if k != "name"]
                 runs.append(self.run(len(runs), name, given, own, entry_index if data.get("runs") else None))
-        return Sweep(name=name, path=self.path, runs=tuple(runs), slurm=slurm, keys=tuple(varying))
+        return Sweep(
+            name=name, path=self.path, runs=tuple(runs), slurm=slurm, keys=tuple(varying), shown=str(self.shown)
+        )
 
     def grid(self, data: Mapping[str, Any]) -> dict[str, list[_Given]]:
         if "grid" not in data:
@@ -561,9 +564,12 @@ def canonical_key(key: str) -> str | None:
     return setting.name if setting is not None else None
 
 
-def parse_sweep(text: str, path: str | os.PathLike[str] | None = None) -> Sweep:
-    """Expand a sweep file's text into runs (raises SweepError naming the line and key)."""
-    return _Parser(text, Path(path) if path is not None else None).parse()
+def parse_sweep(
+    text: str, path: str | os.PathLike[str] | None = None, shown: str | os.PathLike[str] | None = None
+) -> Sweep:
+    """Expand a sweep file's text into runs (raises SweepError naming the line and key). `path` anchors
+    relative checkpoint paths; errors name `shown` (default: `path`)."""
+    return _Parser(text, Path(path) if path is not None else None, shown).parse()
 
 
 def load_sweep(path: str | os.PathLike[str]) -> Sweep:
@@ -574,7 +580,7 @@ def load_sweep(path: str | os.PathLike[str]) -> Sweep:
         raise SweepError("no such file", p) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SweepError(f"cannot read it: {exc}", p) from None
-    return parse_sweep(text, p.resolve())
+    return parse_sweep(text, p.resolve(), shown=path)
 
 
 def check_sweep(sweep: Sweep) -> Sweep:
@@ -608,7 +614,7 @@ def check_sweep(sweep: Sweep) -> Sweep:
         runs.append(
             run if config is run.config else RunSpec(run.index, run.name, run.model_id, config, run.demo, run.values)
         )
-    return Sweep(sweep.name, sweep.path, tuple(runs), dict(sweep.slurm), sweep.keys)
+    return Sweep(sweep.name, sweep.path, tuple(runs), dict(sweep.slurm), sweep.keys, sweep.shown)
 
 
 def _at(sweep: Sweep, run: RunSpec, key: str, message: str) -> SweepError:
@@ -628,7 +634,7 @@ def _at(sweep: Sweep, run: RunSpec, key: str, message: str) -> SweepError:
             line = next((lines[(*where, n)] for n in names if (*where, n) in lines), None)
             if line is not None:
                 break
-    return SweepError(message, sweep.path, line, key)
+    return SweepError(message, sweep.shown or sweep.path, line, key)
 
 
 # ----- the record on disk ---------------------------------------------------------------------------

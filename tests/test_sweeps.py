@@ -237,7 +237,7 @@ def test_dry_run_prints_the_runs_and_submits_nothing(tmp_path, capsys):
 def test_bad_file_exits_2_with_the_line(tmp_path, capsys):
     p = write(tmp_path, "[defaults]\ndemo = true\n[grid]\nglobal_weight = [2]\n")
     assert main(["sweep", str(p), "--dry-run"]) == 2
-    assert f"{p.resolve()}:4: global_weight: got 2.0" in capsys.readouterr().err
+    assert f"{p}:4: global_weight: got 2.0" in capsys.readouterr().err
     assert main(["sweep", "status", "nothing-here"]) == 2
     assert "no sweep named 'nothing-here'" in capsys.readouterr().err
 

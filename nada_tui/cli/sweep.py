@@ -7,9 +7,11 @@ The file format is described in `engine/sweeps.py` and the README's "Sweeps" sec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import signal
 import sys
 from typing import Any
 
@@ -317,15 +319,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
         record.save()
 
     def say(text: str) -> None:
-        print(text, flush=True)
+        with contextlib.suppress(OSError, ValueError):  # a closed terminal must not stop the bookkeeping
+            print(text, flush=True)
 
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM and SIGHUP (a dropped SSH connection) stop the sweep the way Ctrl-C does: runs save and stop.
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         outcomes = sweep_exec.run_local(
             record, [job(r, threads) for r in to_start], slots, say, time_min=args.time, on_submitted=submitted
         )
     except KeyboardInterrupt:
-        print(f"Continue later with: nada-tui sweep {shlex.quote(args.file)} --resume", file=sys.stderr)
+        with contextlib.suppress(OSError, ValueError):
+            print(f"Continue later with: nada-tui sweep {shlex.quote(args.file)} --resume", file=sys.stderr)
         return 130
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
