@@ -787,6 +787,8 @@ class RunStatus:
     loss: float | None = None
     job: str | None = None
     executor: str | None = None
+    log: str | None = None  # the job's output file, when there is one
+    message: str | None = None  # why a run failed or never started, when known
 
 
 def _last_metrics(path: Path) -> dict[str, Any] | None:
@@ -875,10 +877,13 @@ def run_statuses(record: SweepRecord) -> list[RunStatus]:
         elif executor == "local":
             sub = next((s for s in reversed(record.submissions) if str(run.index) in s.get("jobs", {})), {})
             in_queue = "PENDING" if _local_alive(sub) else None
+        if job is not None and (record.dir / LOGS_DIR / f"{job}_0_log.out").exists():
+            row.log = str(record.dir / LOGS_DIR / f"{job}_0_log.out")
         if sid is not None:
             info = read_info(Path(record.sessions_root) / sid)
             row.session_id = sid
             row.status = info.status
+            row.message = info.damaged or info.data.get("message") or None
             row.step, row.iterations, row.loss = info.step, info.iterations or row.iterations, info.final_loss
             last = _last_metrics(info.path / "metrics.jsonl")
             if last is not None and int(last["step"]) >= row.step:
@@ -891,5 +896,7 @@ def run_statuses(record: SweepRecord) -> list[RunStatus]:
             row.status = "queued"
         elif in_queue is not None:
             row.status = "starting"
+        elif row.log is not None:
+            row.message = "its job ended before the run's session was made (cancelled while loading, or an error)"
         out.append(row)
     return out

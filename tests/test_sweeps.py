@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -197,6 +198,15 @@ def test_check_sweep_needs_known_models_and_usable_prompts(tmp_path):
         sweeps.check_sweep(sweeps.load_sweep(p))
 
 
+def test_engine_modules_are_torch_free_at_import():
+    code = (
+        "import sys, engine.sweeps, engine.sweep_exec, nada_tui.cli.sweep; "
+        "print(sorted({'torch', 'submitit', 'textual'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_run_spec_round_trips_through_json():
     s = parse("[defaults]\ndemo = true\n[grid]\nclip = [['demo-colour-oracle:0.5'], ['demo-colour-oracle']]\n")
     for r in s.runs:
@@ -232,6 +242,17 @@ def test_dry_run_prints_the_runs_and_submits_nothing(tmp_path, capsys):
     assert "a yellow image" in out and "iters=3" in out
     assert "would run here: 2 at a time on CPU" in out
     assert not sweeps.sweeps_dir().exists()
+
+
+def test_dry_run_plans_one_run_per_visible_gpu(tmp_path, capsys, monkeypatch):
+    from engine import sweep_exec
+
+    monkeypatch.setattr(sweep_exec, "visible_gpus", lambda: [3, 5])
+    p = demo_file(tmp_path, "gpus")
+    assert main(["sweep", str(p), "--dry-run", "--executor", "local"]) == 0
+    assert "would run here: 2 at a time on GPUs 3,5" in capsys.readouterr().out
+    assert main(["sweep", str(p), "--dry-run", "--executor", "local", "--device", "cpu"]) == 0
+    assert "would run here: 1 at a time on CPU" in capsys.readouterr().out
 
 
 def test_bad_file_exits_2_with_the_line(tmp_path, capsys):

@@ -432,12 +432,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                         "loss": r.loss,
                         "values": r.values,
                         "job": r.job,
+                        "log": r.log,
+                        "message": r.message,
                     }
                 )
             )
         return 0
     print(f"sweep '{record.name}' ({record.created}; sessions in {record.sessions_root})")
     print(_status_table(record, rows))
+    for r in rows:
+        if r.message and r.status not in ("finished", "running"):
+            print(f"run {r.index + 1}: {r.message}" + (f"; log: {r.log}" if r.log else ""))
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
