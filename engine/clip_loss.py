@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.config import CONTEXT_LENGTH
 from engine.templates import IMAGENET_TEMPLATES
 
-CONTEXT_LENGTH = 77  # CLIP's text context, start and end tokens included
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Below this length an image-embedding difference is not stretched to unit length: at step 0 the two
@@ -31,7 +31,12 @@ MIN_DIRECTION_NORM = 1e-2
 
 
 class PromptError(ValueError):
-    """A source/target prompt that cannot be used; the message says what to change."""
+    """A source/target prompt that cannot be used; the message says what to change, `field` which prompt
+    ("source" or "target") to change."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _clip_module():
@@ -68,18 +73,20 @@ def validate_prompts(source: str, target: str, templates: bool = False) -> None:
     for label, text in (("source", source), ("target", target)):
         if not text or not text.strip():
             raise PromptError(
-                f"The {label} prompt is empty: describe the {label} domain, e.g. 'a photo of a dog'."
+                f"The {label} prompt is empty: describe the {label} domain, e.g. 'a photo of a dog'.", label
             )
         longest = max(count_tokens(t) for t in expand_prompt(text.strip(), templates))
         if longest > CONTEXT_LENGTH:
             extra = " once filled into the templates" if templates else ""
             raise PromptError(
                 f"The {label} prompt is {longest} CLIP tokens long{extra}; the limit is {CONTEXT_LENGTH}. "
-                "Shorten it."
+                "Shorten it.",
+                label,
             )
     if " ".join(source.lower().split()) == " ".join(target.lower().split()):
         raise PromptError(
-            "Source and target prompts are the same, so there is no direction to follow: change the target."
+            "Source and target prompts are the same, so there is no direction to follow: change the target.",
+            "target",
         )
 
 
@@ -152,7 +159,8 @@ class ClipEncoder:
         if norm < 1e-6:
             raise PromptError(
                 f"CLIP {self.name} gives the source and target prompts the same embedding: "
-                "make the target say what should change."
+                "make the target say what should change.",
+                "target",
             )
         return diff / norm
 

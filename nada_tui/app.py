@@ -83,7 +83,7 @@ class NadaApp(App):
         self.settings = settings
         self.view = ViewState(demo, settings)
         self.device = settings.device if device == "auto" and settings.device else device
-        self.run: Any = None  # engine.runs.Run of the current buffer, once loaded
+        self.current_run: Any = None  # engine.runs.Run of the current buffer, once loaded
         self.worker: Any = None  # its engine.trainer.TrainingWorker
         self._cancelled: set[str] = set()  # tokens whose run was stopped while it loaded
         self._last_weight: float | None = None
@@ -193,7 +193,7 @@ class NadaApp(App):
 
     @work(group="quit", exit_on_error=False)
     async def quit_saving(self, from_signal: bool = False) -> None:
-        run, worker = self.run, self.worker
+        run, worker = self.current_run, self.worker
         if self.view.buffer is not None:
             self._cancelled.add(self.view.buffer.token)
         if worker is not None:
@@ -209,7 +209,7 @@ class NadaApp(App):
                session_id: str | None = None) -> None:
         """A new buffer for a run that `build(progress)` creates on a loader thread."""
         token = f"run-{next(_tokens)}"
-        self.run = self.worker = None
+        self.current_run = self.worker = None
         self._last_weight = cfg.global_weight
         self.view.buffer = RunBuffer(token, cfg, model_id, session_id)
         self.view.buffer.add_log("info", f"{what}: {cfg.source!r} -> {cfg.target!r} on {model_id}; loading models")
@@ -275,7 +275,7 @@ class NadaApp(App):
 
     @work(group="retrain", exclusive=True, exit_on_error=False)
     async def _retrain_after_stop(self, cfg: TrainConfig, model_id: str, parent: str | None) -> None:
-        run, worker = self.run, self.worker
+        run, worker = self.current_run, self.worker
         if self.view.buffer is not None:
             self._cancelled.add(self.view.buffer.token)
             self.view.buffer.add_log("info", "retrain: stopping the current run (it is saved) …")
@@ -308,7 +308,7 @@ class NadaApp(App):
             self._release(run, None)
             return
         token = message.token
-        self.run = run
+        self.current_run = run
         self.worker = run.make_worker(lambda event: self._forward(token, event))
         buf.session_id = run.session_id
         buf.config = run.trainer.config
@@ -343,7 +343,7 @@ class NadaApp(App):
             return
         self.tell(buf.apply(message.event))
         if isinstance(message.event, TrainingFinished | TrainingFailed):
-            self._release(self.run, self.worker)
+            self._release(self.current_run, self.worker)
 
     @work(thread=True, group="release", exit_on_error=False)
     def _release(self, run: Any, worker: Any) -> None:
@@ -406,11 +406,11 @@ class NadaApp(App):
     @on(GlobalWeightChanged)
     def _global_weight(self, message: GlobalWeightChanged) -> None:
         g = message.value
-        if not self.view.training or self.run is None:
+        if not self.view.training or self.current_run is None:
             return
         if g != self._last_weight:  # typing applies it; Enter only confirms: one log line per change
             try:
-                self.run.trainer.update(global_weight=g)
+                self.current_run.trainer.update(global_weight=g)
             except ValueError as exc:
                 self.notify(str(exc), severity="error")
                 return
@@ -458,7 +458,7 @@ class NadaApp(App):
         self.post_message(PreviewPixels(buf.token, step, *pixels, seeds))
 
     def _show_saved(self, info: Any, buf: RunBuffer) -> None:
-        self.run = self.worker = None
+        self.current_run = self.worker = None
         self.view.buffer = buf
         self._switch_to_train(info.config, info.model_id)
 

@@ -107,18 +107,19 @@ def test_empty_list_says_how_to_start(capsys):
 
 
 def test_clip_flag_parsing():
-    from nada_tui.cli.train import _clip_spec
+    from engine.config import parse_clip_spec
 
-    assert _clip_spec("ViT-B/32") == ("ViT-B/32", 1.0)
-    assert _clip_spec("ViT-B/16:0.5") == ("ViT-B/16", 0.5)
-    assert _clip_spec("/models/my:clip.pt") == ("/models/my:clip.pt", 1.0)
+    assert parse_clip_spec("ViT-B/32") == ("ViT-B/32", 1.0)
+    assert parse_clip_spec("ViT-B/16:0.5") == ("ViT-B/16", 0.5)
+    assert parse_clip_spec("ViT-B/16=0.5") == ("ViT-B/16", 0.5)
+    assert parse_clip_spec("/models/my:clip.pt") == ("/models/my:clip.pt", 1.0)
 
 
 def test_progress_bar_on_a_terminal_and_plain_lines_otherwise():
     import io
 
     from engine.events import LogMessage, StepMetrics
-    from nada_tui.cli.train import ProgressPrinter
+    from nada_tui.cli._common import ProgressPrinter
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

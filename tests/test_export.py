@@ -10,11 +10,10 @@ import torch
 from PIL import Image
 
 from engine import export, runs, sessions
-from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID
+from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, TrainConfig
 from engine.demo import tiny_generator
 from engine.sampling import render_seeds, to_pil
 from engine.stylegan2 import Generator, GeneratorConfig
-from engine.trainer import TrainConfig
 from nada_tui.__main__ import main
 
 pytestmark = pytest.mark.usefixtures("small_demo", "one_thread")

@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from engine import atomic, paths, runs, sessions
-from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID
+from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, TrainConfig
 from engine.events import CheckpointSaved, LogMessage, StepMetrics
-from engine.trainer import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("small_demo", "one_thread")
 

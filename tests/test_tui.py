@@ -83,7 +83,7 @@ async def test_train_pause_weight_retrain_then_sessions_generate_delete(tmp_path
         assert form.query_one("#source", Input).value == DEMO_SOURCE
         assert form.query_one("#target", Input).value == DEMO_TARGET
         assert "DEMO" in str(form.query_one(".demo-badge", Label).content)
-        await type_into(pilot, "#iterations", "400")
+        await type_into(pilot, "#iterations", "5000")
         await type_into(pilot, "#preview_every", "5")
         await type_into(pilot, "#auto_layer_interval", "3")
         await pilot.press("escape", "f5")

@@ -1,7 +1,8 @@
 """SVG snapshots of the main screens at 80x24 and 160x48, from fixed injected data (no live training).
 
-Update after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update` and review
-the SVGs."""
+The run's buffer is injected through the app's view state (what a training run would have filled);
+everything else is reached with keys. Update after an intended change with
+`pytest tests/test_tui_snapshots.py --snapshot-update` and review the SVGs."""
 
 from __future__ import annotations
 
@@ -12,20 +13,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from engine.config import DEMO_GENERATOR_ID, demo_config
 from engine.events import StepMetrics
-from nada_tui import backend
+from engine.sessions import SessionInfo
 from nada_tui.app import NadaApp
-from nada_tui.screens.train import TrainScreen
+from nada_tui.run_buffer import Preview, RunBuffer
+from nada_tui.screens import sessions as sessions_screen
 from nada_tui.widgets.previews import build_pixels
 
 
-def fixed_buffer() -> backend.RunBuffer:
-    from engine.config import TrainConfig
-
-    cfg = TrainConfig(backend.DEMO_SOURCE, backend.DEMO_TARGET, iterations=300,
-                      clip_models=((backend.DEMO_CLIP_ID, 1.0),))
-    buf = backend.RunBuffer("run-snap", "20260101-120000-a-blue-image", cfg, backend.DEMO_GENERATOR_ID,
-                            state="running")
+def fixed_buffer() -> RunBuffer:
+    buf = RunBuffer("run-snap", demo_config(), DEMO_GENERATOR_ID, "20260101-120000-a-blue-image", state="running")
     for step in range(1, 121):
         d = 0.9 * math.exp(-step / 40) + 0.05 + 0.03 * math.sin(step)
         g = 0.7 * math.exp(-step / 60) + 0.1 + 0.02 * math.cos(step * 1.3)
@@ -41,57 +39,59 @@ def fixed_buffer() -> backend.RunBuffer:
     for i in range(4):
         row_f.paste((200, 40 + 30 * i, 40), (16 * i, 0, 16 * i + 16, 16))
         row_a.paste((40, 40 + 30 * i, 200), (16 * i, 0, 16 * i + 16, 16))
-    buf.preview = (100, build_pixels(row_f, 4, 8), build_pixels(row_a, 4, 8), (0, 1, 2, 3))
+    buf.preview = Preview(100, build_pixels(row_f, 4, 8), build_pixels(row_a, 4, 8), (0, 1, 2, 3))
     buf.version = 1
     return buf
 
 
-async def inject(pilot, tab: str | None = None) -> None:
+async def inject(pilot, *keys: str) -> None:
+    """Wait for the model registry, show the fixed run, press `keys`, and let a redraw happen."""
     app: NadaApp = pilot.app
-    screen = app.screen
-    assert isinstance(screen, TrainScreen)
+    hint = app.train_screen.query_one("#clip-hint")
     for _ in range(200):
-        if screen.engine_ready:
+        if "demo-colour-oracle" in str(hint.content):
             break
         await asyncio.sleep(0.05)
-    app.buffer = fixed_buffer()
-    if tab:
-        screen.action_tab(tab)
-    await pilot.pause()
-    screen.redraw(force=True)
+    app.view.buffer = fixed_buffer()
+    await pilot.press(*keys)
+    await asyncio.sleep(0.35)  # one redraw tick
     await pilot.pause()
 
 
-def rows() -> list[backend.SessionInfo]:
-    cfg = {"source": "a red image", "target": "a blue image", "iterations": 300}
+def infos() -> list[sessions_screen.Row]:
+    cfg = demo_config().to_dict()
+    data = {"config": cfg}
+
+    def info(sid: str, name: str, target: str, step: int, loss: float | None, created: str, status: str,
+             damaged: str | None = None) -> SessionInfo:
+        return SessionInfo(sid, Path(f"/nonexistent/{sid}"), name, status, step, 300 if step else 0,
+                           "?" if damaged else DEMO_GENERATOR_ID, "" if damaged else "a red image", target, created,
+                           "", loss, (), damaged, data=data if not damaged else {})
+
     return [
-        backend.SessionInfo("20260101-120000-a-blue-image", Path("/nonexistent/a"), "red -> blue", "demo-tiny",
-                            "a red image", "a blue image", 300, 300, 0.0311, "2026-01-01 12:00:00", "", 812_000,
-                            "finished", None, cfg),
-        backend.SessionInfo("20260101-130000-a-green-image", Path("/nonexistent/b"), "red -> green (fork)",
-                            "demo-tiny", "a red image", "a green image", 120, 300, 0.2104, "2026-01-01 13:00:00",
-                            "", 640_000, "stopped", None, cfg),
-        backend.SessionInfo("20260101-140000-broken", Path("/nonexistent/c"), "20260101-140000-broken", "?",
-                            "", "", 0, 0, None, "2026-01-01 14:00:00", "", 1_024, "damaged",
-                            "session.json is not valid JSON", {}),
+        sessions_screen.Row(info("20260101-120000-a-blue-image", "red -> blue", "a blue image", 300, 0.0311,
+                                 "2026-01-01T12:00:00", "finished"), 812_000),
+        sessions_screen.Row(info("20260101-130000-a-green-image", "red -> green (fork)", "a green image", 120, 0.2104,
+                                 "2026-01-01T13:00:00", "stopped"), 640_000),
+        sessions_screen.Row(info("20260101-140000-broken", "20260101-140000-broken", "", 0, None,
+                                 "2026-01-01T14:00:00", "damaged", "session.json is not valid JSON"), 1_024),
     ]
 
 
 @pytest.fixture
 def fixed_sessions(monkeypatch):
+    from engine import sessions
+
     records = [{"step": s, "losses": {"total": 1 / (1 + s / 30), "directional": 1 / (1 + s / 30),
                                       "global": 0.5 / (1 + s / 60)}} for s in range(1, 301)]
-    monkeypatch.setattr(backend, "list_sessions", rows)
-    monkeypatch.setattr(backend, "read_metrics", lambda info: records)
-    monkeypatch.setattr(backend, "session_grid", lambda info: None)
+    monkeypatch.setattr(sessions_screen, "read_rows", infos)
+    monkeypatch.setattr(sessions, "read_metrics", lambda path, max_step=None: records)
+    monkeypatch.setattr(sessions_screen, "session_grid", lambda info: None)
 
 
 async def to_sessions(pilot) -> None:
-    await inject(pilot)
-    pilot.app.buffer = None
-    pilot.app.switch_mode("sessions")
-    await pilot.pause()
-    await asyncio.sleep(0.3)
+    await pilot.press("f3")
+    await asyncio.sleep(0.4)
     await pilot.pause()
 
 
@@ -102,7 +102,7 @@ def test_train_screen(snap_compare, size) -> None:
 
 def test_train_monitor_tab_80x24(snap_compare) -> None:
     async def before(pilot) -> None:
-        await inject(pilot, "monitor")
+        await inject(pilot, "ctrl+t")
 
     assert snap_compare(NadaApp(demo=True, device="cpu"), terminal_size=(80, 24), run_before=before)
 

@@ -201,7 +201,7 @@ class TrainScreen(Screen):
             field = exc.field
         except PromptError as exc:
             self.notify(str(exc), title="Check the prompts", severity="error")
-            field = "target" if "same" in str(exc) or "target" in str(exc) else "source"
+            field = exc.field
         if self.size.width < WIDE:
             self.action_tab("setup")
         self.form.focus_field(field)

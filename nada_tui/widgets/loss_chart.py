@@ -21,20 +21,6 @@ _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 _BRAILLE = 0x2800
 
 
-def ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """TensorBoard-style EMA with debiasing, so the first points are not pulled toward zero."""
-    if weight <= 0 or len(values) == 0:
-        return values.astype(float)
-    out = np.empty(len(values), dtype=float)
-    acc = 0.0
-    debias = 1.0
-    for i, v in enumerate(values):
-        acc = weight * acc + (1 - weight) * float(v)
-        debias *= weight
-        out[i] = acc / (1 - debias)
-    return out
-
-
 @dataclass
 class Series:
     key: str

@@ -30,6 +30,7 @@ from nada_tui.messages import GlobalWeightChanged
 TEMPLATE_HINT = 'templates fill the prompt into 79 photo templates: best for short class names ("dog")'
 TEMPLATE_EXTRA_TOKENS = 7  # the longest template adds about this many tokens
 FULL_WIDTH = ("text", "clip", "bool", "choice")  # kinds with a row of their own; numbers go two a row
+OWN_ROW = ("global_weight",)  # the seed's one loss slider: a row of its own, with its range in the label
 WIDGET_TYPES = {"int": "integer", "k": "text", "float": "number", "seeds": "text"}
 BUTTONS = (
     (("Start F5", "btn-start", "success"), ("Pause F6", "btn-pause", "default"), ("Stop F8", "btn-stop", "error")),
@@ -59,7 +60,7 @@ class SetupForm(VerticalScroll):
         yield ProgressBar(id="download", show_eta=True)
         numbers: list[Setting] = []
         for s in FORM_SETTINGS:
-            if s.kind not in FULL_WIDTH:
+            if s.kind not in FULL_WIDTH and s.name not in OWN_ROW:
                 numbers.append(s)
                 continue
             yield from self._full_width(s, getattr(initial, s.name))

@@ -1,0 +1,41 @@
+"""The layering rules of the README's developer section, checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def test_the_engine_never_imports_textual_or_the_app() -> None:
+    for path in (ROOT / "engine").rglob("*.py"):
+        # `python -m engine.bench --tui` alone measures the app (nada_tui.bench) against headless runs
+        banned = ("textual",) if path.name == "bench.py" else ("textual", "nada_tui")
+        bad = {m for m in imports(path) if m.split(".")[0] in banned}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_screens_and_widgets_never_import_the_app() -> None:
+    for folder in ("screens", "widgets"):
+        for path in (ROOT / "nada_tui" / folder).glob("*.py"):
+            assert "nada_tui.app" not in imports(path), f"{path.relative_to(ROOT)} imports nada_tui.app"
+
+
+def test_every_module_opens_with_a_docstring_saying_its_job() -> None:
+    for folder in ("engine", "nada_tui"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name == "__init__.py" and not path.read_text(encoding="utf-8").strip():
+                continue
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+            assert doc, f"{path.relative_to(ROOT)} has no opening docstring"
