@@ -48,12 +48,12 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
     _check_file(path)
     kind = sniff(path)
     if kind == "torch":
-        sd, latent_avg, fmt = _read_torch(path)
+        sd, latent_avg, fmt, conv_clamp = _read_torch(path)
     elif kind == "pickle":
         from engine import nvidia_pickles
 
         try:
-            sd, latent_avg, fmt = nvidia_pickles.read_nvidia_pickle(path)
+            sd, latent_avg, fmt, conv_clamp = nvidia_pickles.read_nvidia_pickle(path)
         except nvidia_pickles.PickleRefused as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         except EOFError:
@@ -71,7 +71,7 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
             raise CheckpointError(f"{path} could not be read as an NVIDIA pickle ({_short(exc)}); {EXPECTED}") from None
     else:
         raise CheckpointError(f"{path} is not a checkpoint file ({kind}); {EXPECTED}")
-    g = build_generator(sd, latent_avg, source=path)
+    g = build_generator(sd, latent_avg, source=path, conv_clamp=conv_clamp)
     info = generator_info(g, fmt)
     info["path"] = str(path)
     info["sha256"] = sha256_file(path)
@@ -113,7 +113,7 @@ def _looks_like_text(head: bytes) -> bool:
     return all(c >= 9 for c in head)
 
 
-def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str]:
+def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str, float | None]:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -139,7 +139,16 @@ def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str]:
         raise CheckpointError(f"{path} has no 'g_ema' entry (keys: {keys}); {EXPECTED}")
     if latent_avg is not None and not isinstance(latent_avg, Tensor):
         latent_avg = None
-    return dict(sd), latent_avg, fmt
+    # Our extra top-level entry for stylegan2-ada-pytorch generators (rosinality's tools ignore it).
+    conv_clamp = obj.get("conv_clamp") if "g_ema" in obj else None
+    if conv_clamp is not None:
+        if isinstance(conv_clamp, Tensor) and conv_clamp.numel() == 1:
+            conv_clamp = conv_clamp.item()
+        number = isinstance(conv_clamp, (int, float)) and not isinstance(conv_clamp, bool)
+        if not number or not 0 < conv_clamp < float("inf"):
+            raise CheckpointError(f"{path}: 'conv_clamp' is {conv_clamp!r}, not a positive number; {EXPECTED}")
+        conv_clamp = float(conv_clamp)
+    return dict(sd), latent_avg, fmt, conv_clamp
 
 
 def _short(exc: BaseException) -> str:
@@ -170,11 +179,17 @@ def complete_state_dict(sd: Mapping[str, Tensor], config: GeneratorConfig) -> di
 
 
 def build_generator(
-    sd: Mapping[str, Tensor], latent_avg: Tensor | None = None, source: str | Path = "checkpoint"
+    sd: Mapping[str, Tensor],
+    latent_avg: Tensor | None = None,
+    source: str | Path = "checkpoint",
+    conv_clamp: float | None = None,
 ) -> Generator:
-    """State dict -> Generator with a structural check: keys, shapes and finite weights."""
+    """State dict -> Generator with a structural check: keys, shapes and finite weights.
+
+    `conv_clamp` (stylegan2-ada-pytorch's activation clamp) is not in the state dict: callers pass it.
+    """
     try:
-        config = GeneratorConfig.from_state_dict(sd)
+        config = GeneratorConfig.from_state_dict(sd, conv_clamp=conv_clamp)
     except (ValueError, KeyError, IndexError, AttributeError) as exc:
         raise CheckpointError(
             f"{source}: the weights are not a StyleGAN2 generator ({_short(exc)}); {EXPECTED}"
@@ -214,11 +229,18 @@ def generator_info(g: Generator, fmt: str) -> dict[str, Any]:
 
 
 def rosinality_dict(generator: Generator) -> dict[str, Any]:
-    """{"g_ema": full state dict, "latent_avg": tensor} on CPU: what rosinality's and NADA's tools load."""
-    return {
+    """{"g_ema": full state dict, "latent_avg": tensor} on CPU: what rosinality's and NADA's tools load.
+
+    Generators with an activation clamp (from stylegan2-ada-pytorch) also get a top-level "conv_clamp"
+    float; rosinality's tools read only the keys they know, so they still load the file.
+    """
+    data: dict[str, Any] = {
         "g_ema": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()},
         "latent_avg": generator.latent_avg.detach().cpu().clone(),
     }
+    if generator.config.conv_clamp is not None:
+        data["conv_clamp"] = float(generator.config.conv_clamp)
+    return data
 
 
 def save_rosinality(generator: Generator, path: str | Path) -> Path:

@@ -25,6 +25,10 @@ Weight mapping to rosinality names (both StyleGAN2 formulations use the same equ
   exactly as rosinality stores them, so they are copied unchanged. Demodulated convs are invariant to
   the weight gain; FullyConnectedLayer and EqualLinear both store `randn / lr_mul` and apply
   `lr_mul / sqrt(fan_in)` at run time, so mapping and affine weights copy unchanged too.
+- ada-pytorch generators may clamp activations (`conv_clamp`, 256 in NVIDIA's released configs, None
+  in TF-converted ones): each SynthesisLayer and ToRGBLayer keeps it as an attribute (and G keeps it in
+  `_init_kwargs.synthesis_kwargs`). It is not a weight, so it travels next to the state dict and our
+  Generator applies it (see engine.stylegan2). Rendering is always fp32, like NVIDIA's `force_fp32`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import pickle
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -225,18 +229,25 @@ def load_restricted(path: str | Path) -> Any:
 
 
 # ----- conversion ----------------------------------------------------------------------------------------
-def read_nvidia_pickle(path: str | Path) -> tuple[dict[str, Tensor], Tensor | None, str]:
-    """-> (rosinality g_ema state dict, latent_avg, format name)."""
+class NvidiaGenerator(NamedTuple):
+    state_dict: dict[str, Tensor]  # rosinality g_ema names
+    latent_avg: Tensor | None
+    format: str  # "nvidia-tf-pkl" or "nvidia-ada-pkl"
+    conv_clamp: float | None = None  # ada-pytorch's activation clamp; None = none
+
+
+def read_nvidia_pickle(path: str | Path) -> NvidiaGenerator:
+    """-> (rosinality g_ema state dict, latent_avg, format name, conv_clamp)."""
     data = load_restricted(path)
     if isinstance(data, tuple) and data and all(isinstance(x, TFNetworkStub) for x in data):
         net = data[-1]  # (G, D, Gs): Gs is the moving average used for sampling
-        return *convert_tf(net), "nvidia-tf-pkl"
+        return NvidiaGenerator(*convert_tf(net), "nvidia-tf-pkl")
     if isinstance(data, TFNetworkStub):
-        return *convert_tf(data), "nvidia-tf-pkl"
+        return NvidiaGenerator(*convert_tf(data), "nvidia-tf-pkl")
     if isinstance(data, dict):
         g = data.get("G_ema", data.get("G"))
         if isinstance(g, PersistentObjStub):
-            return *convert_ada(g), "nvidia-ada-pkl"
+            return NvidiaGenerator(*convert_ada(g), "nvidia-ada-pkl", ada_conv_clamp(g))
         if "G_ema" in data or "G" in data:
             raise ValueError("its 'G_ema' entry is not an ada-pytorch network")
         raise ValueError(f"it is a dict without 'G_ema' (keys: {', '.join(map(str, list(data)[:8]))})")
@@ -375,3 +386,45 @@ def convert_ada(g: PersistentObjStub) -> tuple[dict[str, Tensor], Tensor | None]
         torgb(f"synthesis.b{r}.torgb", f"to_rgbs.{j}")
     latent_avg = _t(p["mapping.w_avg"]).reshape(-1) if "mapping.w_avg" in p else None
     return sd, latent_avg
+
+
+def _clamp_value(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"its conv_clamp ({where}) is a {type(value).__name__}, not a number")
+    out = float(value)
+    if not math.isfinite(out) or out <= 0:
+        raise ValueError(f"its conv_clamp ({where}) is {out}; expected a positive number")
+    return out
+
+
+def ada_conv_clamp(g: PersistentObjStub) -> float | None:
+    """The clamp every synthesis layer applies: the layers' own `conv_clamp` attribute (what NVIDIA's code
+    uses at run time), else G's `_init_kwargs.synthesis_kwargs.conv_clamp`; None when neither is set."""
+    found: dict[str, Any] = {}
+
+    def walk(obj: PersistentObjStub, prefix: str) -> None:
+        if obj.class_name in ("SynthesisLayer", "ToRGBLayer") and "conv_clamp" in obj.state:
+            found[prefix.rstrip(".")] = obj.state["conv_clamp"]
+        for name, child in dict(obj.state.get("_modules") or {}).items():
+            if isinstance(child, PersistentObjStub):
+                walk(child, f"{prefix}{name}.")
+
+    synthesis = dict(g.state.get("_modules") or {}).get("synthesis")
+    if isinstance(synthesis, PersistentObjStub):
+        walk(synthesis, "synthesis.")
+    if found:
+        values = {name: _clamp_value(v, name) for name, v in found.items()}
+        distinct = set(values.values())
+        if len(distinct) > 1:
+            raise ValueError(
+                f"its synthesis layers use different conv_clamp values ({sorted(map(str, distinct))}), "
+                "which NVIDIA's released code never does; not supported"
+            )
+        return distinct.pop()
+    init = g.state.get("_init_kwargs")
+    synthesis_kwargs = init.get("synthesis_kwargs") if isinstance(init, dict) else None
+    if isinstance(synthesis_kwargs, dict):
+        return _clamp_value(synthesis_kwargs.get("conv_clamp"), "G_ema synthesis_kwargs")
+    return None

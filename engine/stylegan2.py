@@ -4,6 +4,21 @@ The module tree and parameter/buffer names match rosinality's stylegan2-pytorch 
 `g_ema` dict from any of its checkpoints (or from NADA) loads with `strict=True`. No compiled
 extensions: upfirdn2d is zero-insertion + pad + conv2d, fused leaky ReLU is `leaky_relu(x + b) * sqrt(2)`.
 
+Two ways to run a modulated conv, picked per call (see `modconv_path`):
+- "fused" (rosinality's, and NVIDIA's for inference): the weight is modulated per sample and run as one
+  grouped conv; resampling filters go through `upfirdn2d`. Cheapest without gradients, and what sampling
+  uses: its output is bit-for-bit the one this module has always produced.
+- "split" (NVIDIA's ada-pytorch formulation while training): scale the input by the style, run one
+  ordinary conv with the shared weight, multiply the output by the demodulation coefficients. Gradients
+  to the styles then come from the input gradient that backprop computes anyway instead of a
+  per-sample weight gradient [N, out, in, k, k] for every layer, and the filters run as depthwise
+  convs (the FIR upsample as a stride-2 transposed conv: no multiplications by inserted zeros).
+  "auto" (the default) picks split whenever gradients flow through the layer, fused otherwise.
+
+`conv_clamp` (stylegan2-ada-pytorch generators; None elsewhere) clamps where NVIDIA's networks.py does:
+each synthesis layer's output after bias, leaky ReLU and its sqrt(2) gain, and each ToRGB output after
+its bias (before the upsampled skip is added), both to [-conv_clamp, conv_clamp].
+
 W+ index i is consumed by conv1 (i = 0) or convs[i - 1] (i >= 1); each to_rgb shares its index with the
 next block's first conv (to_rgb1 with w1, to_rgbs[j] with w[2j + 3]). The last index feeds only the
 final to_rgb.
@@ -11,8 +26,10 @@ final to_rgb.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +38,43 @@ from torch import Tensor, nn
 
 BLUR_KERNEL = (1, 3, 3, 1)
 LRELU_GAIN = math.sqrt(2.0)
+MODCONV_PATHS = ("auto", "fused", "split")
+
+# Set by `modconv_path()`; a ContextVar so that a forced path in the training thread does not leak into
+# a preview rendered by another thread.
+_forced_path: ContextVar[str | None] = ContextVar("nada_modconv_path", default=None)
+
+
+@contextlib.contextmanager
+def modconv_path(path: str) -> Iterator[None]:
+    """Force "fused" or "split" (or "auto") for every modulated conv run inside the block, this thread only.
+
+    It overrides `Generator.set_modconv_path()`; "auto" restores the per-call rule.
+    """
+    if path not in MODCONV_PATHS:
+        raise ValueError(f"modconv path must be one of {MODCONV_PATHS}, got {path!r}")
+    token = _forced_path.set(path)
+    try:
+        yield
+    finally:
+        _forced_path.reset(token)
+
+
+def _choose_path(module: nn.Module, *tensors: Tensor) -> str:
+    """The rule: split whenever autograd will differentiate through this layer, fused otherwise.
+
+    Measured on CPU at 256 px (engine.bench): with gradients to the styles or weights the grouped conv
+    builds a per-sample weight gradient, and `upfirdn2d`'s single-channel convs are slow to
+    differentiate; even when only the input needs a gradient, split and depthwise filters are faster.
+    """
+    path = _forced_path.get() or getattr(module, "path", "auto")
+    if path != "auto":
+        return path
+    if not torch.is_grad_enabled():
+        return "fused"
+    if any(t.requires_grad for t in tensors):
+        return "split"
+    return "split" if any(p.requires_grad for p in module.parameters()) else "fused"
 
 
 def default_channels(size: int, channel_multiplier: int = 2) -> dict[int, int]:
@@ -38,11 +92,16 @@ class GeneratorConfig:
     lr_mlp: float = 0.01
     # Explicit per-resolution channel counts; tiny test models override the official table.
     channels: Mapping[int, int] = field(default_factory=dict)
+    # stylegan2-ada-pytorch's activation clamp (256 in its released configs); None = no clamping.
+    # Not in the state dict: generator files carry it as a top-level "conv_clamp" entry.
+    conv_clamp: float | None = None
 
     def __post_init__(self) -> None:
         log = math.log2(self.size)
         if self.size < 8 or log != int(log):
             raise ValueError(f"generator size must be a power of two >= 8, got {self.size}")
+        if self.conv_clamp is not None and not (math.isfinite(self.conv_clamp) and self.conv_clamp > 0):
+            raise ValueError(f"conv_clamp must be a positive number or None, got {self.conv_clamp}")
         if not self.channels:
             object.__setattr__(self, "channels", default_channels(self.size, self.channel_multiplier))
         missing = [2**r for r in range(2, int(log) + 1) if 2**r not in self.channels]
@@ -62,8 +121,11 @@ class GeneratorConfig:
         return 2 * (self.log_size - 2) + 1
 
     @classmethod
-    def from_state_dict(cls, sd: Mapping[str, Tensor]) -> GeneratorConfig:
-        """Infer size, mapping depth, style width and the whole channel table from the weights."""
+    def from_state_dict(cls, sd: Mapping[str, Tensor], conv_clamp: float | None = None) -> GeneratorConfig:
+        """Infer size, mapping depth, style width and the whole channel table from the weights.
+
+        `conv_clamp` is not stored in a state dict: the caller passes it from the file it read.
+        """
         if "input.input" not in sd or "style.1.weight" not in sd:
             raise ValueError("not a StyleGAN2 generator state dict (no 'input.input' / 'style.1.weight')")
         n_rgbs = len({k.split(".")[1] for k in sd if k.startswith("to_rgbs.")})
@@ -74,7 +136,14 @@ class GeneratorConfig:
         for j in range(n_rgbs):
             channels[2 ** (j + 3)] = int(sd[f"convs.{2 * j}.conv.weight"].shape[1])
         cm = channels[64] // 256 if 64 in channels and channels[64] % 256 == 0 else 0
-        return cls(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=cm, channels=channels)
+        return cls(
+            size=size,
+            style_dim=style_dim,
+            n_mlp=n_mlp,
+            channel_multiplier=cm,
+            channels=channels,
+            conv_clamp=conv_clamp,
+        )
 
 
 def make_kernel(k: Sequence[float]) -> Tensor:
@@ -100,6 +169,40 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: int = 1, down: int = 1, pad: tuple[
     x = F.conv2d(x, weight)
     x = x[:, :, ::down, ::down]
     return x.reshape(n, c, x.shape[2], x.shape[3])
+
+
+def blur_depthwise(x: Tensor, kernel: Tensor, pad: tuple[int, int]) -> Tensor:
+    """`upfirdn2d(x, kernel, pad=pad)` (pad >= 0) as one depthwise conv over all channels at once.
+
+    The same multiply-adds; `upfirdn2d` folds channels into the batch and runs a 1-channel conv, which
+    PyTorch's CPU kernels (im2col) differentiate very slowly.
+    """
+    c = x.shape[1]
+    p0, p1 = pad
+    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
+    return F.conv2d(F.pad(x, (p0, p1, p0, p1)), weight, groups=c)
+
+
+def upsample_transposed(x: Tensor, kernel: Tensor, factor: int, pad: tuple[int, int]) -> Tensor:
+    """`upfirdn2d(x, kernel, up=factor, pad=pad)` as a depthwise stride-`factor` transposed conv.
+
+    Zero insertion makes factor**2 - 1 of every factor**2 filter taps multiply zeros; the transposed
+    conv visits only the real samples (the polyphase form: 1 / factor**2 of the multiply-adds).
+    Requires pad[0] <= kernel size - 1 and pad[1] <= kernel size - factor (true for StyleGAN2's filters).
+    """
+    c = x.shape[1]
+    kh = kernel.shape[0]
+    p0, p1 = pad
+    # Output pixel o of upfirdn2d is pixel o + (kh - 1 - p0) of the transposed conv's full output, which
+    # is (h - 1) * factor + kh long against upfirdn2d's h * factor + p0 + p1 - kh + 1.
+    lo, hi = kh - 1 - p0, kh - factor - p1
+    if lo < 0 or hi < 0:
+        raise ValueError("upsample_transposed needs pad[0] <= kernel size - 1 and pad[1] <= kernel size - factor")
+    weight = kernel.to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
+    if lo == hi:
+        return F.conv_transpose2d(x, weight, stride=factor, padding=lo, groups=c)
+    out = F.conv_transpose2d(x, weight, stride=factor, groups=c)
+    return out[:, :, lo : out.shape[2] - hi, lo : out.shape[3] - hi]
 
 
 class PixelNorm(nn.Module):
@@ -128,12 +231,18 @@ class EqualLinear(nn.Module):
 
 
 class FusedLeakyReLU(nn.Module):
-    def __init__(self, channels: int) -> None:
+    """Bias, leaky ReLU, gain sqrt(2), then (ada-pytorch generators) the clamp to +-conv_clamp."""
+
+    def __init__(self, channels: int, conv_clamp: float | None = None) -> None:
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.conv_clamp = conv_clamp
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * LRELU_GAIN
+        out = F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * LRELU_GAIN
+        if self.conv_clamp is not None:
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
+        return out
 
 
 class Blur(nn.Module):
@@ -145,7 +254,9 @@ class Blur(nn.Module):
         self.register_buffer("kernel", k)
         self.pad = pad
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, fast: bool = False) -> Tensor:
+        if fast:
+            return blur_depthwise(x, self.kernel, self.pad)
         return upfirdn2d(x, self.kernel, pad=self.pad)
 
 
@@ -157,12 +268,17 @@ class Upsample(nn.Module):
         p = len(kernel) - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, fast: bool = False) -> Tensor:
+        if fast:
+            return upsample_transposed(x, self.kernel, self.factor, self.pad)
         return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
 
 
 class ModulatedConv2d(nn.Module):
-    """Per-sample style modulation (and demodulation) of one conv weight, run as a grouped conv."""
+    """Per-sample style modulation (and demodulation) of one conv weight, fused or split (module docstring).
+
+    `path` ("auto", "fused" or "split") is this layer's choice; `modconv_path()` overrides it.
+    """
 
     def __init__(
         self,
@@ -183,8 +299,34 @@ class ModulatedConv2d(nn.Module):
         self.padding = kernel_size // 2
         self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+        self.path = "auto"
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        if _choose_path(self, x, style) == "split":
+            return self.forward_split(x, style)
+        return self.forward_fused(x, style)
+
+    def forward_split(self, x: Tensor, style: Tensor) -> Tensor:
+        """Input scaled by the style, one conv with the shared weight, output scaled by demodulation."""
+        batch = x.shape[0]
+        s = self.modulation(style)
+        weight = self.weight[0] * self.scale
+        x = x * s.to(x.dtype).view(batch, self.in_ch, 1, 1)
+        if self.upsample:
+            out = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+            out = self.blur(out, fast=True)
+        else:
+            out = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+        if self.demodulate:
+            # sum over (in, kh, kw) of (w * s)^2 = (s^2) . (sum over kh, kw of w^2): no [N, out, in, k, k]
+            # tensor. Elementwise and in fp32 so that autocast leaves it alone.
+            wsq = weight.float().pow(2).sum([2, 3])
+            demod = torch.rsqrt((s.float().pow(2)[:, None, :] * wsq[None]).sum(2) + 1e-8)
+            out = out * demod.to(out.dtype).view(batch, self.out_ch, 1, 1)
+        return out
+
+    def forward_fused(self, x: Tensor, style: Tensor) -> Tensor:
+        """Per-sample modulated weights in one grouped conv (rosinality's formulation)."""
         batch, in_ch, h, w = x.shape
         s = self.modulation(style).view(batch, 1, in_ch, 1, 1)
         weight = self.scale * self.weight * s
@@ -227,28 +369,41 @@ class ConstantInput(nn.Module):
 class StyledConv(nn.Module):
     """Modulated conv + noise + biased leaky ReLU: the unit that adaptive freezing trains or freezes."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, upsample: bool = False):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        style_dim: int,
+        upsample: bool = False,
+        conv_clamp: float | None = None,
+    ):
         super().__init__()
         self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample)
         self.noise = NoiseInjection()
-        self.activate = FusedLeakyReLU(out_ch)
+        self.activate = FusedLeakyReLU(out_ch, conv_clamp)
 
     def forward(self, x: Tensor, style: Tensor, noise: Tensor | None = None) -> Tensor:
         return self.activate(self.noise(self.conv(x, style), noise))
 
 
 class ToRGB(nn.Module):
-    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True) -> None:
+    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True, conv_clamp: float | None = None) -> None:
         super().__init__()
         if upsample:
             self.upsample = Upsample(BLUR_KERNEL)
         self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.conv_clamp = conv_clamp
+        self.path = "auto"
 
     def forward(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
         out = self.conv(x, style) + self.bias
+        if self.conv_clamp is not None:
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:
-            out = out + self.upsample(skip)
+            fast = _choose_path(self, skip) == "split"
+            out = out + self.upsample(skip, fast=fast)
         return out
 
 
@@ -277,18 +432,19 @@ class Generator(nn.Module):
         layers: list[nn.Module] = [PixelNorm()]
         layers += [EqualLinear(d, d, lr_mul=config.lr_mlp, activate=True) for _ in range(config.n_mlp)]
         self.style = nn.Sequential(*layers)
+        clamp = config.conv_clamp
         self.input = ConstantInput(ch[4])
-        self.conv1 = StyledConv(ch[4], ch[4], 3, d)
-        self.to_rgb1 = ToRGB(ch[4], d, upsample=False)
+        self.conv1 = StyledConv(ch[4], ch[4], 3, d, conv_clamp=clamp)
+        self.to_rgb1 = ToRGB(ch[4], d, upsample=False, conv_clamp=clamp)
         self.convs = nn.ModuleList()
         self.upsamples = nn.ModuleList()  # empty; kept for rosinality's module tree
         self.to_rgbs = nn.ModuleList()
         in_ch = ch[4]
         for r in range(3, config.log_size + 1):
             out_ch = ch[2**r]
-            self.convs.append(StyledConv(in_ch, out_ch, 3, d, upsample=True))
-            self.convs.append(StyledConv(out_ch, out_ch, 3, d))
-            self.to_rgbs.append(ToRGB(out_ch, d))
+            self.convs.append(StyledConv(in_ch, out_ch, 3, d, upsample=True, conv_clamp=clamp))
+            self.convs.append(StyledConv(out_ch, out_ch, 3, d, conv_clamp=clamp))
+            self.to_rgbs.append(ToRGB(out_ch, d, conv_clamp=clamp))
             in_ch = out_ch
         self.noises = NoiseBuffers(config.num_noises)
         # Not part of the state dict: set from a checkpoint's latent_avg or computed by mean_latent().
@@ -331,6 +487,18 @@ class Generator(nn.Module):
     def styled_convs(self) -> list[StyledConv]:
         """StyledConv for each W+ index that feeds one (index i -> element i)."""
         return [self.conv1, *self.convs]
+
+    def set_modconv_path(self, path: str) -> None:
+        """Set the modconv path ("auto" default, "fused" or "split") of every layer; copies keep it."""
+        if path not in MODCONV_PATHS:
+            raise ValueError(f"modconv path must be one of {MODCONV_PATHS}, got {path!r}")
+        for m in self.modules():
+            if isinstance(m, (ModulatedConv2d, ToRGB)):
+                m.path = path
+
+    @property
+    def modconv_path(self) -> str:
+        return self.conv1.conv.path
 
     # ----- mapping ------------------------------------------------------------------------------
     @torch.no_grad()

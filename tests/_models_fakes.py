@@ -186,8 +186,14 @@ def write_ada_pickle(
     protocol: int = 3,
     module_src: str = "",
     extra: dict[str, Any] | None = None,
+    layer_attrs: dict[str, Any] | None = None,
+    synthesis_kwargs: dict[str, Any] | None = None,
 ) -> Path:
-    """A stylegan2-ada-pytorch snapshot dict {'G_ema': persistent Generator, ...} from flat tensors."""
+    """A stylegan2-ada-pytorch snapshot dict {'G_ema': persistent Generator, ...} from flat tensors.
+
+    `layer_attrs` go into every SynthesisLayer/ToRGBLayer's state (e.g. {"conv_clamp": 256}, as real
+    files keep it); `synthesis_kwargs` into G's `_init_kwargs`.
+    """
     with fake_modules("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util") as mods:
 
         def _reconstruct_persistent_obj(meta):  # never called: only its name goes into the file
@@ -240,7 +246,9 @@ def write_ada_pickle(
             "Generator",
             z_dim=int(tensors["mapping.fc0.weight"].shape[1]),
             c_dim=0,
-            _init_kwargs=EasyDict(z_dim=32, mapping_kwargs=EasyDict(num_layers=2)),
+            _init_kwargs=EasyDict(
+                z_dim=32, mapping_kwargs=EasyDict(num_layers=2), synthesis_kwargs=EasyDict(synthesis_kwargs or {})
+            ),
         )
         for key, value in tensors.items():
             *mods_path, leaf = key.split(".")
@@ -249,7 +257,8 @@ def write_ada_pickle(
                 children = node.state["_modules"]
                 if part not in children:
                     kind = names.get(part, "SynthesisBlock" if part.startswith("b") else "FullyConnectedLayer")
-                    children[part] = Persistent(kind)
+                    attrs = layer_attrs if kind in ("SynthesisLayer", "ToRGBLayer") and layer_attrs else {}
+                    children[part] = Persistent(kind, **attrs)
                 node = children[part]
             if leaf in _PARAM_NAMES:
                 node.state["_parameters"][leaf] = torch.nn.Parameter(value.clone(), requires_grad=False)
