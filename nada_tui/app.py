@@ -50,7 +50,7 @@ from nada_tui.messages import (
     StartRequested,
     StopRequested,
 )
-from nada_tui.process import ThreadPerTaskExecutor, draw_on_the_terminal, exit_soon
+from nada_tui.process import ThreadPerTaskExecutor, draw_on_the_terminal, exit_soon, guard_timers
 from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
 from nada_tui.screens.dialogs import ConfirmDialog
 from nada_tui.screens.help import HelpScreen
@@ -78,6 +78,7 @@ class NadaApp(App):
     ]
 
     def __init__(self, demo: bool = False, device: str = "auto", settings: config.Settings | None = None) -> None:
+        guard_timers()
         settings = settings or config.load_settings()
         super().__init__()
         self.settings = settings

@@ -12,6 +12,14 @@ the app touches threads pools, file descriptors or `os._exit`.
 3. Exiting shortly after a SIGHUP/SIGTERM save (`exit_soon`). With the terminal gone, restoring it can
    block forever in a write; the process would stay alive (holding the session lock) after the session
    was saved. A daemon timer ends it one second after the app has asked to exit.
+4. No Textual timer with a delay of zero or less (`guard_timers`). In Textual 8.2.8 a timer whose
+   interval is negative spins in `Timer._run` without ever awaiting (with skip=True the catch-up
+   `count = int((now - start) / interval + 1)` never passes `repeat`), so the event loop stops: no keys,
+   no SIGTERM, no SIGHUP, only SIGKILL ends the app (seen about 1 launch in 15 while training on a busy
+   CPU). The source: `ToastRack.show` checks `notification.has_expired`, then `Toast.__init__` reads
+   `notification.time_left` later (inside `mount_all`'s generator), so a toast that expires in between,
+   typically when a screen switch re-shows every notification, sets a negative timer. A zero interval
+   divides by zero in the same line. The guard clamps every Timer's interval to at least MIN_TIMER_S.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+MIN_TIMER_S = 0.001
 
 
 class ThreadPerTaskExecutor(ThreadPoolExecutor):
@@ -59,3 +69,18 @@ def exit_soon(delay_s: float = 1.0, code: int = 0) -> None:
     timer = threading.Timer(delay_s, os._exit, args=(code,))
     timer.daemon = True
     timer.start()
+
+
+def guard_timers() -> None:
+    """Make every Textual Timer wait at least MIN_TIMER_S (idempotent; see 4. above)."""
+    from textual.timer import Timer
+
+    if getattr(Timer.__init__, "_nada_guarded", False):
+        return
+    original = Timer.__init__
+
+    def init(self: Timer, event_target: Any, interval: float, *args: Any, **kwargs: Any) -> None:
+        original(self, event_target, max(float(interval), MIN_TIMER_S), *args, **kwargs)
+
+    init._nada_guarded = True  # type: ignore[attr-defined]
+    Timer.__init__ = init  # type: ignore[method-assign]
