@@ -95,7 +95,8 @@ class TrainScreen(Screen):
                 yield PreviewPanel(id="previews", classes="panel")
             with Vertical(id="right", classes="panel-column"):
                 yield LayerMap(id="layers", classes="panel")
-                yield RichLog(id="log", classes="panel", max_lines=500, wrap=True, markup=False)
+                # min_width: RichLog renders lines at least 78 cells wide by default, clipped in a narrow panel
+                yield RichLog(id="log", classes="panel", max_lines=500, wrap=True, markup=False, min_width=20)
         yield Footer()
 
     @property
@@ -132,7 +133,6 @@ class TrainScreen(Screen):
 
     def _models_loaded(self, models: list[Any], clips: list[Any], count_tokens: Any) -> None:
         self.form.models_loaded(models, clips, count_tokens, keep_current=self.view.buffer is not None)
-        self.query_one("#status", StatusBar).set_class(True, "-ready")
 
     def on_resize(self) -> None:
         self._apply_layout()
@@ -339,37 +339,36 @@ class TrainScreen(Screen):
         return False
 
     def _draw_status(self, buf: RunBuffer | None) -> None:
-        t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(" nada-tui ", style="bold reverse")
+        """The top bar as prioritised segments: on a narrow terminal the least useful go first."""
+        seg: list[tuple[int, Text]] = [(1, Text(" nada-tui ", style="bold reverse"))]
         if self.view.demo:
-            t.append(" DEMO ", style="bold black on yellow")
+            seg.append((9, Text(" DEMO ", style="bold black on yellow")))
         if buf is None:
-            t.append("  ready: fill the setup and press F5 to start  (? for help)", style="dim")
-            self.query_one("#status", StatusBar).set_text(t)
+            seg.append((8, Text("ready: fill the setup and press F5 to start  (? for help)", style="dim")))
+            self.query_one("#status", StatusBar).set_segments(seg)
             return
         clip = "+".join(n for n, w in buf.config.clip_models if w > 0) if buf.config else ""
-        t.append(f" {buf.model_id} | {clip} | ")
-        state_style = {"running": "bold green", "paused": "bold yellow", "failed": "bold red",
+        seg += [(3, Text(buf.model_id)), (2, Text(f"| {clip} |"))]
+        state_style = {"running": "bold green", "paused": "bold yellow", "failed": "bold red", "not saved": "bold red",
                        "finished": "bold cyan", "loading": "bold magenta"}.get(buf.state, "bold")
-        t.append(buf.state, style=state_style)
+        seg.append((10, Text(buf.state, style=state_style)))
         if buf.read_only:
-            t.append(" (read-only)", style="dim")
+            seg.append((9, Text("(read-only)", style="dim")))
         m = buf.last
         if m is not None:
             bar_w = 12
             filled = int(m.step / max(m.total_steps, 1) * bar_w)
-            t.append(" ")
-            t.append("█" * filled, style="green")
-            t.append("░" * (bar_w - filled), style="dim")
-            t.append(f" {m.step}/{m.total_steps} | {m.it_per_s:.1f} it/s | ETA ")
+            seg.append((4, Text.assemble(("█" * filled, "green"), ("░" * (bar_w - filled), "dim"))))
+            seg.append((10, Text(f"{m.step}/{m.total_steps}")))
             running = m.it_per_s > 0 and buf.state == "running"
-            t.append(fmt_clock((m.total_steps - m.step) / m.it_per_s if running else None))
-            t.append(f" | g={m.global_weight:.2f}")
+            seg.append((7, Text(f"| {m.it_per_s:.1f} it/s")))
+            seg.append((8, Text(f"| ETA {fmt_clock((m.total_steps - m.step) / m.it_per_s if running else None)}")))
+            seg.append((6, Text(f"| g={m.global_weight:.2f}")))
             if m.memory is not None:
                 mem = fmt_bytes(m.memory.used_bytes)
                 if m.memory.total_bytes:
                     mem += f"/{fmt_bytes(m.memory.total_bytes)}"
-                t.append(f" | {m.memory.device} {mem}")
+                seg.append((5, Text(f"| {m.memory.device} {mem}")))
         elif buf.state == "loading" and buf.load_progress is not None:
-            t.append(f" loading {buf.load_progress.name}…")
-        self.query_one("#status", StatusBar).set_text(t)
+            seg.append((8, Text(f"loading {buf.load_progress.name}…")))
+        self.query_one("#status", StatusBar).set_segments(seg)
