@@ -74,6 +74,65 @@ def _seeds(value: Any) -> tuple[int, ...]:
     return tuple(_int(s) for s in parts)
 
 
+# Named layer sets (engine.freezing resolves them by resolution for a given generator).
+LAYER_SETS = ("auto", "all", "coarse", "medium", "fine")
+
+
+def parse_indices(value: Any) -> tuple[int, ...]:
+    """W+ indices as text ("0,1,4-7", spaces allowed) or a list of whole numbers -> sorted, unique."""
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.replace(" ", ",").split(",") if p.strip()]
+    elif isinstance(value, Iterable):
+        parts = list(value)
+    else:
+        raise ValueError(f"{value!r} is not a list of W+ indices (e.g. 0,1,4-7)")
+    out: set[int] = set()
+    for part in parts:
+        if isinstance(part, str) and "-" in part.strip("-"):
+            lo, _, hi = part.partition("-")
+            if not (lo.isdigit() and hi.isdigit()):
+                raise ValueError(f"{part!r} is not a W+ index or range (e.g. 0,1,4-7)")
+            if int(lo) > int(hi):
+                raise ValueError(f"the range {part!r} runs backwards (write {hi}-{lo})")
+            out.update(range(int(lo), int(hi) + 1))
+            continue
+        try:
+            i = _int(part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a W+ index or range (e.g. 0,1,4-7)") from None
+        if i < 0:
+            raise ValueError(f"{part!r}: W+ indices start at 0")
+        out.add(i)
+    return tuple(sorted(out))
+
+
+def format_indices(indices: Iterable[int]) -> str:
+    """Sorted indices with runs of three or more as ranges: (0, 1, 4, 5, 6, 7) -> "0,1,4-7"."""
+    items = sorted(set(indices))
+    out: list[str] = []
+    start = 0
+    while start < len(items):
+        end = start
+        while end + 1 < len(items) and items[end + 1] == items[end] + 1:
+            end += 1
+        if end - start >= 2:
+            out.append(f"{items[start]}-{items[end]}")
+        else:
+            out.extend(str(i) for i in items[start:end + 1])
+        start = end + 1
+    return ",".join(out)
+
+
+def _layers(value: Any) -> str:
+    """A layer set: one of LAYER_SETS, or explicit W+ indices kept in the canonical "0,1,4-7" form."""
+    if isinstance(value, str) and value.strip().lower() in (*LAYER_SETS, ""):
+        return value.strip().lower() or "auto"
+    indices = parse_indices(value)
+    if not indices:
+        raise ValueError("no W+ indices given")
+    return format_indices(indices)
+
+
 def parse_clip_spec(text: str) -> tuple[str, float]:
     """`NAME`, `NAME:WEIGHT` or `NAME=WEIGHT` (a name may itself hold '/', as in ViT-B/32)."""
     text = text.strip()
@@ -118,6 +177,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "seeds": _seeds,
     "clip": _clip_models,
     "choice": lambda v: str(v).strip().lower(),
+    "layers": _layers,
+    "indices": parse_indices,
 }
 
 
@@ -144,7 +205,7 @@ class Setting:
         try:
             parsed = PARSERS[self.kind](value)
         except (TypeError, ValueError) as exc:
-            detail = str(exc) if self.kind == "clip" else f"{value!r} is not valid"
+            detail = str(exc) if self.kind in ("clip", "layers", "indices") else f"{value!r} is not valid"
             raise ConfigError(self.name, f"{detail}; allowed: {self.allowed}") from None
         if self.choices and parsed not in self.choices:
             raise ConfigError(self.name, f"got {value!r}; allowed: {self.allowed}")
@@ -156,6 +217,8 @@ class Setting:
             return "auto" if self.kind == "k" else ""
         if self.kind == "clip":
             return format_clip_models(value)
+        if self.kind == "indices":
+            return format_indices(value)
         if self.kind == "seeds":
             return ",".join(str(s) for s in value)
         if self.kind == "bool":
@@ -205,6 +268,11 @@ class TrainConfig:
                           _between(1, 256))
     seed: int = _setting(0, "--seed", "seed", "random seed of the run", "a non-negative integer", "int",
                          lambda v: 0 <= v < 2**63)
+    layers: str = _setting("auto", "--layers", "layers",
+                           "which W+ layers train: auto (adaptive selection: k, interval, falloff), all, coarse "
+                           "(4-8 px), medium (16-32 px), fine (64 px and up), or W+ indices such as 0,1,4-7",
+                           "auto, all, coarse, medium, fine, or W+ indices such as 0,1,4-7 that feed a "
+                           "StyledConv of the model", "layers", lambda v: _layers(v) == v, metavar="SPEC")
     # None: int(2 * n_latent / 3); 0: every StyledConv trains
     auto_layer_k: int | None = _setting(None, "--k", "k", "W+ layers trained at a time: auto (2/3 of them), "
                                         "0 = all, or a number", "auto, 0 (all layers) or more", "k",
@@ -214,6 +282,14 @@ class TrainConfig:
                                         "step, as the reference)", "1 (every step) or more", "int", _at_least(1))
     auto_layer_falloff: int = _setting(50, "--falloff", "falloff", "k drops by one every this many steps",
                                        "0 (off) or more", "int", _at_least(0))
+    pin_on: tuple[int, ...] = _setting((), "--pin-on", "pin on", "W+ layers that always train (they count "
+                                       "toward k); changes live in the app", "W+ indices such as 0,1,4-7 that "
+                                       "feed a StyledConv, none also pinned off", "indices", live=True,
+                                       default_text="none", metavar="INDICES")
+    pin_off: tuple[int, ...] = _setting((), "--pin-off", "pin off", "W+ layers that never train; changes live "
+                                        "in the app", "W+ indices such as 12 or 10-12 that feed a "
+                                        "StyledConv, none also pinned on",
+                                        "indices", live=True, default_text="none", metavar="INDICES")
     auto_layer_min_k: int = _setting(1, "--min-k", "", "k never drops below this", "1 or more", "int",
                                      _at_least(1))
     auto_layer_iters: int = _setting(1, "--layer-iters", "", "optimisation steps of each layer selection",
@@ -243,6 +319,8 @@ class TrainConfig:
         # Tuples survive a JSON round trip as lists; normalise so equality and hashing keep working.
         object.__setattr__(self, "clip_models", _clip_models(self.clip_models))
         object.__setattr__(self, "preview_seeds", _seeds(self.preview_seeds))
+        for name in ("layers", "pin_on", "pin_off"):  # "0,1" or [0, 1] from JSON/TOML: one canonical form
+            object.__setattr__(self, name, SETTINGS[name].parse(getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:
@@ -250,11 +328,15 @@ class TrainConfig:
             value = getattr(self, s.name)
             if not s.check(value) or (s.choices and value not in s.choices):
                 raise ConfigError(s.name, f"got {value!r}; allowed: {s.allowed}")
+        both = sorted(set(self.pin_on) & set(self.pin_off))
+        if both:
+            raise ConfigError("pin_off", f"w{both[0]} is pinned both on and off; pin it one way")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["clip_models"] = [list(m) for m in self.clip_models]
         d["preview_seeds"] = list(self.preview_seeds)
+        d["pin_on"], d["pin_off"] = list(self.pin_on), list(self.pin_off)
         return d
 
     @classmethod

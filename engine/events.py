@@ -30,6 +30,10 @@ class StepMetrics:
     next_selection: int | None  # step at which selection runs next
     global_weight: float
     memory: DeviceMemory | None = None
+    layers: str = "auto"  # the layers setting: auto (adaptive), all, coarse, medium, fine or indices
+    pin_on: tuple[int, ...] = ()  # pins in effect in this step
+    pin_off: tuple[int, ...] = ()
+    n_latent: int | None = None  # W+ indices of the generator (the layer map's cells)
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,27 @@ index i >= 1 -> convs[i - 1]; the reference maps i >= 2 to convs[i - 2], one lay
 
 Schedule (our addition): selection runs at step 0 and every `interval` steps after; in between, the
 trained set is the top k(t) of the last scores, with k(t) = max(min_k, k0 - t // falloff).
+
+Steering (`LayerChoice`): the `layers` setting replaces selection by a fixed set (all, or the named sets
+coarse / medium / fine, defined by the resolution a StyledConv works at so they mean the same at 256 and
+1024 px, or explicit indices). Pins: pinned-on indices always train and count toward k (k never drops
+below their number: k_eff = max(k(t), |pin_on|)); pinned-off ones never train; selection fills the rest
+of k_eff from the free indices by score. With a fixed set, the trained set is (set | pin_on) - pin_off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from engine.config import ConfigError, format_indices, parse_indices
 from engine.stylegan2 import Generator
+
+# Named layer sets: (lowest, highest) resolution in px of the StyledConvs they train (None: no limit).
+NAMED_SETS: dict[str, tuple[int, int | None]] = {"coarse": (4, 8), "medium": (16, 32), "fine": (64, None)}
 
 
 @dataclass(frozen=True)
@@ -47,13 +57,118 @@ def rankable_indices(n_latent: int) -> int:
     return n_latent - 1
 
 
-def top_k(scores: Tensor, k: int) -> tuple[int, ...]:
-    """The k best-scoring indices among those that feed a StyledConv, in ascending index order."""
-    ranked = scores[: rankable_indices(len(scores))]
-    k = min(k, len(ranked))
+def top_k(scores: Tensor, k: int, among: Iterable[int] | None = None) -> tuple[int, ...]:
+    """The k best-scoring indices among those that feed a StyledConv (and are in `among`, when given),
+    in ascending index order."""
+    n = rankable_indices(len(scores))
+    candidates = range(n) if among is None else sorted(i for i in set(among) if 0 <= i < n)
+    values = scores.tolist()
     # Stable tie-break by index so identical scores give identical sets on every platform.
-    order = sorted(range(len(ranked)), key=lambda i: (-float(ranked[i]), i))
-    return tuple(sorted(order[:k]))
+    order = sorted(candidates, key=lambda i: (-float(values[i]), i))
+    return tuple(sorted(order[: max(0, k)]))
+
+
+def index_resolution(index: int) -> int:
+    """The resolution (px) of the StyledConv that W+ `index` feeds: conv1 works at 4 px, then every
+    resolution from 8 px has two (the upsampling conv, index 2r - 1, and the one after it, index 2r)."""
+    return 4 * 2 ** ((index + 1) // 2)
+
+
+def generator_size(n_latent: int) -> int:
+    return 2 ** ((n_latent + 2) // 2)
+
+
+def named_layers(name: str, n_latent: int) -> tuple[int, ...]:
+    """The trainable W+ indices of a named set ("all", "coarse", "medium", "fine") at this size."""
+    trainable = range(rankable_indices(n_latent))
+    if name == "all":
+        return tuple(trainable)
+    lo, hi = NAMED_SETS[name]
+    return tuple(i for i in trainable if lo <= index_resolution(i) and (hi is None or index_resolution(i) <= hi))
+
+
+def layer_sets_markdown(sizes: Iterable[int] = (64, 256, 512, 1024)) -> str:
+    """The README's table of the named layer sets (a test checks the README holds exactly this)."""
+    sizes = tuple(sizes)
+    spans = {"coarse": "4-8 px", "medium": "16-32 px", "fine": "64 px and up", "all": "every StyledConv"}
+    head = " | ".join(f"{s} px" + (" (demo)" if s == 64 else "") for s in sizes)
+    rows = [f"| `layers` | StyledConvs at | {head} |", "|---|---|" + "---|" * len(sizes)]
+    for name, span in spans.items():
+        cells = " | ".join(format_indices(named_layers(name, 2 * s.bit_length() - 4)) or "(none)" for s in sizes)
+        rows.append(f"| `{name}` | {span} | {cells} |")
+    last = " | ".join(str(2 * s.bit_length() - 5) for s in sizes)
+    rows.append(f"| never trained | only the final to_rgb | {last} |")
+    return "\n".join(rows)
+
+
+def _describe(n_latent: int) -> str:
+    last = n_latent - 1
+    return (f"this {generator_size(n_latent)} px generator trains W+ indices 0-{last - 1} "
+            f"(w{last} feeds only the final to_rgb)")
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """What the settings `layers`, `pin_on` and `pin_off` mean for a generator with `n_latent` W+ indices."""
+
+    n_latent: int
+    fixed: tuple[int, ...] | None  # None: adaptive selection ("auto")
+    pin_on: tuple[int, ...] = ()
+    pin_off: tuple[int, ...] = ()
+
+    @classmethod
+    def from_settings(
+        cls, layers: str, pin_on: Iterable[int], pin_off: Iterable[int], n_latent: int
+    ) -> LayerChoice:
+        """Check the settings against the generator; ConfigError names the setting that does not fit."""
+        n = rankable_indices(n_latent)
+        if layers == "auto":
+            fixed = None
+        elif layers in ("all", *NAMED_SETS):
+            fixed = named_layers(layers, n_latent)
+            if not fixed:
+                lo, hi = NAMED_SETS[layers]
+                span = f"{lo}-{hi} px" if hi else f"{lo} px and up"
+                raise ConfigError("layers", f"'{layers}' ({span}) is empty: {_describe(n_latent)}, none of them at "
+                                            f"{span}; use auto, all, another set or indices")
+        else:
+            fixed = parse_indices(layers)
+            out = [i for i in fixed if i >= n]
+            if out:
+                raise ConfigError("layers", f"w{out[0]} is out of range: {_describe(n_latent)}")
+        for name, pins in (("pin_on", pin_on), ("pin_off", pin_off)):
+            out = [i for i in pins if i >= n]
+            if out:
+                raise ConfigError(name, f"w{out[0]} is out of range: {_describe(n_latent)}")
+        choice = cls(n_latent, fixed, tuple(sorted(set(pin_on))), tuple(sorted(set(pin_off))))
+        if not choice.candidates():
+            raise ConfigError("pin_off", f"pinning off {format_indices(choice.pin_off)} leaves no layer to train "
+                                         f"with layers={layers}")
+        return choice
+
+    @property
+    def adaptive(self) -> bool:
+        return self.fixed is None
+
+    def candidates(self) -> tuple[int, ...]:
+        """Every index that may train: the fixed set (or all) with pinned-on added, pinned-off removed."""
+        base = set(range(rankable_indices(self.n_latent)) if self.fixed is None else self.fixed)
+        return tuple(sorted((base | set(self.pin_on)) - set(self.pin_off)))
+
+    def k_effective(self, k: int) -> int:
+        """Adaptive k with the pins: pinned-on layers count toward k, which never drops below their
+        number (0 stays 0: every layer)."""
+        return 0 if k == 0 else max(k, len(self.pin_on))
+
+    def trained(self, k: int, scores: Tensor | None) -> tuple[int, ...]:
+        """The indices that train at a step whose schedule says k (ignored for a fixed set)."""
+        if self.fixed is not None or k == 0:
+            return self.candidates()
+        if scores is None:
+            raise RuntimeError("adaptive layer choice before the first selection")
+        on, off = set(self.pin_on), set(self.pin_off)
+        free = [i for i in range(rankable_indices(self.n_latent)) if i not in on and i not in off]
+        return tuple(sorted(on | set(top_k(scores, self.k_effective(k) - len(on), free))))
 
 
 def score_layers(

@@ -31,7 +31,7 @@ from engine.events import (
     TrainingFailed,
     TrainingFinished,
 )
-from engine.freezing import LayerSchedule, score_layers, top_k
+from engine.freezing import LayerChoice, LayerSchedule, score_layers
 from engine.sampling import grid, render_seeds, to_pil
 from engine.stylegan2 import Generator
 
@@ -82,9 +82,14 @@ class Trainer:
             self.loss.direction(enc, config.source, config.target)
 
         n = self.generator.n_latent
+        self.layer_choice = LayerChoice.from_settings(config.layers, config.pin_on, config.pin_off, n)
         k0 = default_k(n) if config.auto_layer_k is None else min(config.auto_layer_k, n - 1)
+        # A fixed layer set (layers != auto) needs no selection: k0 = 0 switches it off.
         self.schedule = LayerSchedule(
-            k0, config.auto_layer_interval, config.auto_layer_falloff, config.auto_layer_min_k
+            k0 if self.layer_choice.adaptive else 0,
+            config.auto_layer_interval,
+            config.auto_layer_falloff,
+            config.auto_layer_min_k,
         )
         self.convs = self.generator.styled_convs()
         self.optimizer = torch.optim.Adam(
@@ -109,7 +114,10 @@ class Trainer:
         bad = set(changes) - allowed
         if bad:
             raise ConfigError(sorted(bad)[0], f"cannot change during a run; only {sorted(allowed)} can")
-        self.config.replace(**changes)  # validates
+        with self._lock:
+            candidate = self.config.replace(**{**self._pending, **changes})  # validates
+        if "pin_on" in changes or "pin_off" in changes:  # range and "something still trains", for this model
+            LayerChoice.from_settings(candidate.layers, candidate.pin_on, candidate.pin_off, self.generator.n_latent)
         with self._lock:
             self._pending.update(changes)
 
@@ -120,6 +128,8 @@ class Trainer:
             self.config = self.config.replace(**self._pending)
             self._pending.clear()
         self.loss.global_weight = self.config.global_weight
+        cfg = self.config
+        self.layer_choice = LayerChoice.from_settings(cfg.layers, cfg.pin_on, cfg.pin_off, self.generator.n_latent)
 
     # ----- one step ---------------------------------------------------------------------------
     @property
@@ -157,11 +167,8 @@ class Trainer:
         return scores.float().cpu()
 
     def trained_indices(self, step: int) -> tuple[int, ...]:
-        k = self.schedule.k_at(step)
-        if k == 0:
-            return tuple(range(len(self.convs)))
-        assert self.scores is not None
-        return top_k(self.scores, k)
+        """The layer set, pins and (adaptive) the schedule's k with the last scores: see engine.freezing."""
+        return self.layer_choice.trained(self.schedule.k_at(step), self.scores)
 
     def step(self) -> StepMetrics:
         self._apply_pending()
@@ -203,11 +210,15 @@ class Trainer:
             it_per_s=1.0 / max(self._step_time_ema, 1e-9),
             elapsed_s=time.perf_counter() - self._started,
             trained_indices=self.trained,
-            k=self.schedule.k_at(t),
+            k=self.layer_choice.k_effective(self.schedule.k_at(t)) if self.layer_choice.adaptive else len(chosen),
             scores=None if self.scores is None else tuple(self.scores.tolist()),
             next_selection=self.schedule.next_selection(t),
             global_weight=cfg.global_weight,
             memory=devices.memory(self.device),
+            layers=cfg.layers,
+            pin_on=cfg.pin_on,
+            pin_off=cfg.pin_off,
+            n_latent=self.generator.n_latent,
         )
 
     # ----- pictures ---------------------------------------------------------------------------
@@ -235,9 +246,11 @@ class Trainer:
             int(i): {k: torch.as_tensor(v).detach().cpu().clone() for k, v in st.items()}
             for i, st in self.optimizer.state_dict()["state"].items()
         }
+        with self._lock:  # a live change not yet applied (pins set, then stop) is saved too
+            config = self.config.replace(**self._pending)
         return {
             "step": self.step_count,
-            "config": self.config.to_dict(),
+            "config": config.to_dict(),
             "weights": weights,
             "param_names": self._param_names(),
             "optimizer": opt_state,

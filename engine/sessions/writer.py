@@ -88,6 +88,10 @@ class SessionWriter:
         self.last_checkpoint_error: str | None = None
         self.last_checkpoint_time_s: float | None = None
         self.stop_reason: str | None = None  # e.g. "SIGTERM": recorded with the stop checkpoint
+        # Layer pins of the last metrics line: a line records "pins" when they differ. A new session starts
+        # from none (pins given at the start are on line 1); a resumed one from unknown (its first line
+        # records them, since pins set just before the stop were never trained with).
+        self._pins: tuple[tuple[int, ...], tuple[int, ...]] | None = None if self.checkpoint_step else ((), ())
 
     @property
     def id(self) -> str:
@@ -188,6 +192,9 @@ class SessionWriter:
             "global_weight": m.global_weight,
             "time": round(time.time(), 3),
         }
+        pins = (tuple(m.pin_on), tuple(m.pin_off))
+        if pins != self._pins:  # the step whose line holds "pins" is the first trained with them
+            rec["pins"] = {"on": list(pins[0]), "off": list(pins[1])}
         line = json.dumps(rec, allow_nan=False) + "\n"
         if self._metrics_torn:  # a failed write may have left half a line: start a fresh one
             line = "\n" + line
@@ -198,6 +205,7 @@ class SessionWriter:
             self._metrics_torn = True
             raise
         self._metrics_torn = False
+        self._pins = pins
 
     def _flush_metrics(self) -> None:
         with contextlib.suppress(OSError):
