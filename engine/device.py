@@ -2,21 +2,48 @@
 
 from __future__ import annotations
 
+import re
 import resource
 import sys
 
 import torch
 
+from engine.config import ConfigError
 from engine.events import DeviceMemory
+
+DEVICE_NAME = re.compile(r"cpu|cuda(:\d+)?|mps")
+
+
+def _mps() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def device_choices() -> str:
+    """The device names this machine takes, in words."""
+    return "auto, cpu, cuda or cuda:N" + (", mps" if _mps() else "")
 
 
 def resolve_device(requested: str | torch.device | None = None) -> torch.device:
-    """ "auto"/None -> CUDA when present, else CPU. An explicit CUDA request without CUDA is an error."""
-    if requested is None or str(requested) == "auto":
+    """ "auto"/None -> CUDA when present, else CPU. An unknown name, or a device this machine lacks, is a
+    ConfigError that lists the names it takes."""
+    if requested is None or str(requested).strip().lower() in ("", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
+    if isinstance(requested, torch.device):
+        device = requested
+    else:
+        name = str(requested).strip().lower()
+        if not DEVICE_NAME.fullmatch(name):
+            raise ConfigError("device", f"{requested!r} is not a device nada-tui knows; use {device_choices()}")
+        device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for but PyTorch sees no CUDA GPU here; use --device cpu.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ConfigError("device", f"{device} does not exist: this machine has {n} CUDA GPU(s), cuda:0 to "
+                          f"cuda:{n - 1}")
+    if device.type == "mps" and not _mps():
+        raise ConfigError("device", f"mps is not available here; use {device_choices()}")
     return device
 
 

@@ -75,6 +75,14 @@ class TrainingFinished:
     step: int
     losses: dict[str, float] = field(default_factory=dict)
     stopped: bool = False  # True when stopped by the user before the last iteration
+    # The step the session's checkpoint holds after the final save (None: the run saves nowhere).
+    # It is below `step` when that save failed (a full disk): then the last steps are not saved.
+    saved_step: int | None = None
+
+    @property
+    def saved(self) -> bool:
+        """False when the final save failed: the session holds `saved_step`, not `step`."""
+        return self.saved_step is None or self.saved_step == self.step
 
 
 @dataclass(frozen=True)

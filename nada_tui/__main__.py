@@ -3,33 +3,76 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+from typing import Any
 
 from nada_tui import cli
 
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for `cat` cut short by `| head`
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with values that start with a minus sign taken as values: `--preview-seeds -1,2` or
+    `--lr -1` reach the setting's own check (which says what is allowed) instead of argparse's "expected
+    one argument". Subcommand parsers are of this class too (argparse makes them with type(self))."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d[\d.,:eE+-]*$")
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout went away (`| head`): send what is left to /dev/null, so that Python's
+    flush at exit neither fails nor prints a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture it)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives until exit)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nada-tui",
         description="Adapt StyleGAN2 generators with text (StyleGAN-NADA) and watch them train in your terminal.",
         epilog="Run `nada-tui` alone for the app, `nada-tui --demo` to try it with tiny offline demo models.",
     )
     parser.add_argument("--demo", action="store_true", help="open the app with tiny offline demo models")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--preview-renderer", choices=["auto", "kitty", "sixel", "halfblocks"], default=None,
+                        help="how previews are drawn: auto asks the terminal (default: [preview] renderer in "
+                             "config.toml, else auto)")
+    parser.add_argument("--open", metavar="SESSION", default=None,
+                        help="start showing this saved session read-only (id, a unique prefix, or its name)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli.register_all(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every subcommand. A closed stdout (`nada-tui sessions show ID | head -1`) ends it quietly with 141."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _stdout_gone()
+        return BROKEN_PIPE_EXIT
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command is None:
             from nada_tui.app import run_app
 
-            return run_app(demo=args.demo, device=args.device)
-        return int(args.handler(args) or 0)
+            return run_app(demo=args.demo, device=args.device, preview_renderer=args.preview_renderer,
+                           open_session=args.open)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows here, not in Python's flush at exit
+        return code
     except cli.CliError as exc:
         print(f"nada-tui: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -86,8 +86,10 @@ class SessionWriter:
         self._last_preview: PreviewReady | None = None
         self._last_losses: dict[str, float] = dict(last_losses or {})
         self.last_checkpoint_error: str | None = None
+        self.saved_step = self.checkpoint_step  # the step checkpoint.safetensors holds (session.json may lag)
         self.last_checkpoint_time_s: float | None = None
         self.stop_reason: str | None = None  # e.g. "SIGTERM": recorded with the stop checkpoint
+        self.warnings: list[str] = []  # found when the session was opened (a gap in its metrics); the run reports them
         # Layer pins of the last metrics line: a line records "pins" when they differ. A new session starts
         # from none (pins given at the start are on line 1); a resumed one from unknown (its first line
         # records them, since pins set just before the stop were never trained with).
@@ -123,14 +125,17 @@ class SessionWriter:
     # -- the TrainingWorker checkpoint callback
     def checkpoint(self, trainer: Stateful, reason: str) -> Path:
         """Save `trainer.state_dict()`, then session.json. OSError (a full disk) propagates with the
-        previous checkpoint intact; TrainingWorker reports it as a LogMessage."""
+        previous checkpoint intact, its text the cause and its `saved_step` the step the checkpoint file
+        holds; TrainingWorker reports it as a LogMessage. `last_checkpoint_error` says it in full."""
         with self._mutex:
             t0 = time.perf_counter()
             state = trainer.state_dict()
             step = int(state["step"])
+            written = False
             try:
                 blob = encode_state(state)
                 atomic.write_bytes(self.path / layout.CHECKPOINT_FILE, blob)
+                written, self.saved_step = True, step
                 if reason in ("stop", "signal", "finish") and self._last_preview is not None:
                     _save_png(self.path / layout.GRID_FILE, _row_image(self._last_preview, None))
                 status = REASON_STATUS.get(reason, "running")
@@ -153,11 +158,19 @@ class SessionWriter:
                 )
             except OSError as exc:
                 full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-                self.last_checkpoint_error = (
-                    f"{'The disk is full' if full else 'Saving failed'} ({exc.strerror or exc}) at step "
-                    f"{step}; the previous checkpoint (step {self.checkpoint_step}) is intact."
-                )
-                raise OSError(exc.errno, self.last_checkpoint_error) from exc
+                cause = f"{'The disk is full' if full else 'Saving failed'} ({exc.strerror or exc})"
+                if written:  # the weights are saved; session.json (what the list shows) still lags
+                    self.last_checkpoint_error = (
+                        f"{cause} at step {step}: the checkpoint of step {step} is saved and resume continues "
+                        f"from it, but {layout.SESSION_FILE} still says step {self.checkpoint_step}."
+                    )
+                else:
+                    self.last_checkpoint_error = (
+                        f"{cause} at step {step}; the previous checkpoint (step {self.saved_step}) is intact."
+                    )
+                error = OSError(exc.errno, cause)
+                error.saved_step = self.saved_step  # type: ignore[attr-defined]
+                raise error from exc
             self.last_checkpoint_error = None
             self.last_checkpoint_time_s = time.perf_counter() - t0
             return self.path / layout.CHECKPOINT_FILE

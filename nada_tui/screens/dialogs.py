@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -38,19 +40,38 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A form field with fixed answers, shown as radio buttons (arrow keys move, Enter or Space picks):
+    `options` are (value, label) pairs; `value` is the one picked at first."""
+
+    key: str
+    label: str
+    options: tuple[tuple[str, str], ...]
+    value: str
+
+
 class FormDialog(ModalScreen[dict[str, str] | None]):
-    """Fields (key, label, initial value); returns {key: text} or None when cancelled."""
+    """Fields: text fields (key, label, initial value) and `Choice` fields; returns {key: text or chosen
+    value}, or None when cancelled."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
-    def __init__(self, title: str, fields: list[tuple[str, str, str]], ok: str = "OK") -> None:
+    def __init__(self, title: str, fields: list[tuple[str, str, str] | Choice], ok: str = "OK") -> None:
         super().__init__()
         self.title_text, self.fields, self.ok = title, fields, ok
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            for key, label, value in self.fields:
+            for field in self.fields:
+                if isinstance(field, Choice):
+                    yield Label(field.label, classes="dialog-label")
+                    with RadioSet(id=f"f-{field.key}", classes="dialog-choice"):
+                        for value, label in field.options:
+                            yield RadioButton(label, value=value == field.value, id=f"f-{field.key}-{value}")
+                    continue
+                key, label, value = field
                 yield Label(label, classes="dialog-label")
                 yield Input(value, id=f"f-{key}")
             yield Label("", id="dialog-error", classes="dialog-error")
@@ -64,7 +85,15 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
             break
 
     def values(self) -> dict[str, str]:
-        return {key: self.query_one(f"#f-{key}", Input).value for key, _l, _v in self.fields}
+        out = {}
+        for field in self.fields:
+            if isinstance(field, Choice):
+                pressed = self.query_one(f"#f-{field.key}", RadioSet).pressed_button
+                prefix = f"f-{field.key}-"
+                out[field.key] = pressed.id.removeprefix(prefix) if pressed and pressed.id else field.value
+            else:
+                out[field[0]] = self.query_one(f"#f-{field[0]}", Input).value
+        return out
 
     def action_cancel(self) -> None:
         self.dismiss(None)
