@@ -5,6 +5,8 @@ Losses per CLIP model m (unit-norm embeddings everywhere):
     L_dir  = mean_batch(1 - cos(E_I(G_train(w)) - E_I(G_frozen(w)), T))
     L_glob = mean_batch(1 - cos(E_I(G_train(w)), E_T(target)))
     L_m    = (1 - g) * L_dir + g * L_glob            g = global_weight in [0, 1]
+With target images (engine/target_images.py) T and E_T(target) are mixed with the images' direction and
+mean embedding by image_weight a: normalise((1 - a) * text + a * image); a = 0 is the text alone, exactly.
     total  = sum over m of weight_m * L_m            (models with weight 0 are never evaluated)
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -68,8 +70,11 @@ def expand_prompt(prompt: str, templates: bool) -> list[str]:
     return [t.format(prompt) for t in IMAGENET_TEMPLATES] if templates else [prompt]
 
 
-def validate_prompts(source: str, target: str, templates: bool = False) -> None:
-    """Refuse prompts CLIP cannot use, before any model is loaded or step is run."""
+def validate_prompts(source: str, target: str, templates: bool = False, images: bool = False) -> None:
+    """Refuse prompts CLIP cannot use, before any model is loaded or step is run. With target `images`
+    and no target prompt the run follows the images alone and uses neither prompt."""
+    if images and not target.strip():
+        return
     for label, text in (("source", source), ("target", target)):
         if not text or not text.strip():
             raise PromptError(
@@ -199,7 +204,11 @@ class ClipLoss:
     """The weighted directional + global CLIP loss over one or more CLIP models."""
 
     def __init__(
-        self, models: Sequence[tuple[ClipEncoder, float]], global_weight: float = 0.0, templates: bool = False
+        self,
+        models: Sequence[tuple[ClipEncoder, float]],
+        global_weight: float = 0.0,
+        templates: bool = False,
+        image_weight: float = 0.0,
     ) -> None:
         self.models = [(enc, float(w)) for enc, w in models if w != 0]  # weight 0: never evaluated
         if not self.models:
@@ -207,12 +216,36 @@ class ClipLoss:
         self.global_weight = float(global_weight)
         self.templates = templates
         self._directions: dict[tuple[str, str, str, bool], Tensor] = {}
+        self.image_weight = float(image_weight)  # a: how much target images steer (0 = the text alone)
+        self._image_targets: dict[str, tuple[Tensor, Tensor]] = {}
+        self._global_targets: dict[tuple[str, str], Tensor] = {}
+
+    def set_image_target(self, enc: ClipEncoder, direction: Tensor, embedding: Tensor) -> None:
+        """The target images' direction and unit mean embedding for one model (see engine.target_images)."""
+        self._image_targets[enc.name] = (direction, embedding)
+        self._directions.clear()
+        self._global_targets.clear()
+
+    def _mixed(self, enc: ClipEncoder, text: Callable[[], Tensor], which: int) -> Tensor:
+        """normalise((1 - a) * text + a * image); the text or the image term alone, untouched, at a = 0 or 1."""
+        a = self.image_weight
+        if a == 0 or enc.name not in self._image_targets:
+            return text()
+        image = self._image_targets[enc.name][which]
+        return image if a == 1 else F.normalize((1 - a) * text() + a * image, dim=-1)
 
     def direction(self, enc: ClipEncoder, source: str, target: str) -> Tensor:
         key = (enc.name, source, target, self.templates)
         if key not in self._directions:
-            self._directions[key] = enc.text_direction(source, target, self.templates)
+            self._directions[key] = self._mixed(enc, lambda: enc.text_direction(source, target, self.templates), 0)
         return self._directions[key]
+
+    def global_target(self, enc: ClipEncoder, target: str) -> Tensor:
+        """What the global loss aims at: E_T(target), mixed with the target images' mean embedding."""
+        key = (enc.name, target)
+        if key not in self._global_targets:
+            self._global_targets[key] = self._mixed(enc, lambda: enc.encode_texts([target])[0], 1)
+        return self._global_targets[key]
 
     def __call__(
         self, frozen_img: Tensor, trained_img: Tensor, source: str, target: str
@@ -228,7 +261,7 @@ class ClipLoss:
             diff = trained_emb - frozen_emb
             edit = diff / diff.norm(dim=-1, keepdim=True).clamp_min(MIN_DIRECTION_NORM)
             l_dir = (1 - (edit * self.direction(enc, source, target)).sum(-1)).mean()
-            l_glob = (1 - trained_emb @ enc.encode_texts([target])[0]).mean()
+            l_glob = (1 - trained_emb @ self.global_target(enc, target)).mean()
             terms[f"directional/{enc.name}"] = l_dir
             terms[f"global/{enc.name}"] = l_glob
             directional = directional + weight * l_dir
@@ -242,5 +275,5 @@ class ClipLoss:
         loss = images.new_zeros(())
         for enc, weight in self.models:
             emb = enc.encode_images(images)
-            loss = loss + weight * (1 - emb @ enc.encode_texts([target])[0]).mean()
+            loss = loss + weight * (1 - emb @ self.global_target(enc, target)).mean()
         return loss

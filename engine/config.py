@@ -9,6 +9,8 @@ Torch-free on purpose: `nada-tui --help`, listing models and the app's first pai
 from __future__ import annotations
 
 import math
+import os
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -61,6 +63,22 @@ def _bool(value: Any) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected true or false")
+
+
+def _auto_float(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+        return None
+    return _float(value)
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    """Paths as a list (CLI arguments, TOML arrays) or one line of text, split the way a shell splits it
+    (the form and TOML strings: quote a path that holds spaces)."""
+    if value is None:
+        return ()
+    if isinstance(value, str | os.PathLike):
+        value = shlex.split(os.fspath(value))
+    return tuple(os.fspath(v) for v in value if os.fspath(v).strip())
 
 
 def _k(value: Any) -> int | None:
@@ -170,6 +188,8 @@ def format_clip_models(models: Iterable[tuple[str, float]]) -> str:
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "text": lambda v: str(v),
+    "paths": _paths,
+    "auto_float": _auto_float,
     "int": _int,
     "float": _float,
     "bool": _bool,
@@ -214,7 +234,9 @@ class Setting:
     def format(self, value: Any) -> str:
         """A value as the form and the README show it (parse(format(v)) == v)."""
         if value is None:
-            return "auto" if self.kind == "k" else ""
+            return "auto" if self.kind in ("k", "auto_float") else ""
+        if self.kind == "paths":
+            return shlex.join(value)
         if self.kind == "clip":
             return format_clip_models(value)
         if self.kind == "indices":
@@ -251,9 +273,25 @@ class TrainConfig:
     """The settings of one run. Field order is the order of the CLI help, the form and the README."""
 
     source: str = _setting("", "--source", "Source prompt", "what the generator makes now, e.g. 'a photo of a dog'",
-                           "non-empty, at most 77 CLIP tokens, not the target", "text")
+                           "non-empty (unless target images alone), at most 77 CLIP tokens, not the target",
+                           "text")
     target: str = _setting("", "--target", "Target prompt", "what it should make, e.g. 'a pencil drawing of a dog'",
-                           "non-empty, at most 77 CLIP tokens, not the source", "text")
+                           "non-empty unless target images are given, at most 77 CLIP tokens, not the source",
+                           "text")
+    # Image targets (engine/target_images.py): instead of, or as well as, the target prompt.
+    target_images: tuple[str, ...] = _setting(
+        (), "--target-images", "Target images", "image files or folders of them to adapt towards, instead of or "
+        "as well as the target prompt (copies are kept in the session)",
+        "files or folders of png, jpg, jpeg or webp images, at most 64 images in all", "paths",
+        lambda v: all(isinstance(p, str) and p.strip() for p in v), default_text="none", metavar="PATH")
+    image_weight: float | None = _setting(
+        None, "--image-weight", "img weight", "a in (1-a)*text + a*images, for the direction and the global "
+        "target", "auto, or a number from 0 to 1 (below 1 needs a target prompt)", "auto_float",
+        lambda v: v is None or (0 <= v <= 1 and math.isfinite(v)),
+        default_text="auto = 1 with images alone, 0.5 with a target prompt too", metavar="A")
+    target_image_batch: int = _setting(16, "--target-image-batch", "", "frozen-generator samples whose mean CLIP "
+                                       "embedding the image direction starts from", "an integer from 1 to 256",
+                                       "int", _between(1, 256), metavar="N")
     templates: bool = _setting(False, "--templates", "Templates",
                                "average the text direction over 79 ImageNet prompt templates (suits short class "
                                "names such as 'dog', not sentences)", "on or off", "bool")
@@ -319,6 +357,7 @@ class TrainConfig:
         # Tuples survive a JSON round trip as lists; normalise so equality and hashing keep working.
         object.__setattr__(self, "clip_models", _clip_models(self.clip_models))
         object.__setattr__(self, "preview_seeds", _seeds(self.preview_seeds))
+        object.__setattr__(self, "target_images", _paths(self.target_images))
         for name in ("layers", "pin_on", "pin_off"):  # "0,1" or [0, 1] from JSON/TOML: one canonical form
             object.__setattr__(self, name, SETTINGS[name].parse(getattr(self, name)))
         self.validate()

@@ -13,14 +13,14 @@ import copy
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from engine import sessions, zoo
+from engine import sessions, target_images, zoo
 from engine.clip_loss import ClipEncoder
 from engine.config import TrainConfig
 from engine.events import (
@@ -31,6 +31,7 @@ from engine.events import (
     TrainingFinished,
 )
 from engine.stylegan2 import Generator
+from engine.target_images import TargetImage
 from engine.trainer import Trainer, TrainingError, TrainingWorker
 
 Progress = Callable[..., Any] | None
@@ -111,21 +112,40 @@ def build_trainer(
     device: str | torch.device | None = None,
     start: Mapping[str, torch.Tensor] | None = None,
     progress: Progress = None,
+    images: Sequence[TargetImage] | None = None,
 ) -> tuple[Trainer, dict[str, Any]]:
     """Validate `config`, load the base generator (+ `start` weights) and CLIP models, build a Trainer.
+    `images`: the run's target images (a session's copies); read from `config.target_images` if None.
 
     Raises ConfigError / PromptError (bad settings), ModelError or zoo errors (models)."""
     from engine import device as devices
-    from engine.clip_loss import validate_prompts
 
     config.validate()
-    validate_prompts(config.source, config.target, config.templates)  # before any download
+    if images is None:
+        images = read_target_images(config)  # checks the prompts too; all before any download
+    else:
+        check_targets(config)
     dev = devices.resolve_device(device)
     g, base = load_base_generator(model_id, progress)
     if start:
         apply_weights(g, start)
     clips = load_clip_models(config, dev, progress)
-    return Trainer(config, g, clips, dev), base
+    return Trainer(config, g, clips, dev, target_images=[t.image for t in images]), base
+
+
+def check_targets(config: TrainConfig) -> None:
+    """The prompts and the image settings (no file is read)."""
+    from engine.clip_loss import validate_prompts
+
+    validate_prompts(config.source, config.target, config.templates, images=bool(config.target_images))
+    target_images.check_image_settings(config)
+
+
+def read_target_images(config: TrainConfig) -> list[TargetImage]:
+    """Check the prompts, then read and check the target images: bad input is refused before anything is
+    written or downloaded (TargetImageError names the file and what to do)."""
+    check_targets(config)
+    return target_images.load_target_images(config.target_images)
 
 
 # ----- a session being trained --------------------------------------------------------------------
@@ -231,8 +251,9 @@ def start_session(
     """Check settings and load models first (nothing is written if that fails), then create the session.
 
     `sweep`: {"name": ..., "values": {setting: value}} when the run is one point of a sweep."""
-    trainer, base = build_trainer(config, model_id, device, progress=progress)
-    writer = sessions.create(trainer.state_dict(), base, name=name, root=root, sweep=sweep)
+    images = read_target_images(config)
+    trainer, base = build_trainer(config, model_id, device, progress=progress, images=images)
+    writer = sessions.create(trainer.state_dict(), base, name=name, root=root, sweep=sweep, target_images=images)
     return Run(writer, trainer, checkpoint_every)
 
 
@@ -260,7 +281,12 @@ def resume_session(
                 f"give more iterations to train further (e.g. --iters {step + config.iterations})."
             )
         trainer, base = build_trainer(
-            config, info.model_id, device, start=sessions.start_weights(info), progress=progress
+            config,
+            info.model_id,
+            device,
+            start=sessions.start_weights(info),
+            progress=progress,
+            images=sessions.target_images(info),  # its own copies: the originals may be gone
         )
         check_base(info, base)
         try:
@@ -294,12 +320,22 @@ def fork_session(
     info = sessions.load(ref, root)
     config = info.config.replace(**dict(changes or {}))
     init = sessions.adapted_weights(info) if from_weights else {}
-    trainer, base = build_trainer(config, info.model_id, device, start=init, progress=progress)
+    if config.target_images == info.config.target_images:
+        images = sessions.target_images(info)  # the parent's copies: the originals may be gone
+    else:
+        images = read_target_images(config)
+    trainer, base = build_trainer(config, info.model_id, device, start=init, progress=progress, images=images)
     check_base(info, base)
     parent = {"id": info.id, "step": info.step, "from_weights": from_weights}
     display = name or f"{info.name} (fork)"
     writer = sessions.create(
-        trainer.state_dict(), base, name=display, root=root, init_weights=init or None, parent=parent
+        trainer.state_dict(),
+        base,
+        name=display,
+        root=root,
+        init_weights=init or None,
+        parent=parent,
+        target_images=images,
     )
     return Run(writer, trainer, checkpoint_every)
 

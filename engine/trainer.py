@@ -11,13 +11,15 @@ import copy
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from engine import device as devices
+from engine import target_images as targets
 from engine.clip_loss import ClipEncoder, ClipLoss, validate_prompts
 from engine.config import ADAM_BETAS, LR_SCALE, SETTINGS, ConfigError, TrainConfig, default_k
 from engine.events import (
@@ -61,8 +63,12 @@ class Trainer:
         generator: Generator,
         clip_models: Mapping[str, ClipEncoder],
         device: str | torch.device | None = None,
+        target_images: Sequence[Image.Image] | None = None,
     ) -> None:
-        validate_prompts(config.source, config.target, config.templates)
+        """`target_images`: the checked copies of `config.target_images` (engine.target_images); read from
+        those paths when not given (a session passes the copies it keeps)."""
+        validate_prompts(config.source, config.target, config.templates, images=bool(config.target_images))
+        targets.check_image_settings(config)
         self.device = devices.resolve_device(device)
         if config.precision == "bf16" and self.device.type != "cuda":
             raise ConfigError(
@@ -76,7 +82,16 @@ class Trainer:
         if missing:
             raise TrainingError(f"CLIP model(s) {', '.join(missing)} are not loaded")
         encoders = [(clip_models[n].to(self.device), w) for n, w in config.clip_models if w > 0]
-        self.loss = ClipLoss(encoders, config.global_weight, config.templates)
+        self.image_weight = targets.resolve_image_weight(config)
+        self.loss = ClipLoss(encoders, config.global_weight, config.templates, self.image_weight)
+        if self.image_weight > 0:  # once, before step 1: the images' direction and target per CLIP model
+            images = target_images
+            if images is None:
+                images = [t.image for t in targets.load_target_images(config.target_images)]
+            samples = targets.frozen_samples(self.frozen, config.target_image_batch, config.seed)
+            found = targets.image_targets([enc for enc, _ in self.loss.models], samples, images)
+            for enc, _ in self.loss.models:
+                self.loss.set_image_target(enc, *found[enc.name])
         # Text directions are computed (and checked) now rather than at the first step.
         for enc, _ in self.loss.models:
             self.loss.direction(enc, config.source, config.target)

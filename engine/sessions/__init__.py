@@ -10,6 +10,7 @@ sessions.create(...)` is the way in. One job a module:
 - `state`: the one codec of saved trainer state (`Trainer.state_dict()` <-> bytes) and of weights files.
 - `writer`: SessionWriter, the writer of a session while it trains.
 - `store`: list, resolve, load, create, open for resuming, rename, delete, leftovers.
+- `targets`: the session's copies of its target images.
 
 Nothing here prints or imports textual.
 """
@@ -34,6 +35,7 @@ from engine.sessions.layout import (
     SCHEMA_VERSION,
     SESSION_FILE,
     STATUSES,
+    TARGETS_DIR,
 )
 from engine.sessions.lock import SessionLock, is_locked, lock_owner
 from engine.sessions.state import (
@@ -56,6 +58,7 @@ from engine.sessions.store import (
     rename,
     resolve,
     start_weights,
+    target_images,
 )
 from engine.sessions.writer import SessionWriter
 
@@ -68,6 +71,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SESSION_FILE",
     "STATUSES",
+    "TARGETS_DIR",
     "AlreadyFinished",
     "AmbiguousSession",
     "DamagedSession",
@@ -104,5 +108,6 @@ __all__ = [
     "session_path",
     "slugify",
     "start_weights",
+    "target_images",
     "weights_sha256",
 ]

@@ -15,6 +15,8 @@ from typing import Any
 from engine.config import TrainConfig
 from engine.sessions import layout
 from engine.sessions.lock import is_locked
+from engine.sessions.targets import missing_targets, target_count
+from engine.target_images import describe
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,16 @@ class SessionInfo:
     def config(self) -> TrainConfig:
         """The run's settings (raises for a damaged session whose config is unreadable)."""
         return TrainConfig.from_dict(self.data["config"])
+
+    @property
+    def target_image_count(self) -> int:
+        """How many target images the run adapts towards (0: the target prompt alone)."""
+        return target_count(self.data)
+
+    @property
+    def target_text(self) -> str:
+        """The target in a few words: the prompt, "3 images", or "a sketch + 3 images"."""
+        return describe(self.target, self.target_image_count)
 
     @property
     def base_model(self) -> dict[str, Any]:
@@ -108,6 +120,8 @@ def _problem(path: Path, data: Mapping[str, Any]) -> str | None:
         return f"the weights file {layout.CHECKPOINT_FILE} is missing"
     if data.get("init") and not (path / layout.INIT_FILE).is_file():
         return f"the starting weights file {layout.INIT_FILE} is missing"
+    if (why := missing_targets(path, data)) is not None:
+        return why
     return None
 
 

@@ -14,6 +14,8 @@ Layout of `<root>/<YYYYmmdd-HHMMSS-slug>/` (root: `engine.paths.sessions_dir()` 
 - `init.safetensors` (forks only): the starting weights, as tensors that differ from the base model.
 - `samples/step_NNNNNN.png`: the preview seeds, frozen row over adapted row (tiles at most 256 px).
 - `grid.png`: the same at full size, written when the run stops or finishes.
+- `targets/NNN.png` (runs with target images only): the images as they trained (RGB, longer side at most
+  512 px, at most 64), listed in session.json's `target_images` with their original paths (`targets.py`).
 - `lock`: `flock`ed by the one process allowed to write the session; holds its pid.
 
 Every file is replaced atomically (`engine.atomic`), so a kill at any moment leaves the last good state.
@@ -29,6 +31,7 @@ INIT_FILE = "init.safetensors"
 LOCK_FILE = "lock"
 SAMPLES_DIR = "samples"
 GRID_FILE = "grid.png"
+TARGETS_DIR = "targets"
 SAMPLE_TILE_MAX = 256
 
 STATUSES = ("running", "paused", "stopped", "finished", "failed")

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,9 @@ from engine.sessions.ids import check_id, clean_name, new_id, now_iso, root_dir,
 from engine.sessions.info import SessionInfo, read_info, read_metrics, samples
 from engine.sessions.lock import SessionLock
 from engine.sessions.state import encode_state, encode_weights, read_state, read_weights_file
+from engine.sessions.targets import read_targets, write_targets
 from engine.sessions.writer import SessionWriter
+from engine.target_images import TargetImage, describe
 
 Root = str | os.PathLike[str] | None
 LEFTOVER_PREFIXES = (".creating-", ".deleting-")
@@ -85,6 +87,11 @@ def adapted_weights(info: SessionInfo) -> dict[str, torch.Tensor]:
     return {**start_weights(info), **checkpoint_weights(info)}
 
 
+def target_images(info: SessionInfo) -> list[TargetImage]:
+    """The session's own copies of its target images ([] for a text-only run); DamagedSession if unusable."""
+    return read_targets(info.path, info.data)
+
+
 # ----- creating and resuming ----------------------------------------------------------------------
 def _sweep_record(sweep: Mapping[str, Any]) -> dict[str, Any]:
     try:
@@ -101,18 +108,21 @@ def create(
     init_weights: Mapping[str, torch.Tensor] | None = None,
     parent: Mapping[str, Any] | None = None,
     sweep: Mapping[str, Any] | None = None,
+    target_images: Sequence[TargetImage] = (),
 ) -> SessionWriter:
     """Make a new session (locked, status "running") from a trainer's initial `state_dict()` and return
     its writer.
 
     `base_model`: {"id", "sha256"?, "weights_sha256", "format"?, ...}. `init_weights`: for forks, the
     tensors (differing from the base model) the run starts from. `parent`: for forks, {"id", "step",
-    "from_weights"}. `sweep`: for runs of a sweep, {"name": ..., "values": {setting: value}}. The
+    "from_weights"}. `sweep`: for runs of a sweep, {"name": ..., "values": {setting: value}}.
+    `target_images`: the checked images the run adapts towards, copied into the session. The
     directory is built under a hidden name and renamed into place, so a kill during creation leaves
     nothing half-made in the list.
     """
     config = dict(state["config"])
-    display = clean_name(name) if name else clean_name(f"{config['source']} -> {config['target']}")
+    target = describe(str(config["target"]), len(target_images))
+    display = clean_name(name) if name else clean_name(f"{config['source']} -> {target}")
     sweep_data = _sweep_record(sweep) if sweep is not None else None
     step = int(state["step"])
     base = root_dir(root)
@@ -127,6 +137,7 @@ def create(
         if init_weights:
             atomic.write_bytes(tmp / layout.INIT_FILE, encode_weights(init_weights))
         atomic.write_bytes(tmp / layout.CHECKPOINT_FILE, encode_state(state))
+        targets = write_targets(tmp, target_images)
         (tmp / layout.METRICS_FILE).touch()
         now = now_iso()
         data: dict[str, Any] = {
@@ -146,6 +157,7 @@ def create(
             "init": {"file": layout.INIT_FILE} if init_weights else None,
             "parent": dict(parent) if parent else None,
             "sweep": sweep_data,
+            "target_images": targets,
             "message": None,
         }
         for attempt in range(1000):

@@ -43,6 +43,10 @@ def add_config_flags(p: argparse.ArgumentParser, prompts: bool = True) -> None:
             g.add_argument(s.flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif s.kind == "clip":
             g.add_argument(s.flag, dest=dest, action="append", type=_clip_flag, metavar=s.metavar, help=s.help)
+        elif s.kind == "paths":  # one or more: --target-images a.png b.png folder/
+            if prompt_group is not None:
+                prompt_group.add_argument(s.flag, dest=dest, nargs="+", default=None, metavar=s.metavar,
+                                          help=help_text)
         else:
             metavar = s.metavar or s.name.split("_")[-1].upper()
             g.add_argument(s.flag, dest=dest, type=_flag_type(s), default=None, metavar=metavar, help=help_text,
@@ -65,6 +69,9 @@ def config_changes(args: argparse.Namespace) -> dict[str, Any]:
     out = {name: getattr(args, f"cfg_{name}", None) for name in SETTINGS}
     if out.get("clip_models") is not None:
         out["clip_models"] = tuple(out["clip_models"])
+    for s in SETTINGS.values():
+        if s.kind == "paths" and out.get(s.name) is not None:
+            out[s.name] = tuple(out[s.name])
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -76,6 +76,7 @@ def _summary(info: Any) -> dict[str, Any]:
         "model": info.model_id,
         "source": info.source,
         "target": info.target,
+        "target_images": info.target_image_count,
         "final_loss": info.final_loss,
         "created": info.created,
         "updated": info.updated,
@@ -134,6 +135,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  path       {info.path}")
     print(f"  model      {info.model_id}")
     print(f"  prompts    {info.source!r} -> {info.target!r}")
+    if info.target_image_count and not info.damaged:
+        from engine.sessions.layout import TARGETS_DIR
+        from engine.target_images import resolve_image_weight
+
+        print(f"  images     {info.target_text} (copies in {TARGETS_DIR}/), image weight "
+              f"{resolve_image_weight(info.config):g}")
     print(f"  step       {info.step}/{info.iterations}   final loss {_loss(info.final_loss)}")
     print(f"  created    {info.created}   updated {info.updated}")
     if info.data.get("parent"):

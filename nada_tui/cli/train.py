@@ -59,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--checkpoint-every must be 0 or more", 2)
     changes = config_changes(args)
     source, target = changes.pop("source", None), changes.pop("target", None)
+    images = bool(changes.get("target_images"))  # images alone need no target prompt (nor a source)
     if demo:
         model_id = DEMO_GENERATOR_ID
         source = DEMO_SOURCE if source is None else source
-        target = DEMO_TARGET if target is None else target
+        target = DEMO_TARGET if target is None and not images else target
         changes.setdefault("clip_models", ((DEMO_CLIP_ID, 1.0),))
     elif args.model:
         model_id = args.model
@@ -86,17 +87,17 @@ def run(args: argparse.Namespace) -> int:
         model_id = str(path.resolve())
     else:
         raise CliError("choose a generator: --model NAME, --checkpoint PATH, or --demo (offline demo models)", 2)
-    if source is None:
+    if source is None and (target is not None or not images):
         raise CliError("--source is required: describe what the generator makes now, e.g. 'a photo of a dog'", 2)
-    if target is None:
-        raise CliError("--target is required: describe what it should make, e.g. 'a sketch of a dog'", 2)
+    if target is None and not images:
+        raise CliError("--target is required: describe what it should make, e.g. 'a sketch of a dog' (or give "
+                       "--target-images)", 2)
 
     printer = ProgressPrinter(quiet=args.quiet)
-    config = setup_or_exit(TrainConfig, source=source, target=target, **changes)
-    # Prompts are checked before any model loads: nobody should wait for a download to hear that.
-    from engine.clip_loss import validate_prompts
-
-    setup_or_exit(validate_prompts, config.source, config.target, config.templates)
+    config = setup_or_exit(TrainConfig, source=source or "", target=target or "", **changes)
+    # Prompts are checked before any model loads: nobody should wait for a download to hear that. The
+    # target images are read before any model loads too (runs.start_session).
+    setup_or_exit(runs.check_targets, config)
     if not args.quiet:
         printer.line(f"loading {model_id} and {', '.join(n for n, _ in config.clip_models)} ...")
     session_run = setup_or_exit(

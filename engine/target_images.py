@@ -1,0 +1,291 @@
+"""Target images (the reference's `--style_img_dir`): finding, checking, reading and embedding them.
+
+A run may adapt towards a handful of pictures instead of, or as well as, a target prompt. Per CLIP model:
+
+    image direction  = normalise(mean_i E_I(target_i) - mean_j E_I(G_frozen(z_j)))
+    image target     = normalise(mean_i E_I(target_i))              (what the global loss aims at)
+    direction        = normalise((1 - a) * text direction + a * image direction)
+    global target    = normalise((1 - a) * E_T(target prompt) + a * image target)
+
+with a = `image_weight` (auto: 1 with images alone, 0.5 with a target prompt too), z_j a fixed-seed batch
+of `target_image_batch` samples. Every image E_I is unit norm, as everywhere in `engine.clip_loss`.
+
+Reading: files or folders (not searched recursively) of png/jpg/jpeg/webp, at most 64 images. Every image
+becomes 8-bit RGB (grayscale, palette, 16-bit and CMYK converted; transparency laid over white; EXIF
+rotation applied) and is downscaled to at most 512 px on its longer side. That copy is what trains and
+what a session keeps, so a fresh run and a resumed one see the same pixels. Anything unusable raises
+`TargetImageError` (a ConfigError naming `target_images`) with what to do, before anything is written.
+
+Importing this module does not import torch; the embedding helpers import it when called.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageOps
+
+from engine.config import ConfigError, TrainConfig
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from engine.clip_loss import ClipEncoder
+    from engine.stylegan2 import Generator
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+MAX_TARGET_IMAGES = 64
+MAX_SIDE = 512  # the longer side of the copy that trains and that a session keeps
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default, for when a program has set the limit to None
+FIELD = "target_images"
+SAMPLE_SEED_OFFSET = 7919  # the frozen samples' seed is the run's seed plus this
+_KINDS = "png, jpg, jpeg or webp"
+
+
+class TargetImageError(ConfigError):
+    """Target images that cannot be used; the message names the path and says what to do."""
+
+    def __init__(self, message: str, field: str = FIELD) -> None:
+        super().__init__(field, message)
+
+
+@dataclass(frozen=True)
+class TargetImage:
+    """One target image: where it came from and its RGB copy (longer side at most MAX_SIDE px)."""
+
+    source: Path
+    image: Image.Image
+
+
+# ----- settings that belong together -----------------------------------------------------------------
+def resolve_image_weight(config: TrainConfig) -> float:
+    """a in the mix: 0 without images; "auto" (None) is 1 with images alone, 0.5 with a target prompt too."""
+    if not config.target_images:
+        return 0.0
+    if config.image_weight is not None:
+        return float(config.image_weight)
+    return 0.5 if config.target.strip() else 1.0
+
+
+def check_image_settings(config: TrainConfig) -> None:
+    """The rules between target prompt, target images and image_weight (no files are read here)."""
+    a = config.image_weight
+    if a is None:
+        return
+    if not config.target_images:
+        raise ConfigError(
+            "image_weight",
+            f"is {a:g} but no target images are given: add target images (--target-images) or leave it at auto",
+        )
+    if a < 1 and not config.target.strip():
+        raise ConfigError(
+            "image_weight",
+            f"is {a:g}, but with target images alone there is no text direction to mix in: give a target "
+            "prompt too, or leave it at auto (1)",
+        )
+
+
+def describe(target: str, count: int) -> str:
+    """A run's target in a few words: "a sketch", "3 images", "a sketch + 3 images"."""
+    if not count:
+        return target
+    images = f"{count} image{'s' if count != 1 else ''}"
+    return f"{target} + {images}" if target.strip() else images
+
+
+# ----- finding the files ------------------------------------------------------------------------------
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name.casefold())
+    except OSError as exc:
+        raise TargetImageError(f"the folder {folder} cannot be read ({exc.strerror or exc})") from None
+    visible = [e for e in entries if not e.name.startswith(".")]
+    found = [Path(e.path) for e in visible if e.is_file() and _is_image_name(Path(e.name))]
+    if found:
+        return found
+    if not visible:
+        raise TargetImageError(f"the folder {folder} is empty: put the target images ({_KINDS}) in it")
+    others = [e.name for e in visible if e.is_file()]
+    if others:
+        raise TargetImageError(
+            f"the folder {folder} holds no {_KINDS} files ({len(others)} other file"
+            f"{'s' if len(others) != 1 else ''}, e.g. {others[0]!r}): add images, or convert them to PNG"
+        )
+    raise TargetImageError(
+        f"the folder {folder} holds only subfolders, no {_KINDS} files (subfolders are not searched): "
+        "give the subfolders themselves"
+    )
+
+
+def find_image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The image files named by `paths` (files, or folders of them), in order, each once. Cheap: lists
+    folders and checks names, reads no image. Raises TargetImageError."""
+    out: dict[Path, None] = {}
+    for given in paths:
+        path = Path(os.fspath(given)).expanduser()
+        if not path.exists():
+            raise TargetImageError(f"{given} does not exist: check the path (files or folders of {_KINDS} images)")
+        if path.is_dir():
+            found = _folder_images(path)
+        elif not _is_image_name(path):
+            raise TargetImageError(f"{given} is not a {_KINDS} file: convert it to PNG, or leave it out")
+        else:
+            found = [path]
+        for f in found:
+            out.setdefault(f.resolve(), None)
+        if len(out) > MAX_TARGET_IMAGES:
+            break
+    if len(out) > MAX_TARGET_IMAGES:
+        raise TargetImageError(
+            f"more than {MAX_TARGET_IMAGES} target images given: pick at most {MAX_TARGET_IMAGES} (the direction "
+            "is their mean embedding, so a few dozen typical ones are plenty)"
+        )
+    return list(out)
+
+
+# ----- reading one image ------------------------------------------------------------------------------
+def _max_pixels() -> int:
+    limit = Image.MAX_IMAGE_PIXELS
+    return int(limit) if limit else DEFAULT_MAX_PIXELS
+
+
+def _bomb(path: Path, size: tuple[int, int] | None, pixels: int | None = None) -> TargetImageError:
+    if size is not None:
+        pixels = size[0] * size[1]
+    shown = f"{size[0]} x {size[1]} px, " if size else ""
+    amount = f"{pixels / 1e6:.0f} megapixels" if pixels else "too large"
+    return TargetImageError(
+        f"{path} is {shown}{amount}, over the {_max_pixels() / 1e6:.0f} megapixel limit for images (a possible "
+        f"decompression bomb): downscale it (it trains at {MAX_SIDE} px anyway), e.g. "
+        f"`magick '{path.name}' -resize {4 * MAX_SIDE}x{4 * MAX_SIDE} smaller.png`"
+    )
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB. 16-bit and float gray are scaled (PIL's convert would clip them to
+    white); transparency is laid over white, as a viewer shows it."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        import numpy as np
+
+        arr = np.asarray(img, dtype=np.float64)
+        top = 1.0 if mode == "F" and arr.size and float(arr.max()) <= 1.0 else 65535.0
+        scaled = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled).convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img if mode == "RGB" else img.convert("RGB")
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """One image, checked and converted: 8-bit RGB, longer side at most MAX_SIDE px. Raises
+    TargetImageError for a missing, corrupt, truncated or oversized file."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # PIL only warns between 1x and 2x its pixel limit; we refuse everything above it below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > _max_pixels():
+                    raise _bomb(path, img.size)
+                img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale, far less memory
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                rgb = _to_rgb(img)
+    except TargetImageError:
+        raise
+    except Image.DecompressionBombError as exc:  # PIL refuses above twice its limit, before we see the size
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _bomb(path, None, int(found.group(1)) if found else None) from None
+    except FileNotFoundError:
+        raise TargetImageError(f"{path} does not exist: check the path") from None
+    except Image.UnidentifiedImageError:
+        raise TargetImageError(
+            f"{path} is not an image PIL can read (corrupt, or not really {path.suffix or 'an image'}): "
+            "re-export it, or leave it out"
+        ) from None
+    except MemoryError:
+        raise TargetImageError(f"{path} does not fit in memory: downscale it first") from None
+    except Exception as exc:  # truncated data, bad chunks: PIL raises OSError, SyntaxError, ValueError, ...
+        raise TargetImageError(
+            f"{path} cannot be read: {exc or type(exc).__name__} (truncated or corrupt?): re-export it, or leave it out"
+        ) from None
+    rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)  # only ever shrinks
+    return rgb
+
+
+def load_target_images(paths: Iterable[str | os.PathLike[str]]) -> list[TargetImage]:
+    """Every image named by `paths`, read and checked (see the module docstring); [] for no paths."""
+    return [TargetImage(f, load_image(f)) for f in find_image_files(paths)]
+
+
+# ----- embeddings (torch from here on) ---------------------------------------------------------------
+def to_tensor(image: Image.Image) -> Tensor:
+    """An RGB PIL image -> [1, 3, H, W] in [-1, 1], the range of generator images."""
+    import numpy as np
+    import torch
+
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1
+
+
+def frozen_samples(generator: Generator, count: int, seed: int, chunk: int = 4) -> Iterator[Tensor]:
+    """`count` fixed-seed samples of the frozen generator (no truncation, its stored noise), `chunk` at a
+    time. The seed is offset from the run's so the samples are not the first training batch again."""
+    import torch
+
+    device = generator.latent_avg.device
+    rng = torch.Generator(device).manual_seed(seed + SAMPLE_SEED_OFFSET)
+    z = torch.randn(count, generator.style_dim, generator=rng, device=device)
+    with torch.no_grad():
+        for i in range(0, count, chunk):
+            yield generator.render(z[i : i + chunk], truncation=1.0, noise="const")
+
+
+def image_targets(
+    encoders: Sequence[ClipEncoder], frozen_batches: Iterable[Tensor], images: Sequence[Image.Image]
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per encoder name: (image direction, image target), as in the module docstring.
+
+    `frozen_batches`: the frozen generator's samples ([n, 3, H, W] in [-1, 1]), in chunks so that a large
+    generator never holds the whole batch at once. Everything runs without gradients."""
+    import torch
+    import torch.nn.functional as F
+
+    if not images:
+        raise TargetImageError("no target images to build a direction from")
+    sums: dict[str, Any] = {}
+    count = 0
+    with torch.no_grad():
+        for batch in frozen_batches:
+            count += batch.shape[0]
+            for enc in encoders:
+                emb = enc.encode_images(batch.to(enc.device)).sum(0)
+                sums[enc.name] = emb if enc.name not in sums else sums[enc.name] + emb
+        if not count:
+            raise ValueError("image_targets needs at least one frozen sample")
+        tensors = [to_tensor(im) for im in images]
+        out: dict[str, tuple[Tensor, Tensor]] = {}
+        for enc in encoders:
+            # One image at a time: the images differ in size, and CLIP's preprocessing resizes each.
+            target = torch.stack([enc.encode_images(t.to(enc.device))[0] for t in tensors]).mean(0)
+            diff = target - sums[enc.name] / count
+            if float(diff.norm()) < 1e-6:
+                raise TargetImageError(
+                    f"CLIP {enc.name} sees the target images as the generator's own samples, so there is no "
+                    "direction to follow: pick images of the style you want"
+                )
+            out[enc.name] = (diff / diff.norm(), F.normalize(target, dim=-1))
+    return out
