@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +121,39 @@ def _problem(path: Path, data: Mapping[str, Any]) -> str | None:
         return f"the weights file {layout.CHECKPOINT_FILE} is missing"
     if data.get("init") and not (path / layout.INIT_FILE).is_file():
         return f"the starting weights file {layout.INIT_FILE} is missing"
+    for name in (layout.CHECKPOINT_FILE, layout.INIT_FILE) if data.get("init") else (layout.CHECKPOINT_FILE,):
+        if (why := safetensors_problem(path / name)) is not None:
+            return why
     if (why := missing_targets(path, data)) is not None:
         return why
+    return None
+
+
+MAX_HEADER = 100 * 1024 * 1024  # what the safetensors library accepts
+
+
+def safetensors_problem(file: Path) -> str | None:
+    """Why a safetensors file is not whole, from its header alone: an 8-byte length, that much JSON, then
+    the bytes the tensors' offsets promise. Cheap enough for every listing (no tensor is read)."""
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{file.name} is truncated ({size} bytes, not even its header)"
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER:
+                return f"{file.name} is not a safetensors file (its header length is {n} bytes)"
+            if 8 + n > size:
+                return f"{file.name} is truncated ({size} bytes; its header alone needs {8 + n}), an interrupted copy?"
+            header = json.loads(f.read(n))
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except OSError as exc:
+        return f"{file.name} cannot be read: {exc.strerror or exc}"
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, IndexError, AttributeError):
+        return f"{file.name} is not a safetensors file (its header is not what safetensors writes)"
+    if 8 + n + end > size:
+        return f"{file.name} is truncated ({size} of the {8 + n + end} bytes its header promises), an interrupted copy?"
     return None
 
 

@@ -202,10 +202,36 @@ def open_writer(ref: str, root: Root = None) -> tuple[SessionWriter, dict[str, A
                 if int(png.stem.split("_")[1]) > step:
                     png.unlink()
         last = {k: v for k, v in kept[-1].get("losses", {}).items() if v is not None} if kept else {}
-        return SessionWriter(path, {**info.data, "step": step}, lock, last_losses=last), state
+        writer = SessionWriter(path, {**info.data, "step": step}, lock, last_losses=last)
+        writer.warnings.extend(_metrics_gaps(kept, step))
+        return writer, state
     except BaseException:
         lock.release()
         raise
+
+
+def _metrics_gaps(kept: list[dict[str, Any]], step: int) -> list[str]:
+    """A warning when metrics.jsonl lacks lines for saved steps (a truncated or damaged file): the loss
+    curve will have a gap there, though the weights continue unharmed."""
+    have = {int(r["step"]) for r in kept}
+    gaps = [s for s in range(1, step + 1) if s not in have]
+    if not gaps:
+        return []
+    spans: list[str] = []
+    start = prev = gaps[0]
+    for s in [*gaps[1:], None]:
+        if s is not None and s == prev + 1:
+            prev = s
+            continue
+        spans.append(str(start) if start == prev else f"{start}-{prev}")
+        if s is not None:
+            start = prev = s
+    where = ", ".join(spans[:5]) + (", ..." if len(spans) > 5 else "")
+    return [
+        f"{layout.METRICS_FILE} has no lines for {len(gaps)} of the {step} saved steps (steps {where}): it was "
+        f"truncated or damaged, so the loss curve has a gap there. The weights are intact and training "
+        f"continues from step {step}."
+    ]
 
 
 # ----- renaming and deleting ----------------------------------------------------------------------
