@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from textual.screen import Screen
 
 from engine.config import TrainConfig
 from engine.events import PreviewReady, TrainingFailed, TrainingFinished
-from nada_tui import config, themes
+from nada_tui import config, graphics, themes
 from nada_tui.commands import SessionsProvider
 from nada_tui.messages import (
     DeleteRequested,
@@ -37,8 +38,8 @@ from nada_tui.messages import (
     LoadProgress,
     OpenRequested,
     PauseToggleRequested,
+    PinsChanged,
     PreviewPixels,
-    PreviewSizeChanged,
     RenameRequested,
     ResumeRequested,
     RetrainRequested,
@@ -50,13 +51,13 @@ from nada_tui.messages import (
     StartRequested,
     StopRequested,
 )
-from nada_tui.process import ThreadPerTaskExecutor, draw_on_the_terminal, exit_soon, guard_timers
+from nada_tui.process import ThreadPerTaskExecutor, draw_on_the_terminal, exit_now, exit_soon, guard_timers
 from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
 from nada_tui.screens.dialogs import ConfirmDialog
 from nada_tui.screens.help import HelpScreen
 from nada_tui.screens.sessions import SessionsScreen, session_grid
 from nada_tui.screens.train import TrainScreen
-from nada_tui.widgets.previews import build_pixels
+from nada_tui.widgets.layer_map import LayerMap
 
 QUIT_JOIN_S = 1.7  # quitting while training: stop, let the worker save, exit within 2 s
 RETRAIN_JOIN_S = 60.0
@@ -77,10 +78,12 @@ class NadaApp(App):
         Binding("q", "quit", "Quit", id="app.quit_q", show=False),
     ]
 
-    def __init__(self, demo: bool = False, device: str = "auto", settings: config.Settings | None = None) -> None:
+    def __init__(self, demo: bool = False, device: str = "auto", settings: config.Settings | None = None,
+                 open_session: str | None = None) -> None:
         guard_timers()
         settings = settings or config.load_settings()
         super().__init__()
+        self._open_session = open_session  # `nada-tui --open ID`: shown read-only once mounted
         self.settings = settings
         self.view = ViewState(demo, settings)
         self.device = settings.device if device == "auto" and settings.device else device
@@ -88,7 +91,6 @@ class NadaApp(App):
         self.worker: Any = None  # its engine.trainer.TrainingWorker
         self._cancelled: set[str] = set()  # tokens whose run was stopped while it loaded
         self._last_weight: float | None = None
-        self.preview_side = 16  # px per preview tile; the train screen reports its panel's size
         self.train_screen = TrainScreen(self.view)
         self.add_mode("train", lambda: self.train_screen)
         self.add_mode("sessions", lambda: SessionsScreen(self.view))
@@ -115,13 +117,16 @@ class NadaApp(App):
         problems = self._theme_failures + self.settings.problems
         if problems:
             self.notify("\n".join(problems), title="Skipped settings", severity="warning", timeout=10)
-        if not self.is_headless and self.console.color_system != "truecolor":
+        if not self.is_headless and self.console.color_system != "truecolor" and \
+                graphics.current().renderer == "halfblocks":  # Sixel and Kitty previews have their own colours
             self.notify(
                 f"This terminal reports {self.console.color_system or 'no'} colours, so previews look posterized. "
                 "Over SSH COLORTERM is not forwarded: run with COLORTERM=truecolor (or "
                 "TEXTUAL_COLOR_SYSTEM=truecolor) if your terminal supports it.",
                 title="Fewer than truecolor colours", severity="warning", timeout=12)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self._open_session:
+            self._open_at_start(self._open_session)
         if not self.is_headless:
             # A dropped SSH connection (SIGHUP) or a kill (SIGTERM) saves the session, then exits.
             loop = asyncio.get_running_loop()
@@ -166,7 +171,7 @@ class NadaApp(App):
     def binding_rows(self) -> list[tuple[str, str, str]]:
         keymap = self.settings.keymap
         rows = []
-        for cls in (NadaApp, TrainScreen, SessionsScreen):
+        for cls in (NadaApp, TrainScreen, LayerMap, SessionsScreen):
             for b in cls.BINDINGS:
                 if not isinstance(b, Binding) or not b.description:
                     continue
@@ -201,9 +206,21 @@ class NadaApp(App):
             worker.stop()
             if await asyncio.to_thread(worker.join, QUIT_JOIN_S):
                 run.close()
+                self.current_run = self.worker = None
         if from_signal:
-            exit_soon()  # the terminal may be gone (SIGHUP): restoring it can block forever
+            # the terminal may be gone (SIGHUP): restoring it can block forever
+            exit_soon(first=self.finish_saving)
         self.exit()
+
+    def finish_saving(self) -> None:
+        """After the app has exited: let a run that is still saving finish, then release its session."""
+        run, worker = self.current_run, self.worker
+        if worker is not None and worker.alive:
+            with contextlib.suppress(OSError, ValueError):
+                print("nada-tui: saving the session before exiting ...", file=sys.stderr, flush=True)
+            worker.join()
+        if run is not None:
+            run.close()
 
     # ----- starting a run ---------------------------------------------------------------------
     def _begin(self, cfg: TrainConfig, model_id: str, what: str, build: Callable[[Callable], Any],
@@ -213,17 +230,23 @@ class NadaApp(App):
         self.current_run = self.worker = None
         self._last_weight = cfg.global_weight
         self.view.buffer = RunBuffer(token, cfg, model_id, session_id)
-        self.view.buffer.add_log("info", f"{what}: {cfg.source!r} -> {cfg.target!r} on {model_id}; loading models")
+        images = " + target images" if cfg.target_images else ""
+        self.view.buffer.add_log("info", f"{what}: {cfg.source!r} -> {cfg.target!r}{images} on {model_id}; "
+                                 "loading models")
         self._load_run(token, build)
 
     @work(thread=True, group="load", exit_on_error=False, description="load models")
     def _load_run(self, token: str, build: Callable[[Callable], Any]) -> None:
         from engine.sessions import SessionError
+        from engine.target_images import TargetImageError
 
         try:
             run = build(lambda p: self.post_message(LoadProgress(token, p)))
         except SessionError as exc:  # locked by another process, damaged, already finished
             self.post_message(RunLoadFailed(token, str(exc), "Cannot use this session"))
+            return
+        except TargetImageError as exc:  # read before any model loads: nothing was written
+            self.post_message(RunLoadFailed(token, str(exc), "Check the target images"))
             return
         except Exception as exc:  # offline, a bad file, a bug: a message, never a dead loader
             self.post_message(RunLoadFailed(token, str(exc) or type(exc).__name__, "Could not load the models"))
@@ -326,14 +349,9 @@ class NadaApp(App):
         self.notify(message.message, title=message.title, severity="error", timeout=12)
 
     def _forward(self, token: str, event: Any) -> None:
-        """Training thread: build preview renderables here (off the UI thread), post everything else."""
+        """Training thread: post, nothing else (the preview widget scales images on its own thread)."""
         if isinstance(event, PreviewReady):
-            side, n = self.preview_side, len(event.seeds)
-            try:
-                frozen, adapted = build_pixels(event.frozen, n, side), build_pixels(event.adapted, n, side)
-            except Exception:  # a preview is not worth stopping training for
-                return
-            self.post_message(PreviewPixels(token, event.step, frozen, adapted, tuple(event.seeds)))
+            self.post_message(PreviewPixels(token, event.step, event.frozen, event.adapted, tuple(event.seeds)))
             return
         self.post_message(RunEvent(token, event))
 
@@ -361,10 +379,6 @@ class NadaApp(App):
         buf = self._current(message.token)
         if buf is not None:
             buf.set_preview(Preview(message.step, message.frozen, message.adapted, message.seeds))
-
-    @on(PreviewSizeChanged)
-    def _preview_size(self, message: PreviewSizeChanged) -> None:
-        self.preview_side = message.side
 
     @on(SessionsChanged)
     def _sessions_changed(self) -> None:
@@ -421,6 +435,25 @@ class NadaApp(App):
         if not message.quiet:
             self.notify(f"Global weight {g:g} from the next step.", timeout=2)
 
+    @on(PinsChanged)
+    def _pins(self, message: PinsChanged) -> None:
+        # The train screen already put the pins in the form: with nothing training, the next Start uses them.
+        if not self.view.training or self.current_run is None:
+            return
+        trainer = self.current_run.trainer
+        try:
+            trainer.update(pin_on=message.pin_on, pin_off=message.pin_off)
+        except ValueError as exc:  # out of range, or nothing left to train: show the pins still in force
+            self.notify(str(exc), title="Pins not changed", severity="error")
+            self.train_screen.show_pins(trainer.next_config.pin_on, trainer.next_config.pin_off)
+            return
+        on = ",".join(str(i) for i in message.pin_on) or "none"
+        off = ",".join(str(i) for i in message.pin_off) or "none"
+        what = f"w{message.index} {message.state}" if message.index is not None else "pins"
+        if self.view.buffer is not None:
+            self.view.buffer.add_log("info", f"{what} -> pinned on {on}, off {off} from the next step")
+        self.notify(f"Pinned on: {on}; off: {off} (from the next step).", timeout=2)
+
     # ----- saved sessions ---------------------------------------------------------------------
     def _refuse_while_training(self, what: str) -> bool:
         if self.view.training:
@@ -449,19 +482,24 @@ class NadaApp(App):
             return
         w, h = grid.size
         frozen, adapted = grid.crop((0, 0, w, h // 2)), grid.crop((0, h // 2, w, h))
-        seeds = info.config.preview_seeds
-        try:
-            pixels = (build_pixels(frozen, len(seeds), self.preview_side),
-                      build_pixels(adapted, len(seeds), self.preview_side))
-        except Exception:
-            return
         step = buf.last.step if buf.last else 0
-        self.post_message(PreviewPixels(buf.token, step, *pixels, seeds))
+        self.post_message(PreviewPixels(buf.token, step, frozen, adapted, info.config.preview_seeds))
 
     def _show_saved(self, info: Any, buf: RunBuffer) -> None:
         self.current_run = self.worker = None
         self.view.buffer = buf
         self._switch_to_train(info.config, info.model_id)
+
+    @work(thread=True, group="open", exit_on_error=False)
+    def _open_at_start(self, ref: str) -> None:
+        from engine import sessions
+
+        try:
+            info = sessions.load(ref)
+        except Exception as exc:  # no such session, damaged, unreadable: said, and the app starts as usual
+            self.post_message(RunLoadFailed("", str(exc), "Cannot open that session"))
+            return
+        self.post_message(OpenRequested(info))
 
     @on(ResumeRequested)
     def _resume(self, message: ResumeRequested) -> None:
@@ -489,7 +527,7 @@ class NadaApp(App):
             return
         try:
             cfg = info.config.replace(source=message.source.strip(), target=message.target.strip())
-            validate_prompts(cfg.source, cfg.target, cfg.templates)
+            validate_prompts(cfg.source, cfg.target, cfg.templates, images=bool(cfg.target_images))
         except (ValueError, PromptError) as exc:
             self.notify(str(exc), title="Cannot fork", severity="error")
             return
@@ -562,10 +600,17 @@ class NadaApp(App):
         self.call_from_thread(self.notify, f"{message.model_id} is ready.")
 
 
-def run_app(demo: bool = False, device: str = "auto") -> int:
+def run_app(demo: bool = False, device: str = "auto", preview_renderer: str | None = None,
+            open_session: str | None = None) -> int:
     os.environ.setdefault("TEXTUAL_ANIMATIONS", "basic")
+    settings = config.load_settings()
+    # Before Textual owns the terminal: the graphics queries read the terminal's answers from stdin.
+    graphics.configure(preview_renderer or settings.preview_renderer)
     draw_on_the_terminal()
-    NadaApp(demo=demo, device=device).run()
+    app = NadaApp(demo=demo, device=device, settings=settings, open_session=open_session)
+    app.run()
+    app.finish_saving()
+    exit_now(app.return_code or 0)  # skips the interpreter's slow teardown: see nada_tui/process.py
     return 0
 
 
