@@ -136,6 +136,12 @@ class Trainer:
         with self._lock:
             self._pending.update(changes)
 
+    @property
+    def next_config(self) -> TrainConfig:
+        """The settings of the next step: `config` with the live changes accepted since the last step."""
+        with self._lock:
+            return self.config.replace(**self._pending) if self._pending else self.config
+
     def _apply_pending(self) -> None:
         with self._lock:
             if not self._pending:
@@ -261,8 +267,7 @@ class Trainer:
             int(i): {k: torch.as_tensor(v).detach().cpu().clone() for k, v in st.items()}
             for i, st in self.optimizer.state_dict()["state"].items()
         }
-        with self._lock:  # a live change not yet applied (pins set, then stop) is saved too
-            config = self.config.replace(**self._pending)
+        config = self.next_config  # a live change not yet applied (pins set, then stop) is saved too
         return {
             "step": self.step_count,
             "config": config.to_dict(),

@@ -101,6 +101,20 @@ class GlobalWeightChanged(Message):
         self.quiet = quiet
 
 
+class PinsChanged(Message):
+    """Layer pins edited (layer map or setup form): W+ indices always trained / never trained. The train
+    screen keeps the form in step (the next start uses them); the app applies them to the run, from its
+    next step. `index` and `state` ("on", "off", "free") name the cell the map changed, if it was one."""
+
+    def __init__(self, pin_on: tuple[int, ...], pin_off: tuple[int, ...], index: int | None = None,
+                 state: str | None = None) -> None:
+        super().__init__()
+        self.pin_on = pin_on
+        self.pin_off = pin_off
+        self.index = index
+        self.state = state
+
+
 class DownloadRequested(Message):
     def __init__(self, model_id: str) -> None:
         super().__init__()

@@ -24,6 +24,7 @@ from nada_tui.formatting import fmt_bytes, fmt_clock
 from nada_tui.messages import (
     DownloadRequested,
     PauseToggleRequested,
+    PinsChanged,
     PreviewSizeChanged,
     RetrainRequested,
     SaveRequested,
@@ -63,6 +64,7 @@ class TrainScreen(Screen):
         Binding("less_than_sign", "weight(-0.05)", "Global weight -", id="train.weight_down", show=False),
         Binding("greater_than_sign", "weight(0.05)", "Global weight +", id="train.weight_up", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
+        Binding("m", "focus_layers", "Layer map: pin layers (arrows, space)", id="train.layers", show=False),
         Binding("ctrl+t", "next_tab", "Next panel", id="tab.next"),
         Binding("alt+1", "tab('setup')", "Setup tab", id="tab.setup", show=False),
         Binding("alt+2", "tab('monitor')", "Monitor tab", id="tab.monitor", show=False),
@@ -177,7 +179,7 @@ class TrainScreen(Screen):
         return True
 
     def action_leave_field(self) -> None:
-        if isinstance(self.focused, Input):
+        if isinstance(self.focused, Input | LayerMap):
             self.set_focus(None)
 
     # ----- requests -------------------------------------------------------------------------
@@ -254,6 +256,22 @@ class TrainScreen(Screen):
         """The app shows a session's settings here (open, resume, fork)."""
         self.form.fill(config, model_id)
 
+    def action_focus_layers(self) -> None:
+        if self.size.width < WIDE and self.tab != "monitor":
+            self.action_tab("monitor")
+        self.query_one(LayerMap).focus()
+
+    @on(PinsChanged)
+    def _pins_changed(self, message: PinsChanged) -> None:
+        # Not stopped: the app applies the pins to the running trainer. Here the form and the map follow,
+        # so the next Start or Retrain trains with the same pins.
+        self.show_pins(message.pin_on, message.pin_off)
+
+    def show_pins(self, pin_on: tuple[int, ...], pin_off: tuple[int, ...]) -> None:
+        """Pins in the setup form and the layer map (the app calls it to undo a refused change)."""
+        self.form.set_pins(pin_on, pin_off)
+        self.query_one(LayerMap).set_pins(pin_on, pin_off)
+
     # ----- drawing from the buffer ----------------------------------------------------------
     def redraw(self, force: bool = False) -> None:
         buf = self.view.buffer
@@ -271,7 +289,8 @@ class TrainScreen(Screen):
         self._feed_chart(buf)
         if buf.last is not None:
             m = buf.last
-            self.query_one(LayerMap).set_data(m.scores, m.trained_indices, m.k, m.next_selection, m.step)
+            self.query_one(LayerMap).set_data(m.scores, m.trained_indices, m.k, m.next_selection, m.step,
+                                              n_latent=m.n_latent, layers=m.layers)
         log = self.query_one(RichLog)
         for t, level, text in buf.log[self._log_fed:]:
             style = {"error": "bold red", "warning": "yellow"}.get(level, "")
@@ -290,6 +309,8 @@ class TrainScreen(Screen):
         self._drawn_version = -1
         self.query_one(LossChart).clear()
         self.query_one(LayerMap).clear()
+        if buf is not None and buf.config is not None:
+            self.query_one(LayerMap).set_pins(buf.config.pin_on, buf.config.pin_off)
         self.query_one(PreviewPanel).show_text("previews appear as training runs")
         self.query_one(RichLog).clear()
 

@@ -1,19 +1,37 @@
-"""The trained-layer map: one cell per W+ index with its last selection score; the indices trained
-in the current step are highlighted; the header says the current k and when selection runs next."""
+"""The trained-layer map: one cell per W+ index with its last selection score; the indices trained in
+the current step are highlighted; the header says the layer set or the current k and when selection runs
+next. It is also where layers are pinned: a cursor moves over the cells (arrow keys, or a click) and
+space cycles the cell free -> pinned on (always trained) -> pinned off (never trained) -> free. Each
+change posts `PinsChanged`; the screen keeps the setup form in step and the app applies it to the run.
+"""
 
 from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding
+from textual.events import Click
 from textual.widget import Widget
 
+from engine.config import format_indices
+from nada_tui.messages import PinsChanged
+
 _SHADES = " ░▒▓█"
+PIN_MARKS = {"on": "+", "off": "×", "free": " "}
+HEADER_LINES = 2  # the k / layer-set line and the pins line
 
 
-class LayerMap(Widget):
+class LayerMap(Widget, can_focus=True):
     DEFAULT_CSS = """
     LayerMap { height: auto; min-height: 3; }
     """
+    BINDINGS = [
+        Binding("left", "move(-1, 0)", "Layer map: cursor left", id="layers.left", show=False),
+        Binding("right", "move(1, 0)", "Layer map: cursor right", id="layers.right", show=False),
+        Binding("up", "move(0, -1)", "Layer map: cursor up", id="layers.up", show=False),
+        Binding("down", "move(0, 1)", "Layer map: cursor down", id="layers.down", show=False),
+        Binding("space,enter", "cycle_pin", "Pin layer: on / off / free", id="layers.pin"),
+    ]
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -23,27 +41,98 @@ class LayerMap(Widget):
         self.next_selection: int | None = None
         self.step = 0
         self.n_latent: int | None = None
+        self.layer_set = "auto"
+        self.pin_on: frozenset[int] = frozenset()
+        self.pin_off: frozenset[int] = frozenset()
+        self.cursor = 0
         self.active_colour = "#ff9e64"
         self.idle_colour = "#565f89"
 
     def set_data(self, scores: tuple[float, ...] | None, trained: tuple[int, ...], k: int | None,
-                 next_selection: int | None, step: int) -> None:
-        relayout = bool(scores) and len(scores) != self.n_latent  # the height only changes with n
+                 next_selection: int | None, step: int, n_latent: int | None = None, layers: str = "auto") -> None:
+        n = len(scores) if scores else n_latent
+        relayout = n is not None and n != self.n_latent  # the height only changes with n
         if scores:
             self.scores = tuple(scores)
-            self.n_latent = len(scores)
+        if n is not None:
+            self.n_latent = n
+            self.cursor = min(self.cursor, n - 1)
         self.trained = frozenset(trained)
-        self.k, self.next_selection, self.step = k, next_selection, step
+        self.k, self.next_selection, self.step, self.layer_set = k, next_selection, step, layers
         self.refresh(layout=relayout)
+
+    def set_pins(self, pin_on: tuple[int, ...], pin_off: tuple[int, ...]) -> None:
+        """Show these pins (a new run's settings, or the run's after a refused change); posts nothing."""
+        self.pin_on, self.pin_off = frozenset(pin_on), frozenset(pin_off)
+        self.refresh()
 
     def clear(self) -> None:
         self.scores, self.trained, self.k, self.next_selection, self.n_latent = (), frozenset(), None, None, None
+        self.layer_set, self.cursor = "auto", 0
         self.refresh(layout=True)
 
+    # ----- pins ---------------------------------------------------------------------------------
+    def pin_state(self, index: int) -> str:
+        return "on" if index in self.pin_on else "off" if index in self.pin_off else "free"
+
+    def _per_row(self) -> int:
+        return max(1, self.size.width // 6)
+
+    def _tall(self) -> bool:
+        return self.has_class("-tall") and self.size.width >= 18
+
+    def action_move(self, dx: int, dy: int) -> None:
+        if not self.n_latent:
+            return
+        target = self.cursor + dx + dy * (1 if self._tall() else self._per_row())
+        if 0 <= target < self.n_latent:  # up/down past the grid's first or last row stays put
+            self.cursor = target
+        elif dx:
+            self.cursor = max(0, min(self.n_latent - 1, target))
+        self.refresh()
+
+    def action_cycle_pin(self) -> None:
+        if not self.n_latent:
+            self.notify("The layer map fills in once a run starts; until then type pins in the setup form.",
+                        timeout=4)
+            return
+        i = self.cursor
+        if i == self.n_latent - 1:
+            self.notify(f"w{i} feeds only the final to_rgb: it never trains, so it cannot be pinned.", timeout=4)
+            return
+        state = {"free": "on", "on": "off", "off": "free"}[self.pin_state(i)]
+        on, off = set(self.pin_on) - {i}, set(self.pin_off) - {i}
+        if state == "on":
+            on.add(i)
+        elif state == "off":
+            off.add(i)
+        self.set_pins(tuple(sorted(on)), tuple(sorted(off)))
+        self.post_message(PinsChanged(tuple(sorted(on)), tuple(sorted(off)), index=i, state=state))
+
+    def on_click(self, event: Click) -> None:
+        """A click on a cell puts the cursor there and cycles its pin."""
+        n = self.n_latent or 0
+        offset = event.get_content_offset(self)
+        if offset is None or n == 0 or offset.y < HEADER_LINES:
+            return
+        row = offset.y - HEADER_LINES
+        if self._tall():
+            i = row
+        else:
+            col = offset.x // 6
+            i = (row // 3) * self._per_row() + col if col < self._per_row() else n
+        if 0 <= i < n:
+            self.cursor = i
+            self.action_cycle_pin()
+
+    # ----- drawing ------------------------------------------------------------------------------
     def _header(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         if self.k is None:
             t.append("k=–", style="dim")
+        elif self.layer_set != "auto":
+            t.append(f"layers {self.layer_set}")
+            t.append(f"  trained {len(self.trained)}", style="dim")
         else:
             t.append(f"k={self.k}" if self.k else "k=all")
             t.append(f"  trained {len(self.trained)}", style="dim")
@@ -51,52 +140,86 @@ class LayerMap(Widget):
                 t.append(f"  next select @{self.next_selection}", style="dim")
         return t
 
-    def _vertical(self) -> bool:
-        n = self.n_latent or 0
-        return n > 0 and self.size.height >= n + 1 and self.size.width >= 18
+    def _pins_line(self) -> Text:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        if self.has_focus:
+            t.append("arrows move · space: on/off/free", style="italic")
+            return t
+        if not self.pin_on and not self.pin_off:
+            t.append("no pins (m, then space, pins)", style="dim")
+            return t
+        if self.pin_on:
+            t.append(f"{PIN_MARKS['on']} on {format_indices(self.pin_on)}")
+        if self.pin_off:
+            t.append("  " if self.pin_on else "")
+            t.append(f"{PIN_MARKS['off']} off {format_indices(self.pin_off)}")
+        return t
 
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
         n = self.n_latent or 0
         if n == 0:
             return 2
         if width >= 18 and self.has_class("-tall"):
-            return n + 1
+            return n + HEADER_LINES
         per_row = max(1, width // 6)
         rows = (n + per_row - 1) // per_row
-        return 1 + 3 * rows
+        return HEADER_LINES + 3 * rows
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def _label(self, i: int) -> tuple[str, Style | str]:
+        """The cell's name with its pin mark; reverse video under the cursor while the map has focus."""
+        label = f"w{i}{PIN_MARKS[self.pin_state(i)]}"
+        on = i in self.trained
+        style: Style | str = "bold" if on else "dim"
+        if self.has_focus and i == self.cursor:
+            style = Style(reverse=True, bold=True)
+        return label, style
 
     def render(self) -> Text:
-        n = len(self.scores)
+        n = self.n_latent or 0
         if n == 0:
-            return Text.assemble(self._header(), "\n", Text("waiting for the first selection…", style="dim"))
-        top = max(self.scores) or 1.0
+            return Text.assemble(self._header(), "\n", Text("waiting for the first step…", style="dim"))
+        scores = self.scores if len(self.scores) == n else None  # a fixed layer set has no selection scores
+        top = (max(scores) if scores else 0.0) or 1.0
         active = Style(color=self.active_colour, bold=True)
         idle = Style(color=self.idle_colour)
-        lines = [self._header()]
-        if self.has_class("-tall") and self.size.width >= 18:
-            for i, s in enumerate(self.scores):
-                shade = _SHADES[min(4, max(1, round(4 * s / top)))] if s > 0 else _SHADES[0]
+        lines = [self._header(), self._pins_line()]
+
+        def shade(i: int, on: bool) -> str:
+            if scores is None:
+                return _SHADES[4] if on else "·"
+            s = scores[i]
+            return _SHADES[min(4, max(1, round(4 * s / top)))] if s > 0 else _SHADES[0] if self._tall() else "·"
+
+        if self._tall():
+            for i in range(n):
                 on = i in self.trained
+                label, label_style = self._label(i)
                 line = Text(no_wrap=True)
-                line.append(f"w{i:<3}", style="bold" if on else "dim")
-                line.append(shade * 3, style=active if on else idle)
-                line.append(f" {_short(s):>6}", style="" if on else "dim")
+                line.append(f"{label:<5}", style=label_style)
+                line.append(shade(i, on) * 3, style=active if on else idle)
+                line.append(f" {_short(scores[i]) if scores else '–':>6}", style="" if on else "dim")
                 if on:
                     line.append(" trained", style=active)
                 elif i == n - 1:
                     line.append(" rgb only", style="dim")
                 lines.append(line)
             return Text("\n").join(lines)
-        per_row = max(1, self.size.width // 6)
+        per_row = self._per_row()
         for start in range(0, n, per_row):
             idx, bar, val = Text(no_wrap=True), Text(no_wrap=True), Text(no_wrap=True)
             for i in range(start, min(n, start + per_row)):
-                s = self.scores[i]
                 on = i in self.trained
-                shade = _SHADES[min(4, max(1, round(4 * s / top)))] if s > 0 else "·"
-                idx.append(f"{'w' + str(i):<6}", style="bold" if on else "dim")
-                bar.append(f"{shade * 5} ", style=active if on else idle)
-                val.append(f"{_short(s):<6}", style="" if on else "dim")
+                label, label_style = self._label(i)
+                idx.append(f"{label:<5}", style=label_style)
+                idx.append(" ")
+                bar.append(f"{shade(i, on) * 5} ", style=active if on else idle)
+                val.append(f"{_short(scores[i]) if scores else '–':<6}", style="" if on else "dim")
             lines += [idx, bar, val]
         return Text("\n").join(lines)
 

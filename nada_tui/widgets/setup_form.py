@@ -25,7 +25,7 @@ from engine.config import (
 from engine.download import DownloadProgress
 from engine.registry import DEMO_CLIP, DEMO_GENERATOR, ModelEntry
 from nada_tui.formatting import fmt_bytes
-from nada_tui.messages import GlobalWeightChanged
+from nada_tui.messages import GlobalWeightChanged, PinsChanged
 
 TEMPLATE_HINT = 'templates fill the prompt into 79 photo templates: best for short class names ("dog")'
 TEMPLATE_EXTRA_TOKENS = 7  # the longest template adds about this many tokens
@@ -273,6 +273,22 @@ class SetupForm(VerticalScroll):
         for widget in self.query(f"#{name}"):
             widget.focus()
             return
+
+    # ----- layer pins (live, like the global weight; the layer map edits them too) -----------------
+    def set_pins(self, pin_on: tuple[int, ...], pin_off: tuple[int, ...]) -> None:
+        for name, pins in (("pin_on", pin_on), ("pin_off", pin_off)):
+            field = self.query_one(f"#{name}", Input)
+            with field.prevent(Input.Changed):
+                field.value = SETTINGS[name].format(pins)
+
+    @on(Input.Submitted, "#pin_on, #pin_off")
+    def _pins_submitted(self) -> None:
+        try:
+            pins = [SETTINGS[name].parse(self._text(name)) for name in ("pin_on", "pin_off")]
+        except ConfigError as exc:
+            self.notify(str(exc), title="Check the pins", severity="error")
+            return
+        self.post_message(PinsChanged(*pins))
 
     # ----- download progress ----------------------------------------------------------------------
     def show_download(self, progress: DownloadProgress | None) -> None:

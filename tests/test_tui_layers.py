@@ -1,0 +1,114 @@
+"""Pinning layers in the app, by keys and by mouse, during a run (the 32 px tiny generator as the demo).
+
+As in test_tui.py the test presses keys and clicks, and reads what a user sees: the layer map's cells,
+the setup form, the log, the toasts and the session on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import pytest
+from textual.widgets import Input, Label
+
+from engine import sessions
+from nada_tui.app import NadaApp
+from nada_tui.widgets.layer_map import LayerMap
+
+pytestmark = pytest.mark.usefixtures("small_demo")
+
+
+class RecordingApp(NadaApp):
+    def __init__(self, **kw) -> None:
+        super().__init__(demo=True, device="cpu", **kw)
+        self.shown: list[tuple[str, str, str]] = []  # (severity, title, message)
+
+    def notify(self, message, *, title="", severity="information", **kw) -> None:  # type: ignore[override]
+        self.shown.append((severity, title, str(message)))
+        super().notify(message, title=title, severity=severity, **kw)
+
+
+def status(app: NadaApp) -> str:
+    return app.train_screen.query_one("#status").text.plain  # type: ignore[attr-defined]
+
+
+def step_shown(app: NadaApp) -> int:
+    found = re.search(r" (\d+)/\d+ \|", status(app))
+    return int(found.group(1)) if found else 0
+
+
+async def wait_for(app: RecordingApp, cond, what: str, timeout: float = 30.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}; status: {status(app)!r}; toasts: {app.shown[-3:]}")
+        await asyncio.sleep(0.05)
+
+
+async def type_into(pilot, selector: str, text: str) -> None:
+    await pilot.click(selector)
+    await pilot.press("end", "ctrl+u", *text)
+
+
+def cell_line(layers: LayerMap, i: int) -> str:
+    """The text of W+ cell `i` in the tall map (header and pins line first)."""
+    return layers.render().plain.splitlines()[2 + i]
+
+
+async def test_pin_layers_by_keys_and_mouse_during_a_run() -> None:
+    app = RecordingApp()
+    async with app.run_test(size=(160, 60)) as pilot:
+        screen = app.train_screen
+        hint = screen.query_one("#clip-hint", Label)
+        await wait_for(app, lambda: "demo-colour-oracle" in str(hint.content), "the model registry")
+        await type_into(pilot, "#iterations", "5000")
+        await type_into(pilot, "#auto_layer_k", "2")
+        await type_into(pilot, "#auto_layer_falloff", "0")
+        await pilot.press("escape", "f5")
+        layers = screen.query_one(LayerMap)
+        await wait_for(app, lambda: "running" in status(app) and layers.n_latent == 8, "training")
+
+        # m focuses the map; the cursor starts on w0: right, right, space pins w2 on
+        await pilot.press("m", "right", "right", "space")
+        assert cell_line(layers, 2).startswith("w2+")
+        await wait_for(app, lambda: any("Pinned on: 2; off: none" in m for _, _, m in app.shown), "the pin toast")
+        pinned_at = step_shown(app)
+        await wait_for(app, lambda: step_shown(app) > pinned_at + 2, "steps with the pin")
+        assert 2 in layers.trained and len(layers.trained) == 2
+        assert screen.query_one("#pin_on", Input).value == "2"  # the form follows, for the next start
+
+        # down to w3, space twice: pinned on, then pinned off
+        await pilot.press("down", "space", "space")
+        assert cell_line(layers, 3).startswith("w3×")
+        await wait_for(app, lambda: screen.query_one("#pin_off", Input).value == "3", "the form's pin off")
+        mark = step_shown(app)
+        await wait_for(app, lambda: step_shown(app) > mark + 2, "steps with w3 pinned off")
+        assert 3 not in layers.trained and 2 in layers.trained
+
+        # a click on w2 (content line 2 + 2) cycles it on -> off
+        top = layers.content_region.y - layers.region.y
+        left = layers.content_region.x - layers.region.x
+        await pilot.click(LayerMap, offset=(left + 1, top + 2 + 2))
+        assert cell_line(layers, 2).startswith("w2×")
+        await wait_for(app, lambda: screen.query_one("#pin_off", Input).value == "2,3", "the clicked pin")
+
+        # the last index feeds only the final to_rgb: it cannot be pinned
+        for _ in range(8):
+            await pilot.press("down")
+        await pilot.press("space")
+        assert any("never trains" in m for _, _, m in app.shown)
+        assert cell_line(layers, 7).startswith("w7 ")
+
+        mark = step_shown(app)
+        await wait_for(app, lambda: step_shown(app) > mark + 2, "steps with w2 and w3 off")
+        await pilot.press("escape", "f8")
+        await wait_for(app, lambda: " stopped " in status(app), "stopped")
+        [info] = sessions.list_sessions()
+        await wait_for(app, lambda: sessions.load(info.id).status == "stopped", "the session saved")
+        saved = sessions.load(info.id)
+        assert (saved.config.pin_on, saved.config.pin_off) == ((), (2, 3))
+        pins = [r["pins"] for r in sessions.read_metrics(saved.path) if "pins" in r]
+        assert pins[0] == {"on": [2], "off": []} and pins[-1] == {"on": [], "off": [2, 3]}
+        assert any("pinned on" in text for _, _, text in app.view.buffer.log)  # type: ignore[union-attr]
