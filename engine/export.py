@@ -1,4 +1,5 @@
-"""Getting things out of a session: N images, a rosinality `.pt`, PNG grids, metrics as CSV.
+"""Getting things out of a session: N images, a rosinality `.pt`, PNG grids, metrics as CSV, and a
+time-lapse of its saved previews (animated WebP or GIF).
 
 `strength` in [0, 1] blends the generator the session started from (0, reproduced exactly) with its
 latest adapted weights (1), tensor by tensor: w = lerp(start, adapted, strength).
@@ -232,3 +233,60 @@ def export_all(
         "grid": _write_grid(info, start, g, out / f"{info.id}-grid.png", None, None),
         "csv": export_metrics(info, out / f"{info.id}-metrics.csv"),
     }
+
+
+# ----- time-lapse ------------------------------------------------------------------------------------
+TIMELAPSE_FRAME_MS = 400
+
+
+def sample_step(path: Path) -> int | None:
+    """The step of a saved preview grid from its name (`samples/step_000150.png` -> 150)."""
+    stem = Path(path).stem
+    return int(stem[5:]) if stem.startswith("step_") and stem[5:].isdigit() else None
+
+
+def label_frame(image: Any, text: str) -> Any:
+    """`image` under a dark band that says `text` (the step), as an RGB PIL image."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    w, h = image.size
+    band = max(12, min(48, w // 16))
+    try:
+        font: Any = ImageFont.load_default(size=int(band * 0.75))
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        font = ImageFont.load_default()
+    out = Image.new("RGB", (w, h + band), (16, 16, 16))
+    out.paste(image.convert("RGB"), (0, band))
+    ImageDraw.Draw(out).text((max(2, band // 4), band // 2), text, fill=(240, 240, 240), font=font, anchor="lm")
+    return out
+
+
+def export_timelapse(
+    ref: str | sessions.SessionInfo,
+    out_path: str | os.PathLike[str],
+    frame_ms: int = TIMELAPSE_FRAME_MS,
+    root: str | os.PathLike[str] | None = None,
+) -> Path:
+    """An animated WebP (or GIF, by the file's suffix) of the session's saved preview grids
+    (`samples/step_*.png`, frozen row over adapted row) in step order, each labelled with its step."""
+    from PIL import Image
+
+    path = ref.path if isinstance(ref, sessions.SessionInfo) else sessions.resolve(ref, root)
+    files = sessions.samples(path)
+    if not files:
+        raise ExportError(f"{path.name} has no saved previews yet (samples/step_*.png): nothing to animate")
+    frames = []
+    for f in files:
+        with Image.open(f) as img:
+            step = sample_step(f)
+            frames.append(label_frame(img, f"step {step}" if step is not None else f.stem))
+    size = frames[-1].size  # a resumed run may have another tile size: one frame size for the file
+    frames = [fr if fr.size == size else fr.resize(size, Image.Resampling.LANCZOS) for fr in frames]
+    fmt = "GIF" if Path(out_path).suffix.lower() == ".gif" else "WEBP"
+    extra: dict[str, Any] = {"lossless": True} if fmt == "WEBP" else {"optimize": False}
+
+    def fill(buf: BinaryIO) -> None:
+        frames[0].save(buf, format=fmt, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0,
+                       **extra)
+
+    return _write_file(out_path, fill)

@@ -4,7 +4,7 @@
     [keymap]            # binding id = "keys" (comma separated), see the help screen (?) for ids
     "train.pause" = "p"
     [preview]
-    size = 32           # cells per preview image side at most
+    renderer = "auto"   # auto (ask the terminal), kitty, sixel or halfblocks
     [chart]
     smoothing = 0.8
     log_scale = false
@@ -28,7 +28,7 @@ DEFAULT_THEME = "nada-dark"
 class Settings:
     theme: str = DEFAULT_THEME
     keymap: dict[str, str] = field(default_factory=dict)
-    preview_size: int = 32
+    preview_renderer: str = "auto"  # nada_tui.graphics.RENDERERS
     smoothing: float = 0.8
     log_scale: bool = False
     device: str | None = None
@@ -51,8 +51,13 @@ def load_settings(path: Path | None = None) -> Settings:
     if isinstance(keymap, dict):
         s.keymap = {str(k): str(v) for k, v in keymap.items() if isinstance(v, str)}
     preview = data.get("preview", {})
-    if isinstance(preview, dict) and isinstance(preview.get("size"), int):
-        s.preview_size = max(8, min(128, preview["size"]))
+    if isinstance(preview, dict) and "renderer" in preview:
+        from nada_tui.graphics import RENDERERS
+
+        if preview["renderer"] in RENDERERS:
+            s.preview_renderer = preview["renderer"]
+        else:
+            s.problems.append(f"{path}: [preview] renderer must be one of {', '.join(RENDERERS)}; using auto")
     chart = data.get("chart", {})
     if isinstance(chart, dict):
         if isinstance(chart.get("smoothing"), int | float):

@@ -29,7 +29,8 @@ class RunEvent(Message):
 
 
 class PreviewPixels(Message):
-    """A preview as terminal renderables, built on the training thread so the UI only places them."""
+    """A preview as PIL images (a row of one tile per seed from each generator); the preview widget
+    scales and encodes them for the terminal on its own thread."""
 
     def __init__(self, token: str, step: int, frozen: Any, adapted: Any, seeds: tuple[int, ...]) -> None:
         super().__init__()
@@ -119,14 +120,6 @@ class DownloadRequested(Message):
     def __init__(self, model_id: str) -> None:
         super().__init__()
         self.model_id = model_id
-
-
-class PreviewSizeChanged(Message):
-    """The preview panel's tile side in pixels, so previews are built at the size they are shown."""
-
-    def __init__(self, side: int) -> None:
-        super().__init__()
-        self.side = side
 
 
 class SessionRequest(Message):

@@ -19,7 +19,6 @@ from engine.sessions import SessionInfo
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import Preview, RunBuffer
 from nada_tui.screens import sessions as sessions_screen
-from nada_tui.widgets.previews import build_pixels
 
 
 def fixed_buffer() -> RunBuffer:
@@ -39,7 +38,7 @@ def fixed_buffer() -> RunBuffer:
     for i in range(4):
         row_f.paste((200, 40 + 30 * i, 40), (16 * i, 0, 16 * i + 16, 16))
         row_a.paste((40, 40 + 30 * i, 200), (16 * i, 0, 16 * i + 16, 16))
-    buf.preview = Preview(100, build_pixels(row_f, 4, 8), build_pixels(row_a, 4, 8), (0, 1, 2, 3))
+    buf.preview = Preview(100, row_f, row_a, (0, 1, 2, 3))
     buf.version = 1
     return buf
 

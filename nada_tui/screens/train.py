@@ -25,7 +25,6 @@ from nada_tui.messages import (
     DownloadRequested,
     PauseToggleRequested,
     PinsChanged,
-    PreviewSizeChanged,
     RetrainRequested,
     SaveRequested,
     StartRequested,
@@ -34,7 +33,7 @@ from nada_tui.messages import (
 from nada_tui.run_buffer import RunBuffer, ViewState
 from nada_tui.widgets.layer_map import LayerMap
 from nada_tui.widgets.loss_chart import LossChart
-from nada_tui.widgets.previews import PreviewPanel, preview_side
+from nada_tui.widgets.previews import PreviewPanel
 from nada_tui.widgets.setup_form import SetupForm
 from nada_tui.widgets.status_bar import StatusBar
 
@@ -70,6 +69,10 @@ class TrainScreen(Screen):
         Binding("alt+2", "tab('monitor')", "Monitor tab", id="tab.monitor", show=False),
         Binding("alt+3", "tab('previews')", "Previews tab", id="tab.previews", show=False),
         Binding("alt+4", "tab('log')", "Log tab", id="tab.log", show=False),
+        # The zoom fills the screen's body with one seed, before | after; Esc or z again leaves it.
+        Binding("z", "zoom", "Zoom preview (one seed)", id="preview.zoom", show=False),
+        Binding("right", "zoom_step(1)", "Zoom: next seed", id="preview.next", show=False, priority=True),
+        Binding("left", "zoom_step(-1)", "Zoom: previous seed", id="preview.previous", show=False, priority=True),
     ]
 
     def __init__(self, view: ViewState) -> None:
@@ -83,7 +86,6 @@ class TrainScreen(Screen):
         self._chart_at = 0.0
         self._log_fed = 0
         self._preview_drawn: Any = None
-        self._preview_side = 0
         self._ui_mark = (time.monotonic(), time.thread_time())
 
     # ----- layout ---------------------------------------------------------------------------
@@ -142,9 +144,11 @@ class TrainScreen(Screen):
 
     def _apply_layout(self) -> None:
         wide = self.size.width >= WIDE
+        zoom = self.query_one(PreviewPanel).zoom is not None
         self.set_class(wide, "-wide")
         self.set_class(not wide, "-narrow")
-        self.query_one("#tabs", Tabs).display = not wide
+        self.set_class(zoom, "-zoom")
+        self.query_one("#tabs", Tabs).display = not wide and not zoom
         show = {
             "setup-panel": wide or self.tab == "setup",
             "centre": wide or self.tab in ("monitor", "previews"),
@@ -154,6 +158,8 @@ class TrainScreen(Screen):
             "layers": wide or self.tab == "monitor",
             "log": wide or self.tab == "log",
         }
+        if zoom:
+            show = {wid: wid in ("centre", "previews") for wid in show}
         for wid, visible in show.items():
             self.query_one(f"#{wid}").display = visible
         self.query_one("#layers", LayerMap).set_class(wide, "-tall")
@@ -176,11 +182,27 @@ class TrainScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_tab":
             return self.size.width < WIDE  # tabs only exist on narrow terminals
+        if action == "zoom_step":  # arrows belong to fields and tabs unless a preview is zoomed
+            return self.query_one(PreviewPanel).zoom is not None
         return True
 
     def action_leave_field(self) -> None:
         if isinstance(self.focused, Input | LayerMap):
             self.set_focus(None)
+        elif self.query_one(PreviewPanel).zoom is not None:
+            self.action_zoom()
+
+    def action_zoom(self) -> None:
+        panel = self.query_one(PreviewPanel)
+        if not panel.seeds:
+            self.notify("No preview yet: previews appear as training runs.", timeout=3)
+            return
+        panel.zoom_to(None if panel.zoom is not None else 0)
+        self._apply_layout()
+        self.refresh_bindings()
+
+    def action_zoom_step(self, delta: int) -> None:
+        self.query_one(PreviewPanel).step_zoom(delta)
 
     # ----- requests -------------------------------------------------------------------------
     @on(Button.Pressed)
@@ -277,7 +299,6 @@ class TrainScreen(Screen):
         buf = self.view.buffer
         if buf is not self._buffer:  # a new run, or a session opened: start the panels over
             self._start_over(buf)
-        self._post_preview_size(buf)
         if buf is None:
             if force or self._drawn_version != -2:
                 self._draw_status(None)
@@ -312,18 +333,8 @@ class TrainScreen(Screen):
         if buf is not None and buf.config is not None:
             self.query_one(LayerMap).set_pins(buf.config.pin_on, buf.config.pin_off)
         self.query_one(PreviewPanel).show_text("previews appear as training runs")
+        self._apply_layout()  # a zoom ends with its preview
         self.query_one(RichLog).clear()
-
-    def _post_preview_size(self, buf: RunBuffer | None) -> None:
-        panel = self.query_one(PreviewPanel)
-        if not panel.display or panel.content_size.width <= 0:
-            return
-        seeds = len(buf.config.preview_seeds) if buf is not None and buf.config else 4
-        side = min(preview_side(panel.content_size.width, panel.content_size.height, seeds),
-                   self.view.settings.preview_size * 2)
-        if side != self._preview_side:
-            self._preview_side = side
-            self.post_message(PreviewSizeChanged(side))
 
     def _feed_chart(self, buf: RunBuffer) -> None:
         chart = self.query_one(LossChart)
