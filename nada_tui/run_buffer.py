@@ -44,7 +44,7 @@ class Notice:
 @dataclass(frozen=True)
 class Preview:
     step: int
-    frozen: Any  # terminal renderables (rich-pixels)
+    frozen: Any  # PIL images: one row of the seeds each, drawn by widgets/previews.py
     adapted: Any
     seeds: tuple[int, ...]
 

@@ -46,11 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("name", nargs="+", help="the new name")
     q.set_defaults(handler=cmd_rename)
 
-    q = ss.add_parser("export", help="write a rosinality .pt, a PNG grid and the metrics as CSV")
+    q = ss.add_parser("export", help="write a rosinality .pt, a PNG grid and the metrics as CSV (or a time-lapse)")
     q.add_argument("session")
     q.add_argument("--out", default=".", metavar="DIR", help="directory for the files (default: here)")
     q.add_argument(
-        "--only", action="append", choices=["pt", "grid", "csv"], help="just this file; repeatable (default: all three)"
+        "--only",
+        action="append",
+        choices=["pt", "grid", "csv", "timelapse"],
+        help="just this file; repeatable (default: pt, grid and csv). timelapse: <id>-timelapse.webp, the saved "
+        "previews in step order, each labelled with its step",
     )
     q.add_argument(
         "--strength",
@@ -202,8 +206,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         "pt": lambda: export.export_rosinality(info, out / f"{info.id}.pt", args.strength),
         "grid": lambda: export.export_grid(info, out / f"{info.id}-grid.png", strength=args.strength),
         "csv": lambda: export.export_metrics(info, out / f"{info.id}-metrics.csv"),
+        "timelapse": lambda: export.export_timelapse(info, out / f"{info.id}-timelapse.webp"),
     }
-    for kind in ("pt", "grid", "csv"):
+    for kind in ("pt", "grid", "csv", "timelapse"):
         if kind in want:
             print(f"wrote {setup_or_exit(jobs[kind])}")
     return 0

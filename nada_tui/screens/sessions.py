@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Footer, Input
 
 from engine import paths
 from nada_tui.formatting import fmt_bytes
@@ -31,6 +31,7 @@ from nada_tui.run_buffer import ViewState
 from nada_tui.screens.dialogs import ConfirmDialog, FormDialog
 from nada_tui.widgets.loss_chart import LossChart
 from nada_tui.widgets.status_bar import StatusBar
+from nada_tui.widgets.timelapse import Timelapse, frames_of
 
 COLUMNS = (("name", "Name"), ("model", "Model"), ("prompts", "Source -> target"), ("steps", "Steps"),
            ("loss", "Final loss"), ("date", "Date"), ("size", "Size"), ("status", "Status"))
@@ -83,6 +84,11 @@ class SessionsScreen(Screen):
         Binding("s", "sort", "Sort", id="sessions.sort"),
         Binding("slash", "filter", "Filter", id="sessions.filter"),
         Binding("escape", "leave_filter", "Leave filter", show=False),
+        # Priority: the table would take the arrows to scroll sideways; they pass on while filtering.
+        Binding("left", "timelapse(-1)", "Time-lapse: earlier preview", id="sessions.earlier", show=False,
+                priority=True),
+        Binding("right", "timelapse(1)", "Time-lapse: later preview", id="sessions.later", show=False,
+                priority=True),
     ]
 
     def __init__(self, view: ViewState) -> None:
@@ -103,7 +109,7 @@ class SessionsScreen(Screen):
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="session-detail"):
             with Vertical(id="session-grid-box", classes="panel"):
-                yield Static(Text("select a session", style="dim"), id="session-grid")
+                yield Timelapse(Text("select a session", style="dim"), id="session-grid")
             yield LossChart(id="session-chart", classes="panel")
         yield Footer()
 
@@ -227,7 +233,7 @@ class SessionsScreen(Screen):
         chart.clear()
         chart.border_title = f"Loss · {r.info.name[:30]}"
         self._live_fed = 0
-        self.query_one("#session-grid", Static).update(Text("loading…", style="dim"))
+        self.query_one("#session-grid", Timelapse).update(Text("loading…", style="dim"))
         self._load_detail(r.info)
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
@@ -235,28 +241,20 @@ class SessionsScreen(Screen):
         from engine import sessions
 
         records = sessions.read_metrics(info.path) if not info.damaged else []
-        grid = session_grid(info)
-        pixels: Any = None
-        if grid is not None:
-            try:
-                from rich_pixels import Pixels
+        frames = frames_of(info) if not info.damaged else []  # the images load in the Timelapse's own thread
+        self.app.call_from_thread(self._show_detail, info, records, frames)
 
-                w, h = grid.size
-                box = self.query_one("#session-grid-box")
-                cols = max(8, box.size.width - 2)
-                rows = max(4, (box.size.height - 2) * 2)
-                scale = min(cols / w, rows / h, 2.0)
-                pixels = Pixels.from_image(grid.resize((max(1, int(w * scale)), max(1, int(h * scale)))))
-            except Exception:
-                pixels = None
-        self.app.call_from_thread(self._show_detail, info, records, pixels)
-
-    def _show_detail(self, info: Any, records: list[dict[str, Any]], pixels: Any) -> None:
+    def _show_detail(self, info: Any, records: list[dict[str, Any]], frames: list[Any]) -> None:
         if info.id != self._detail_id:
             return
         self._feed(self.query_one("#session-chart", LossChart), records)
-        msg = info.damaged or "no preview saved yet"
-        self.query_one("#session-grid", Static).update(pixels if pixels is not None else Text(msg, style="dim"))
+        msg = Text(f"damaged: {info.damaged}", style="red") if info.damaged else Text("no preview saved yet",
+                                                                                         style="dim")
+        grid = self.query_one("#session-grid", Timelapse)
+        if frames:
+            grid.show_frames(frames)
+        else:
+            grid.update(msg)
 
     def _feed(self, chart: LossChart, records: list[dict[str, Any]]) -> None:
         colours = self.app.theme_variables
@@ -307,6 +305,14 @@ class SessionsScreen(Screen):
 
     def action_leave_filter(self) -> None:
         self.query_one(DataTable).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "timelapse":  # the arrows move the cursor in the filter field
+            return not isinstance(self.focused, Input) and len(self.query_one("#session-grid", Timelapse).frames) > 1
+        return True
+
+    def action_timelapse(self, delta: int) -> None:
+        self.query_one("#session-grid", Timelapse).step(delta)
 
     def action_sort(self) -> None:
         self.sort_key = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]

@@ -1,0 +1,215 @@
+"""Previews: choosing the renderer, scaling and encoding, the zoom and the sessions time-lapse by keys,
+and the time-lapse export."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import runs, sessions
+from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, TrainConfig, demo_config
+from nada_tui import config, graphics, sixel
+from nada_tui.__main__ import build_parser, main
+from nada_tui.app import NadaApp
+from nada_tui.run_buffer import Preview, RunBuffer
+from nada_tui.widgets.previews import fit, prepare
+
+# ----- the renderer ---------------------------------------------------------------------------------
+
+
+def detect(choice: str, answered: str = "sixel", tmux: bool = False, tty: bool = True) -> graphics.Graphics:
+    env = {"TMUX": "/tmp/tmux-0/default,1,0"} if tmux else {}
+    return graphics.detect(choice, env, query=lambda: (answered, (9, 18)), is_terminal=lambda: tty)
+
+
+def test_auto_takes_what_the_terminal_reports():
+    assert detect("auto", "sixel").renderer == "sixel"
+    assert detect("auto", "kitty").renderer == "kitty"
+    assert detect("auto", "halfblocks").renderer == "halfblocks"
+    assert detect("auto", "sixel").cell == (9, 18)
+
+
+def test_tmux_passes_sixel_but_not_kitty_graphics():
+    assert detect("auto", "sixel", tmux=True).renderer == "sixel"
+    g = detect("auto", "kitty", tmux=True)
+    assert g.renderer == "halfblocks" and "tmux" in g.reason
+    assert detect("kitty", "kitty", tmux=True).renderer == "halfblocks"
+
+
+def test_forced_choices_and_no_terminal():
+    assert detect("sixel", "halfblocks").renderer == "sixel"  # the user knows their terminal
+    assert detect("halfblocks", "sixel").renderer == "halfblocks"
+    assert detect("auto", "sixel", tty=False).renderer == "halfblocks"
+    with pytest.raises(ValueError, match="kitty"):
+        detect("iterm")
+
+
+def test_config_and_command_line(private_home):
+    path = Path(private_home) / "c.toml"
+    path.write_text('[preview]\nrenderer = "sixel"\n')
+    assert config.load_settings(path).preview_renderer == "sixel"
+    path.write_text('[preview]\nrenderer = "png"\n')
+    s = config.load_settings(path)
+    assert s.preview_renderer == "auto" and any("renderer" in p for p in s.problems)
+    args = build_parser().parse_args(["--preview-renderer", "kitty", "--open", "2026"])
+    assert args.preview_renderer == "kitty" and args.open == "2026"
+
+
+# ----- scaling and encoding -------------------------------------------------------------------------
+
+
+def test_fit_enlarges_by_whole_factors_and_shrinks_to_fit():
+    assert fit((64, 64), (300, 200)) == (192, 192)
+    assert fit((64, 64), (63, 200)) == (63, 63)
+    assert fit((1024, 512), (512, 512)) == (512, 256)
+    assert fit((64, 64), (0, 10)) == (0, 0)
+
+
+def tile() -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
+
+
+def test_prepare_for_each_renderer():
+    half = prepare(tile(), None, 40, 20, graphics.Graphics("halfblocks"))
+    assert half is not None and half.cells == (32, 16) and half.scale == 2  # 32 x 32 px in half blocks
+    six = prepare(tile(), None, 40, 20, graphics.Graphics("sixel", (8, 16)))
+    assert six is not None and six.kind == "sixel" and six.scale == 20  # 320 px across 40 cells of 8
+    assert six.cells == (40, 20) and six.payload.startswith('\x1bP0;1;0q"1;1;320;320')
+    kitty = prepare(tile(), (0, 0, 8, 8), 10, 10, graphics.Graphics("kitty", (10, 20)))
+    assert kitty is not None and kitty.kind == "kitty" and kitty.scale == 12  # 8 px into 100 x 200 px
+
+
+def decode_sixel(data: str) -> np.ndarray:
+    """A small Sixel decoder for the test: the RGB image the terminal would draw."""
+    body = data[data.index("q") + 1: data.rindex("\x1b\\")]
+    w, h = map(int, re.match(r'"1;1;(\d+);(\d+)', body).groups())
+    out = np.zeros((h, w, 3))
+    colours: dict[int, tuple[float, ...]] = {}
+    x, band, colour = 0, 0, 0
+    for m in re.finditer(r'#(\d+)(?:;2;(\d+);(\d+);(\d+))?|!(\d+)(.)|([?-~])|(\$)|(-)|"[\d;]+', body):
+        if m.group(1) is not None:
+            colour = int(m.group(1))
+            if m.group(2) is not None:
+                colours[colour] = tuple(int(m.group(i)) * 255 / 100 for i in (2, 3, 4))
+            continue
+        if m.group(8):
+            x = 0
+            continue
+        if m.group(9):
+            x, band = 0, band + 6
+            continue
+        count, char = (int(m.group(5)), m.group(6)) if m.group(5) else (1, m.group(7))
+        if char is None:
+            continue
+        bits = ord(char) - 63
+        for r in range(6):
+            if bits >> r & 1 and band + r < h:
+                out[band + r, x:x + count] = colours[colour]
+        x += count
+    return out
+
+
+def test_sixel_decodes_to_the_image():
+    image = tile().resize((48, 40), Image.Resampling.NEAREST)
+    drawn = decode_sixel(sixel.encode(image))
+    assert np.abs(drawn - np.asarray(image, dtype=np.float64)).mean() < 3
+
+
+# ----- the zoom, by keys ----------------------------------------------------------------------------
+
+
+def captions(app: NadaApp) -> list[str]:
+    return [str(c.content) for c in app.screen.query(".pair-caption") if c.parent.display]
+
+
+async def wait_until(cond, what: str, timeout: float = 20.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def previewed_buffer() -> RunBuffer:
+    """A run's buffer holding a preview of four seeds (what a training run would have posted)."""
+    buf = RunBuffer("run-zoom", demo_config(), DEMO_GENERATOR_ID, "20260101-120000-zoom", state="running")
+    row_f, row_a = Image.new("RGB", (64, 16)), Image.new("RGB", (64, 16))
+    for i in range(4):
+        row_f.paste((200, 40 + 30 * i, 40), (16 * i, 0, 16 * i + 16, 16))
+        row_a.paste((40, 40 + 30 * i, 200), (16 * i, 0, 16 * i + 16, 16))
+    buf.set_preview(Preview(100, row_f, row_a, (0, 1, 2, 3)))
+    return buf
+
+
+async def test_zoom_steps_through_the_seeds():
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.view.buffer = previewed_buffer()
+        # four seeds, each caption with the scale it is shown at
+        await wait_until(lambda: len(captions(app)) == 4 and all(re.match(r"seed \d  \d+(\.\d+)?x$", c)
+                                                                   for c in captions(app)), "four seeds")
+        await pilot.press("escape", "z")
+        await wait_until(lambda: len(captions(app)) == 1, "the zoom")
+        assert captions(app)[0].startswith("seed 0  (1/4)")
+        await pilot.press("right")
+        await wait_until(lambda: captions(app)[0].startswith("seed 1  (2/4)"), "the next seed")
+        await pilot.press("left", "left")
+        await wait_until(lambda: captions(app)[0].startswith("seed 3  (4/4)"), "the last seed (wrapping)")
+        await pilot.press("escape")
+        await wait_until(lambda: len(captions(app)) == 4, "all seeds again")
+
+
+# ----- the time-lapse -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def session_with_samples(small_demo, one_thread) -> str:
+    cfg = TrainConfig(source="a red image", target="a blue image", clip_models=((DEMO_CLIP_ID, 1.0),), iterations=6,
+                      batch=1, auto_layer_k=0, preview_every=2, preview_seeds=(0, 1), lr=0.05)
+    run = runs.start_session(cfg, DEMO_GENERATOR_ID, device="cpu")
+    with run:
+        runs.train_session(run, handle_signals=False)
+    return run.session_id
+
+
+def test_export_timelapse_labels_each_step(session_with_samples, tmp_path, capsys):
+    sid = session_with_samples
+    samples = sessions.samples(sessions.load(sid).path)
+    assert len(samples) >= 3
+    assert main(["sessions", "export", sid, "--only", "timelapse", "--out", str(tmp_path)]) == 0
+    out = tmp_path / f"{sid}-timelapse.webp"
+    assert f"wrote {out}" in capsys.readouterr().out
+    with Image.open(out) as anim:
+        assert anim.n_frames == len(samples)
+        frames = []
+        for i in range(anim.n_frames):
+            anim.seek(i)
+            frames.append(np.asarray(anim.convert("RGB"), dtype=np.float64))
+    with Image.open(samples[-1]) as last:
+        sample = np.asarray(last.convert("RGB"), dtype=np.float64)
+    band = frames[-1].shape[0] - sample.shape[0]
+    assert band >= 12 and np.abs(frames[-1][band:] - sample).mean() < 1  # lossless, under the label band
+    assert np.abs(frames[0][:band] - frames[-1][:band]).mean() > 0.5  # "step 2" is not "step 6"
+
+
+async def test_sessions_screen_steps_through_saved_previews(session_with_samples):
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("f3")
+
+        def caption() -> str:
+            return str(app.screen.query_one(".timelapse-caption").content)
+
+        await wait_until(lambda: "step 6" in caption(), "the newest preview")
+        n = len(sessions.samples(sessions.load(session_with_samples).path))
+        assert f"{n}/{n}" in caption()
+        await pilot.press("left")
+        await wait_until(lambda: "step 4" in caption() and f"{n - 1}/{n}" in caption(), "an earlier preview")
+        await pilot.press("right", "right")  # stops at the newest
+        await wait_until(lambda: "step 6" in caption(), "the newest again")
