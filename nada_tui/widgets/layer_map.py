@@ -146,7 +146,7 @@ class LayerMap(Widget, can_focus=True):
             t.append("arrows move · space: on/off/free", style="italic")
             return t
         if not self.pin_on and not self.pin_off:
-            t.append("no pins (m, then space, pins)", style="dim")
+            t.append("no pins · m: pin layers", style="dim")
             return t
         if self.pin_on:
             t.append(f"{PIN_MARKS['on']} on {format_indices(self.pin_on)}")
