@@ -60,10 +60,18 @@ def load_settings(path: Path | None = None) -> Settings:
             s.problems.append(f"{path}: [preview] renderer must be one of {', '.join(RENDERERS)}; using auto")
     chart = data.get("chart", {})
     if isinstance(chart, dict):
-        if isinstance(chart.get("smoothing"), int | float):
-            s.smoothing = max(0.0, min(0.99, float(chart["smoothing"])))
+        smoothing = chart.get("smoothing")
+        if isinstance(smoothing, int | float) and not isinstance(smoothing, bool):
+            s.smoothing = max(0.0, min(0.99, float(smoothing)))
+            if s.smoothing != smoothing:  # said once, at start (the app shows `problems`)
+                s.problems.append(f"{path}: [chart] smoothing = {smoothing} is outside 0 to 0.99; "
+                                  f"using {s.smoothing:g}")
+        elif smoothing is not None:
+            s.problems.append(f"{path}: [chart] smoothing must be a number from 0 to 0.99; using {s.smoothing:g}")
         if isinstance(chart.get("log_scale"), bool):
             s.log_scale = chart["log_scale"]
+        elif "log_scale" in chart:
+            s.problems.append(f"{path}: [chart] log_scale must be true or false; using {str(s.log_scale).lower()}")
     if isinstance(data.get("device"), str):
         s.device = data["device"]
     return s

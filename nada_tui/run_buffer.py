@@ -57,7 +57,8 @@ class RunBuffer:
     config: TrainConfig | None
     model_id: str
     session_id: str | None = None
-    state: str = "loading"  # loading, running, paused, stopping, finished, stopped, failed, or a saved status
+    state: str = "loading"  # loading, running, paused, stopping, finished, stopped, failed, "not saved" (the
+    # final save failed), or a saved status
     read_only: bool = False
     version: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)  # {"step": n, "losses": {...}}
@@ -100,6 +101,16 @@ class RunBuffer:
                 self.add_log(level, text)
                 if level == "error":
                     notice = Notice(text, severity="error", timeout=10)
+            case TrainingFinished(step=step, losses=losses) if not event.saved:
+                # The final save failed (a full disk): say what the session really holds.
+                self.state = "not saved"
+                kept = event.saved_step
+                total = losses.get("total")
+                loss = f" (loss {total:.4f})" if total is not None else ""
+                text = (f"Trained to step {step}{loss}, but saving failed: the session holds step {kept}. "
+                        f"Free some disk space, then resume it (r on the sessions screen) from step {kept}.")
+                self.add_log("error", text)
+                notice = Notice(text, "Not saved", "error", 15)
             case TrainingFinished(step=step, losses=losses, stopped=stopped):
                 self.state = "stopped" if stopped else "finished"
                 total = losses.get("total")
