@@ -21,7 +21,10 @@ class AmbiguousSession(SessionError):
 class SessionLocked(SessionError):
     def __init__(self, session_id: str, pid: int | None) -> None:
         who = f"process {pid}" if pid else "another process"
-        super().__init__(f"Session {session_id} is being written by {who}. Stop that run first (or fork the session).")
+        super().__init__(
+            f"Session {session_id} is being written by {who}. Stop that run first, or train a copy of it as a "
+            f"new session: nada-tui sessions fork {session_id} --target TEXT (f on the app's sessions screen)."
+        )
         self.pid = pid
 
 

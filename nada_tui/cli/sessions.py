@@ -1,4 +1,4 @@
-"""`nada-tui sessions list|show|delete|rename|export`: the saved training runs."""
+"""`nada-tui sessions list|show|delete|rename|export|fork`: the saved training runs."""
 
 from __future__ import annotations
 
@@ -8,14 +8,21 @@ import sys
 from typing import Any
 
 from nada_tui.cli import CliError
-from nada_tui.cli._common import setup_or_exit
+from nada_tui.cli._common import (
+    ProgressPrinter,
+    add_config_flags,
+    config_changes,
+    device_of,
+    run_and_report,
+    setup_or_exit,
+)
 from nada_tui.formatting import fmt_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sessions",
-        help="list, show, delete, rename or export saved sessions",
+        help="list, show, delete, rename, export or fork saved sessions",
         description="Sessions live in the directory `nada-tui locate sessions` prints; "
         "name one by its id or a unique prefix of it.",
     )
@@ -64,6 +71,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="blend of the starting (0) and adapted (1) weights (default 1)",
     )
     q.set_defaults(handler=cmd_export)
+
+    q = ss.add_parser(
+        "fork",
+        help="train a new session from a session's weights or its base model, with new prompts or settings",
+        description="Train a new session headless (like `train`: a progress bar; Ctrl-C, SIGTERM or SIGHUP save "
+        "and stop it) with changed prompts or settings. --from base (the default) starts from the model the "
+        "session started from; --from adapted starts from the session's latest weights, which also become the "
+        "fork's frozen reference (chaining domains), so --source should then describe the adapted domain. "
+        "The session is only read: it may still be training.",
+    )
+    q.add_argument("session", help="session id or a unique prefix of it")
+    q.add_argument(
+        "--from",
+        dest="fork_from",
+        choices=["base", "adapted"],
+        default="base",
+        help="base: the model the session started from (default); adapted: the session's latest weights",
+    )
+    add_config_flags(q)
+    r = q.add_argument_group("run")
+    r.add_argument(
+        "--checkpoint-every", type=int, default=50, metavar="N", help="save a checkpoint every N steps (default 50)"
+    )
+    r.add_argument(
+        "--device", dest="run_device", default=None, metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N"
+    )
+    r.add_argument("--name", help="a display name for the new session")
+    r.add_argument("--quiet", action="store_true", help="no progress; print only the new session's id")
+    q.set_defaults(handler=cmd_fork)
 
 
 def _loss(v: float | None) -> str:
@@ -212,3 +248,39 @@ def cmd_export(args: argparse.Namespace) -> int:
         if kind in want:
             print(f"wrote {setup_or_exit(jobs[kind])}")
     return 0
+
+
+def cmd_fork(args: argparse.Namespace) -> int:
+    from engine import runs, sessions
+    from engine.clip_loss import validate_prompts
+
+    if args.checkpoint_every < 0:
+        raise CliError("--checkpoint-every must be 0 or more", 2)
+    changes = config_changes(args)
+    if "target" not in changes:
+        raise CliError("--target is required: describe what the fork should make, e.g. --target 'a sketch of a dog'", 2)
+    info = setup_or_exit(sessions.load, args.session)
+    config = setup_or_exit(info.config.replace, **changes)  # checks the settings before any model loads
+    setup_or_exit(validate_prompts, config.source, config.target, config.templates)
+    adapted = args.fork_from == "adapted"
+    printer = ProgressPrinter(quiet=args.quiet)
+    if not args.quiet:
+        start = f"its adapted weights (step {info.step})" if adapted else f"its base model {info.model_id}"
+        printer.line(f"forking {info.id} '{info.name}' from {start}: {config.source!r} -> {config.target!r}")
+        if adapted and "source" not in changes:
+            printer.line(
+                f"note: the fork starts from the adapted weights, but its source prompt is still {config.source!r}; "
+                "give --source to describe what those weights make now"
+            )
+    run = setup_or_exit(
+        runs.fork_session,
+        info.id,
+        changes,
+        from_weights=adapted,
+        name=args.name,
+        device=device_of(args),
+        checkpoint_every=args.checkpoint_every,
+        progress=printer.download,
+    )
+    printer.close()
+    return run_and_report(run, printer, args.quiet)
