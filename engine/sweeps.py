@@ -41,6 +41,7 @@ from typing import Any
 from engine import atomic, paths
 from engine.config import (
     DEMO_CLIP_ID,
+    DEMO_DEFAULTS,
     DEMO_GENERATOR_ID,
     DEMO_SOURCE,
     DEMO_TARGET,
@@ -481,6 +482,7 @@ class _Parser:
             typed.setdefault("source", DEMO_SOURCE)
             typed.setdefault("target", DEMO_TARGET)
             typed.setdefault("clip_models", ((DEMO_CLIP_ID, 1.0),))
+            typed = {**DEMO_DEFAULTS, **typed}
         try:
             config = TrainConfig(**typed)
         except ConfigError as exc:

@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine import runs
-    from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE, DEMO_TARGET, TrainConfig
+    from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE, DEMO_TARGET, TrainConfig, demo_config
 
     demo = args.train_demo or getattr(args, "demo", False)
     if args.checkpoint_every < 0:
@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
                        "--target-images)", 2)
 
     printer = ProgressPrinter(quiet=args.quiet)
-    config = setup_or_exit(TrainConfig, source=source or "", target=target or "", **changes)
+    make = demo_config if demo else TrainConfig  # the demo has its own recipe (engine.config.DEMO_DEFAULTS)
+    config = setup_or_exit(make, source=source or "", target=target or "", **changes)
     # Prompts are checked before any model loads: nobody should wait for a download to hear that. The
     # target images are read before any model loads too (runs.start_session).
     setup_or_exit(runs.check_targets, config)
