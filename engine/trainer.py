@@ -178,14 +178,21 @@ class Trainer:
         noise = self.frozen.make_noise(cfg.auto_layer_batch, self.rng)
         with torch.no_grad():
             w = self.frozen.mapping(z)
-        scores = score_layers(
-            self.generator,
-            w,
-            lambda img: self.loss.global_loss(img, cfg.target),
-            cfg.auto_layer_iters,
-            noise=noise,
-        )
+        with self.autocast():
+            scores = score_layers(
+                self.generator,
+                w,
+                lambda img: self.loss.global_loss(img, cfg.target),
+                cfg.auto_layer_iters,
+                noise=noise,
+            )
         return scores.float().cpu()
+
+    def autocast(self) -> torch.autocast:
+        """bf16: generator and CLIP forward (and so their backward) in bfloat16 on CUDA; losses, Adam and
+        the stored weights stay fp32. A no-op for the other precisions."""
+        bf16 = self.config.precision == "bf16" and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def trained_indices(self, step: int) -> tuple[int, ...]:
         """The layer set, pins and (adaptive) the schedule's k with the last scores: see engine.freezing."""
@@ -206,10 +213,12 @@ class Trainer:
 
         w_plus = self._latents(cfg.batch)
         noise = self.frozen.make_noise(cfg.batch, self.rng)
-        with torch.no_grad():
-            frozen_img = self.frozen.synthesis(w_plus, noise)
-        trained_img = self.generator.synthesis(w_plus, noise)
-        terms = self.loss(frozen_img, trained_img, cfg.source, cfg.target)
+        with self.autocast():
+            with torch.no_grad():
+                frozen_img = self.frozen.synthesis(w_plus, noise)
+            trained_img = self.generator.synthesis(w_plus, noise)
+            terms = self.loss(frozen_img, trained_img, cfg.source, cfg.target)
+        terms = {k: v.float() for k, v in terms.items()}
         values = dict(zip(terms, torch.stack(list(terms.values())).tolist(), strict=True))  # one sync
         if not all(math.isfinite(v) for v in values.values()):
             raise NonFiniteLoss(
