@@ -106,6 +106,14 @@ class Trainer:
             config.auto_layer_falloff,
             config.auto_layer_min_k,
         )
+        # Things to say once when the run starts (TrainingWorker sends them as LogMessage warnings).
+        self.warnings: list[str] = []
+        k = config.auto_layer_k
+        if k is not None and k > n - 1 and self.schedule.k0 > 0:
+            self.warnings.append(
+                f"k={k} is more than this generator has: {n - 1} of its {n} W+ layers feed a StyledConv, so "
+                f"k={n - 1} is used (k=0 also trains them all)."
+            )
         self.convs = self.generator.styled_convs()
         self.optimizer = torch.optim.Adam(
             [p for c in self.convs for p in c.parameters()], lr=config.lr * LR_SCALE, betas=ADAM_BETAS
@@ -317,6 +325,8 @@ OOM_ADVICE = (
     "(now {auto_batch}), use fewer CLIP models, or pick a smaller generator; then retrain."
 )
 
+# Raises OSError when saving fails (a full disk); the exception may carry `saved_step`, the step the
+# session's checkpoint holds after the failure (else the last successful save's step is assumed).
 CheckpointFn = Callable[[Trainer, str], Path | None]
 
 
@@ -334,17 +344,22 @@ class TrainingWorker:
         on_event: Callable[[Event], None],
         checkpoint: CheckpointFn | None = None,
         checkpoint_every: int = 0,
+        warnings: Sequence[str] = (),
     ) -> None:
         self.trainer = trainer
         self.on_event = on_event
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.warnings = (*trainer.warnings, *warnings)  # sent once as LogMessage warnings when the run starts
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
         self._save_now = threading.Event()
         self._thread: threading.Thread | None = None
         self.state = "idle"
+        # The step the session's checkpoint holds: the trainer starts from a saved state (a new session
+        # is created with step 0, a resume loads its checkpoint). None when nothing is saved.
+        self.saved_step: int | None = trainer.step_count if checkpoint is not None else None
 
     # ----- control (any thread) ---------------------------------------------------------------
     def start(self) -> None:
@@ -384,23 +399,31 @@ class TrainingWorker:
     def _save(self, reason: str) -> None:
         if self.checkpoint is None:
             return
+        step = self.trainer.step_count
         try:
             path = self.checkpoint(self.trainer, reason)
         except OSError as exc:  # full disk, permissions: keep training, say so
-            self.on_event(
-                LogMessage(
-                    "error",
-                    f"Checkpoint at step {self.trainer.step_count} failed: {exc}. The previous checkpoint is intact.",
-                )
-            )
+            self.saved_step = getattr(exc, "saved_step", self.saved_step)
+            why = (exc.strerror or str(exc)).rstrip(".")
+            if self.saved_step == step:
+                held = f"The checkpoint of step {step} was written (resume continues from it); the list may lag."
+            else:
+                held = f"The previous checkpoint is intact (step {self.saved_step})."
+            final = reason in ("stop", "finish")
+            then = (" Free some disk space, then resume the session to continue from there." if final
+                    else " Training goes on; the next checkpoint tries again.")
+            self.on_event(LogMessage("error", f"Checkpoint at step {step} failed: {why}. {held}{then}"))
             return
         if path is not None:
-            self.on_event(CheckpointSaved(self.trainer.step_count, path, reason))
+            self.saved_step = step
+            self.on_event(CheckpointSaved(step, path, reason))
 
     def run(self) -> None:
         tr = self.trainer
         last: dict[str, float] = {}
         self._set_state("running")
+        for text in self.warnings:
+            self.on_event(LogMessage("warning", text))
         try:
             while not tr.done and not self._stop.is_set():
                 if not self._running.is_set():
@@ -441,7 +464,7 @@ class TrainingWorker:
         self._set_state("stopping")
         self.on_event(tr.preview())
         self._save("stop" if stopped else "finish")
-        self.on_event(TrainingFinished(tr.step_count, last, stopped=stopped))
+        self.on_event(TrainingFinished(tr.step_count, last, stopped=stopped, saved_step=self.saved_step))
         self.state = "finished"
 
     def _fail(self, error: TrainingError) -> None:
