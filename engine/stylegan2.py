@@ -179,7 +179,7 @@ def blur_depthwise(x: Tensor, kernel: Tensor, pad: tuple[int, int]) -> Tensor:
     """
     c = x.shape[1]
     p0, p1 = pad
-    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
+    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
     return F.conv2d(F.pad(x, (p0, p1, p0, p1)), weight, groups=c)
 
 
@@ -198,7 +198,7 @@ def upsample_transposed(x: Tensor, kernel: Tensor, factor: int, pad: tuple[int, 
     lo, hi = kh - 1 - p0, kh - factor - p1
     if lo < 0 or hi < 0:
         raise ValueError("upsample_transposed needs pad[0] <= kernel size - 1 and pad[1] <= kernel size - factor")
-    weight = kernel.to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
+    weight = kernel.to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
     if lo == hi:
         return F.conv_transpose2d(x, weight, stride=factor, padding=lo, groups=c)
     out = F.conv_transpose2d(x, weight, stride=factor, groups=c)
@@ -403,7 +403,11 @@ class ToRGB(nn.Module):
             out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:
             fast = _choose_path(self, skip) == "split"
-            out = out + self.upsample(skip, fast=fast)
+            # The image being built stays fp32 under autocast, as NVIDIA's networks keep it: 3 channels,
+            # so it costs nothing, and bf16 rounding would otherwise accumulate over the resolutions.
+            with torch.autocast(skip.device.type, enabled=False):
+                up = self.upsample(skip.float(), fast=fast)
+            out = out + up
         return out
 
 
