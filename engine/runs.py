@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -301,6 +302,17 @@ def resume_session(
         raise
 
 
+FORK_SUFFIX = re.compile(r"(\s*\((fork|fork of .*)\))+$")
+
+
+def fork_name(source: str, target: str, parent_name: str) -> str:
+    """A fork's display name: its own prompts and the parent it came from, e.g. "a green image -> a blue
+    image (fork of a red image -> a blue image)". A parent that is a fork itself is named without its
+    own "(fork of ...)", so names never stack."""
+    parent = FORK_SUFFIX.sub("", parent_name).strip() or parent_name
+    return f"{source} -> {target} (fork of {parent})"
+
+
 def fork_session(
     ref: str,
     changes: Mapping[str, Any] | None = None,
@@ -327,7 +339,7 @@ def fork_session(
     trainer, base = build_trainer(config, info.model_id, device, start=init, progress=progress, images=images)
     check_base(info, base)
     parent = {"id": info.id, "step": info.step, "from_weights": from_weights}
-    display = name or f"{info.name} (fork)"
+    display = name or fork_name(config.source, config.target, info.name)
     writer = sessions.create(
         trainer.state_dict(),
         base,

@@ -83,7 +83,7 @@ def fixed_sessions(monkeypatch):
 
     records = [{"step": s, "losses": {"total": 1 / (1 + s / 30), "directional": 1 / (1 + s / 30),
                                       "global": 0.5 / (1 + s / 60)}} for s in range(1, 301)]
-    monkeypatch.setattr(sessions_screen, "read_rows", infos)
+    monkeypatch.setattr(sessions_screen, "read_rows", lambda watcher=None: infos())
     monkeypatch.setattr(sessions, "read_metrics", lambda path, max_step=None: records)
     monkeypatch.setattr(sessions_screen, "session_grid", lambda info: None)
 
@@ -109,3 +109,72 @@ def test_train_monitor_tab_80x24(snap_compare) -> None:
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 def test_sessions_screen(snap_compare, fixed_sessions, size) -> None:
     assert snap_compare(NadaApp(demo=True, device="cpu"), terminal_size=size, run_before=to_sessions)
+
+
+# ----- the compare view (issue 12) ----------------------------------------------------------------
+SWEEP_TARGETS = (("a blue image", (40, 60, 210)), ("a green image", (40, 190, 70)), ("a yellow image", (230, 210, 40)))
+
+
+def fixed_grid(tint: tuple[int, int, int], side: int = 64) -> Image.Image:
+    """A preview grid of 4 seeds: frozen row (warm shapes) over adapted row (the same shapes in `tint`)."""
+    from PIL import ImageDraw
+
+    grid = Image.new("RGB", (4 * side, 2 * side))
+    draw = ImageDraw.Draw(grid)
+    for seed in range(4):
+        x = seed * side
+        for row, colour in ((0, (200, 70 + 30 * seed, 50)), (1, tint)):
+            y = row * side
+            draw.rectangle((x, y, x + side - 1, y + side - 1), fill=(30 + 20 * seed, 30, 40))
+            draw.ellipse((x + 8 + 4 * seed, y + 8, x + side - 8, y + side - 8 - 4 * seed), fill=colour)
+            draw.rectangle((x + 20, y + 24, x + 28 + 6 * seed, y + 32), fill=(240, 240, 240))
+    return grid
+
+
+@pytest.fixture
+def fixed_sweep(small_demo):
+    """Three finished runs of the sweep "colours" with fixed preview grids, as copies of one session
+    the engine makes (so session.json is what the store writes)."""
+    import json
+    import shutil
+
+    from engine import runs, sessions
+
+    run = runs.start_session(demo_config(iterations=300), DEMO_GENERATOR_ID, device="cpu")
+    run.close()
+    for i, (target, tint) in enumerate(SWEEP_TARGETS):
+        sid = f"20260101-12000{i}-colours-{i + 1}"
+        dst = run.path.with_name(sid)
+        shutil.copytree(run.path, dst, ignore=shutil.ignore_patterns("lock", "*.png"))
+        data = json.loads((dst / sessions.SESSION_FILE).read_text())
+        data.update(id=sid, name=f"colours #{i + 1}: target={target}", status="finished", step=300,
+                    final_loss=0.1 + i / 10, created=f"2026-01-01T12:00:0{i}+00:00",
+                    sweep={"name": "colours", "values": {"target": target}})
+        data["config"]["target"] = target
+        (dst / sessions.SESSION_FILE).write_text(json.dumps(data))
+        fixed_grid(tint).save(dst / sessions.GRID_FILE)
+    shutil.rmtree(run.path)
+
+
+async def to_compare(pilot) -> None:
+    """The sessions screen (its first row: the sweep's header), then c; wait for the tiles."""
+    from textual.widgets import DataTable
+
+    app: NadaApp = pilot.app
+    await pilot.press("f3")
+    for _ in range(200):
+        if app.screen.query(DataTable) and app.screen.query_one(DataTable).row_count >= 4:
+            break
+        await asyncio.sleep(0.05)
+    await pilot.press("c")
+    for _ in range(200):
+        if app.screen.query(".compare-tile"):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+def test_compare_view(snap_compare, fixed_sweep, size) -> None:
+    assert snap_compare(NadaApp(demo=True, device="cpu"), terminal_size=size, run_before=to_compare)
