@@ -793,26 +793,6 @@ class RunStatus:
     message: str | None = None  # why a run failed or never started, when known
 
 
-def _last_metrics(path: Path) -> dict[str, Any] | None:
-    """The last complete line of a session's metrics.jsonl (read from the end: runs can be long)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 8192))
-            tail = f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    for raw in reversed(tail.splitlines()):
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and "step" in rec:
-            return rec
-    return None
-
-
 def slurm_states(job_ids: Iterable[str]) -> dict[str, str] | None:
     """Slurm job id ("123" or "123_4") -> state (PENDING, RUNNING, ...) for jobs squeue still knows;
     None when squeue cannot be asked."""
@@ -856,6 +836,7 @@ def _local_alive(sub: Mapping[str, Any]) -> bool:
 def run_statuses(record: SweepRecord) -> list[RunStatus]:
     """One row per run: its session's status, step and loss (live from metrics.jsonl), or where its job is."""
     from engine.sessions.info import read_info
+    from engine.sessions.watch import last_metrics
 
     jobs = {r.index: record.latest_job(r.index) for r in record.runs}
     slurm_ids = [j for e_j in jobs.values() if e_j and e_j[0] == "slurm" for j in [e_j[1]]]
@@ -887,7 +868,7 @@ def run_statuses(record: SweepRecord) -> list[RunStatus]:
             row.status = info.status
             row.message = info.damaged or info.data.get("message") or None
             row.step, row.iterations, row.loss = info.step, info.iterations or row.iterations, info.final_loss
-            last = _last_metrics(info.path / "metrics.jsonl")
+            last = last_metrics(info.path / "metrics.jsonl")
             if last is not None and int(last["step"]) >= row.step:
                 row.step = int(last["step"])
                 total = (last.get("losses") or {}).get("total")
