@@ -53,6 +53,7 @@ from nada_tui.messages import (
 )
 from nada_tui.process import ThreadPerTaskExecutor, draw_on_the_terminal, exit_now, exit_soon, guard_timers
 from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
+from nada_tui.screens.compare import CompareScreen
 from nada_tui.screens.dialogs import ConfirmDialog
 from nada_tui.screens.help import HelpScreen
 from nada_tui.screens.sessions import SessionsScreen, session_grid
@@ -171,7 +172,7 @@ class NadaApp(App):
     def binding_rows(self) -> list[tuple[str, str, str]]:
         keymap = self.settings.keymap
         rows = []
-        for cls in (NadaApp, TrainScreen, LayerMap, SessionsScreen):
+        for cls in (NadaApp, TrainScreen, LayerMap, SessionsScreen, CompareScreen):
             for b in cls.BINDINGS:
                 if not isinstance(b, Binding) or not b.description:
                     continue
