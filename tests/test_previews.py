@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import runs, sessions
+from engine import export, runs, sessions
 from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, TrainConfig, demo_config
 from nada_tui import config, graphics, sixel
 from nada_tui.__main__ import build_parser, main
@@ -196,6 +196,9 @@ def test_export_timelapse_labels_each_step(session_with_samples, tmp_path, capsy
     band = frames[-1].shape[0] - sample.shape[0]
     assert band >= 12 and np.abs(frames[-1][band:] - sample).mean() < 1  # lossless, under the label band
     assert np.abs(frames[0][:band] - frames[-1][:band]).mean() > 0.5  # "step 2" is not "step 6"
+    gif = export.export_timelapse(sid, tmp_path / "t.gif")  # a GIF when the name says so
+    with Image.open(gif) as anim:
+        assert anim.format == "GIF" and anim.n_frames == len(samples)
 
 
 async def test_sessions_screen_steps_through_saved_previews(session_with_samples):
