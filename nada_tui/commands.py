@@ -26,7 +26,7 @@ class SessionsProvider(Provider):
         screen.select_session(session_id)
 
     def _text(self, info: Any) -> str:
-        return f"Session: {info.name} ({info.model_id}, {info.source} -> {info.target})"
+        return f"Session: {info.name} ({info.model_id}, {info.source} -> {info.target_text})"
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)

@@ -24,12 +24,14 @@ from engine.config import (
 )
 from engine.download import DownloadProgress
 from engine.registry import DEMO_CLIP, DEMO_GENERATOR, ModelEntry
+from engine.target_images import check_image_settings, find_image_files
 from nada_tui.formatting import fmt_bytes
 from nada_tui.messages import GlobalWeightChanged, PinsChanged
+from nada_tui.widgets.target_images import TargetImagesField
 
 TEMPLATE_HINT = 'templates fill the prompt into 79 photo templates: best for short class names ("dog")'
 TEMPLATE_EXTRA_TOKENS = 7  # the longest template adds about this many tokens
-FULL_WIDTH = ("text", "clip", "bool", "choice")  # kinds with a row of their own; numbers go two a row
+FULL_WIDTH = ("text", "clip", "bool", "choice", "paths")  # kinds with a row of their own; numbers go two a row
 OWN_ROW = ("global_weight",)  # the seed's one loss slider: a row of its own, with its range in the label
 WIDGET_TYPES = {"int": "integer", "k": "text", "float": "number", "seeds": "text"}
 BUTTONS = (
@@ -47,6 +49,7 @@ class SetupForm(VerticalScroll):
         self.models: dict[str, ModelEntry] = {DEMO_GENERATOR.name: DEMO_GENERATOR}
         self.clips: dict[str, ModelEntry] = {DEMO_CLIP.name: DEMO_CLIP}
         self.count_tokens: Callable[[str], int] | None = None  # set once the tokenizer has loaded
+        self.filled_images: tuple[str, ...] = ()  # a filled-in session's target images: it keeps copies
 
     # ----- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -76,6 +79,9 @@ class SetupForm(VerticalScroll):
                     yield Button(label, id=bid, variant=variant, compact=True)
 
     def _full_width(self, s: Setting, value: object) -> ComposeResult:
+        if s.kind == "paths":
+            yield TargetImagesField(s, value)  # type: ignore[arg-type]
+            return
         if s.kind == "bool":
             with Horizontal(classes="field-row"):
                 yield Label(s.label, classes="inline-label")
@@ -132,7 +138,7 @@ class SetupForm(VerticalScroll):
     def _text(self, name: str) -> str:
         return self.query_one(f"#{name}", Input).value.strip()
 
-    @on(Input.Changed, "#source, #target")
+    @on(Input.Changed, "#source, #target, #target_images")
     @on(Switch.Changed, "#templates")
     def _prompts_changed(self) -> None:
         self._update_prompt_hints()
@@ -152,7 +158,9 @@ class SetupForm(VerticalScroll):
                               style="bold red" if over else "dim"))
         src, tgt = self._text("source"), self._text("target")
         warn = ""
-        if not src or not tgt:
+        if not tgt and self._text("target_images"):
+            warn = ""  # target images alone: no prompt is used
+        elif not src or not tgt:
             warn = "Enter both prompts."
         elif " ".join(src.lower().split()) == " ".join(tgt.lower().split()):
             warn = "Source and target are the same: there is no direction to follow."
@@ -250,7 +258,10 @@ class SetupForm(VerticalScroll):
                               + ", ".join(sorted(self.clips)))
         from engine.clip_loss import validate_prompts  # the tokenizer (and torch): only when starting
 
-        validate_prompts(config.source, config.target, config.templates)
+        validate_prompts(config.source, config.target, config.templates, images=bool(config.target_images))
+        check_image_settings(config)
+        if config.target_images != self.filled_images:  # a session's own images: it keeps copies of them
+            find_image_files(config.target_images)  # missing, empty, too many: cheap; images are read later
         return config, self.model_id
 
     def fill(self, config: TrainConfig, model_id: str) -> None:
@@ -267,6 +278,8 @@ class SetupForm(VerticalScroll):
                     widget.value = str(value)
                 else:
                     widget.value = s.format(value)  # type: ignore[attr-defined]
+        self.filled_images = config.target_images
+        self.query_one(TargetImagesField).reload()
         self._update_prompt_hints()
 
     def focus_field(self, name: str) -> None:

@@ -1,0 +1,147 @@
+"""The setup form's target-images field: a line of paths (shell-quoted, so a path may hold spaces), a
+Browse button and ctrl+o for the picker (`nada_tui/screens/file_picker.py`), a hint with the count or what
+is wrong, and thumbnails of the images as they will train. Images are read and thumbnails built on a
+thread, a moment after the typing stops; the form reads the paths from the `#target_images` input."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
+from textual.widgets import Button, Input, Label, Static
+from textual.worker import get_current_worker
+
+from engine.config import ConfigError, Setting
+from engine.target_images import FIELD, describe, load_target_images
+
+THUMB_PX = 10  # a thumbnail is THUMB_PX cells wide and THUMB_PX / 2 rows tall (half blocks)
+THUMB_ROWS = 2  # rows of thumbnails at most; the hint gives the full count
+DEBOUNCE_S = 0.4
+
+
+def thumbnails(images: list[Any], width_cells: int) -> Any:
+    """Square centre crops (what CLIP's preprocessing keeps) of the first images that fit in
+    `width_cells` columns and THUMB_ROWS rows, as one rich-pixels renderable. Runs off the UI thread."""
+    from PIL import Image, ImageOps
+    from rich_pixels import Pixels
+
+    per_row = max(1, (width_cells + 1) // (THUMB_PX + 1))
+    shown = images[: per_row * THUMB_ROWS]
+    rows = (len(shown) + per_row - 1) // per_row
+    cols = min(per_row, len(shown))
+    sheet = Image.new("RGB", (cols * (THUMB_PX + 1) - 1, rows * (THUMB_PX + 2) - 2), (0, 0, 0))
+    for i, img in enumerate(shown):
+        tile = ImageOps.fit(img, (THUMB_PX, THUMB_PX), Image.Resampling.BOX)
+        sheet.paste(tile, ((i % per_row) * (THUMB_PX + 1), (i // per_row) * (THUMB_PX + 2)))
+    return Pixels.from_image(sheet)
+
+
+class TargetImagesField(Vertical):
+    """Label, paths input (id = the setting's name), Browse button, hint, thumbnails."""
+
+    DEFAULT_CSS = """
+    TargetImagesField { height: auto; }
+    TargetImagesField .paths-row { height: 1; }
+    TargetImagesField .paths-row Input { width: 1fr; }
+    TargetImagesField .paths-row Button { width: auto; min-width: 10; margin-left: 1; }
+    TargetImagesField #target-thumbs { height: auto; }
+    """
+    BINDINGS = [Binding("ctrl+o", "pick", "Pick target images", id="form.pick_images")]
+
+    def __init__(self, setting: Setting, value: tuple[str, ...]) -> None:
+        super().__init__()
+        self.setting = setting
+        self.value = value
+        self._timer: Timer | None = None
+        self._shown: str | None = None  # the text whose images the thumbnails show
+
+    def compose(self) -> ComposeResult:
+        s = self.setting
+        yield Label(f"{s.label} (^O picks; optional)", classes="field-label")
+        with Horizontal(classes="paths-row"):
+            yield Input(s.format(self.value), id=s.name, placeholder="files or folders: png jpg jpeg webp",
+                        tooltip=s.help)
+            yield Button("Browse", id="pick-images", compact=True)
+        yield Label("", id="target-images-hint", classes="hint")
+        yield Static("", id="target-thumbs")
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    @property
+    def input(self) -> Input:
+        return self.query_one(f"#{self.setting.name}", Input)
+
+    # ----- the picker ---------------------------------------------------------------------------
+    def action_pick(self) -> None:
+        from nada_tui.screens.file_picker import ImagePicker
+
+        try:
+            current = self.setting.parse(self.input.value)
+        except ConfigError:
+            current = ()
+        start = Path(current[0]).expanduser() if current else None
+        self.app.push_screen(ImagePicker(start), self._picked)
+
+    @on(Button.Pressed, "#pick-images")
+    def _browse(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_pick()
+
+    def _picked(self, paths: list[Path] | None) -> None:
+        if paths:
+            self.input.value = shlex.join(str(p) for p in paths)  # Input.Changed: thumbnails follow
+            self.input.focus()
+
+    # ----- thumbnails -----------------------------------------------------------------------------
+    @on(Input.Changed)
+    def _typed(self, event: Input.Changed) -> None:
+        if event.input is not self.input:
+            return
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(DEBOUNCE_S, self.reload)
+
+    def reload(self) -> None:
+        """Read the images named in the field again (the form calls this after filling it)."""
+        text = self.input.value
+        if text == self._shown:
+            return
+        self._shown = text
+        if not text.strip():
+            self._show(text, "none: the target prompt alone", None, error=False)
+            return
+        self.query_one("#target-images-hint", Label).update(Text("reading the images…", style="dim"))
+        self._read(text, max(THUMB_PX, self.content_size.width or 40))
+
+    @work(thread=True, exclusive=True, group="target-thumbs", exit_on_error=False)
+    def _read(self, text: str, width: int) -> None:
+        worker = get_current_worker()
+        try:
+            images = load_target_images(self.setting.parse(text))
+        except ConfigError as exc:
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._show, text, str(exc).removeprefix(f"{FIELD}: "), None, True)
+            return
+        sizes = sorted({t.image.size for t in images}, key=lambda s: s[0] * s[1])
+        span = f"{sizes[0][0]}x{sizes[0][1]}" + (f" .. {sizes[-1][0]}x{sizes[-1][1]}" if len(sizes) > 1 else "")
+        hint = f"{describe('', len(images))} ({span} px as they train)"
+        pixels = thumbnails([t.image for t in images], width)
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._show, text, hint, pixels, False)
+
+    def _show(self, text: str, hint: str, pixels: Any, error: bool) -> None:
+        if text != self.input.value:
+            return  # typed on meanwhile: a newer read is on its way
+        label = self.query_one("#target-images-hint", Label)
+        label.update(Text(hint, style="bold red") if error else hint)
+        thumbs = self.query_one("#target-thumbs", Static)
+        thumbs.update(pixels if pixels is not None else "")
+        thumbs.display = pixels is not None
