@@ -111,10 +111,18 @@ class CompareScreen(Screen):
         from engine import compare
         from engine.sessions import read_info
 
-        infos = [read_info(i.path) for i in self.infos]  # the newest status and step of each
-        stamps = {i.id: compare.grid_stamp(i.path) for i in infos}
-        comp = compare.comparison(compare.load_items(infos), self.title_text)
+        try:
+            infos = [read_info(i.path) for i in self.infos]  # the newest status and step of each
+            stamps = {i.id: compare.grid_stamp(i.path) for i in infos}
+            comp = compare.comparison(compare.load_items(infos), self.title_text)
+        except Exception as exc:  # an unreadable file, a bug: said on the screen, the app lives on
+            self.app.call_from_thread(self._failed, f"Could not read the previews: {exc}")
+            return
         self.app.call_from_thread(self._was_read, comp, stamps)
+
+    def _failed(self, text: str) -> None:
+        self._busy = False
+        self._message(text)
 
     def _was_read(self, comp: Any, stamps: dict[str, Any]) -> None:
         self.comparison = comp
@@ -182,6 +190,15 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True, group="compare-draw", exit_on_error=False)
     def _build(self, comp: Any, width: int, height: int, zoom: int) -> None:
         """Tiles scaled and turned into half-block renderables here, off the UI thread."""
+        try:
+            drawing = self._columns(comp, width, height, zoom)
+        except Exception as exc:  # a bad image, a bug: said on the screen, never a stuck view
+            self.app.call_from_thread(self._failed, f"Could not draw the previews: {exc}")
+            return
+        self.app.call_from_thread(self._show, comp, *drawing)
+
+    def _columns(self, comp: Any, width: int, height: int, zoom: int) -> tuple[Any, ...]:
+        """(side, column width, head lines, columns): each column's head and its tiles as renderables."""
         from PIL import Image
         from rich_pixels import Pixels
 
@@ -205,7 +222,7 @@ class CompareScreen(Screen):
                 columns.append((head, [pixels(it.adapted[s]) for s in comp.seeds], False))
             else:
                 columns.append((head, [pixels(it.frozen[s], it.adapted[s]) for s in comp.seeds], False))
-        self.app.call_from_thread(self._show, comp, side, col_w, lines, columns)
+        return side, col_w, lines, columns
 
     def _show(self, comp: Any, side: int, col_w: int, lines: int,
               columns: list[tuple[list[str], list[Any], bool]]) -> None:
@@ -237,7 +254,8 @@ class CompareScreen(Screen):
                     head_text.append("\n")
             parts = [static(head_text, "compare-head", lines)]
             if dim or not tiles:
-                parts.append(static(Text("no preview yet", style="dim"), "compare-tile"))
+                parts.append(static(Text("other seeds" if head[-1].startswith("step") else "no preview yet",
+                                         style="dim"), "compare-tile"))
             parts += [static(t, "compare-tile", rows) for t in tiles]
             built.append(Vertical(*parts, classes="compare-column"))
             built[-1].styles.width = col_w
