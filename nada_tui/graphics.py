@@ -66,8 +66,9 @@ def _query_terminal() -> tuple[str, tuple[int, int]]:
     return kind, (max(1, size.width), max(1, size.height))
 
 
-def detect(choice: str, env: Mapping[str, str] | None = None, query=_query_terminal,
-           is_terminal=_is_terminal) -> Graphics:
+def detect(
+    choice: str, env: Mapping[str, str] | None = None, query=_query_terminal, is_terminal=_is_terminal
+) -> Graphics:
     """The renderer for `choice` ("auto" asks the terminal). A forced "kitty" or "sixel" is honoured
     (a terminal may draw what it does not advertise) except Kitty graphics inside tmux, which tmux
     does not pass through to the outer terminal."""

@@ -40,7 +40,7 @@ def encode(image: Any, colours: int = MAX_COLOURS) -> str:
     bits = np.zeros((len(palette), w), dtype=np.uint8)
     bands = []
     for y in range(0, h, 6):
-        band = idx[y:y + 6]
+        band = idx[y : y + 6]
         bits[:] = 0
         for r in range(band.shape[0]):
             bits[band[r], cols] += np.uint8(1 << r)  # one colour per pixel: no index repeats in a row

@@ -87,7 +87,7 @@ def test_prepare_for_each_renderer():
 
 def decode_sixel(data: str) -> np.ndarray:
     """A small Sixel decoder for the test: the RGB image the terminal would draw."""
-    body = data[data.index("q") + 1: data.rindex("\x1b\\")]
+    body = data[data.index("q") + 1 : data.rindex("\x1b\\")]
     w, h = map(int, re.match(r'"1;1;(\d+);(\d+)', body).groups())
     out = np.zeros((h, w, 3))
     colours: dict[int, tuple[float, ...]] = {}
@@ -110,7 +110,7 @@ def decode_sixel(data: str) -> np.ndarray:
         bits = ord(char) - 63
         for r in range(6):
             if bits >> r & 1 and band + r < h:
-                out[band + r, x:x + count] = colours[colour]
+                out[band + r, x : x + count] = colours[colour]
         x += count
     return out
 
@@ -152,8 +152,10 @@ async def test_zoom_steps_through_the_seeds():
     async with app.run_test(size=(120, 36)) as pilot:
         app.view.buffer = previewed_buffer()
         # four seeds, each caption with the scale it is shown at
-        await wait_until(lambda: len(captions(app)) == 4 and all(re.match(r"seed \d  \d+(\.\d+)?x$", c)
-                                                                   for c in captions(app)), "four seeds")
+        await wait_until(
+            lambda: len(captions(app)) == 4 and all(re.match(r"seed \d  \d+(\.\d+)?x$", c) for c in captions(app)),
+            "four seeds",
+        )
         await pilot.press("escape", "z")
         await wait_until(lambda: len(captions(app)) == 1, "the zoom")
         assert captions(app)[0].startswith("seed 0  (1/4)")
@@ -170,8 +172,17 @@ async def test_zoom_steps_through_the_seeds():
 
 @pytest.fixture
 def session_with_samples(small_demo, one_thread) -> str:
-    cfg = TrainConfig(source="a red image", target="a blue image", clip_models=((DEMO_CLIP_ID, 1.0),), iterations=6,
-                      batch=1, auto_layer_k=0, preview_every=2, preview_seeds=(0, 1), lr=0.05)
+    cfg = TrainConfig(
+        source="a red image",
+        target="a blue image",
+        clip_models=((DEMO_CLIP_ID, 1.0),),
+        iterations=6,
+        batch=1,
+        auto_layer_k=0,
+        preview_every=2,
+        preview_seeds=(0, 1),
+        lr=0.05,
+    )
     run = runs.start_session(cfg, DEMO_GENERATOR_ID, device="cpu")
     with run:
         runs.train_session(run, handle_signals=False)

@@ -53,8 +53,9 @@ def previewed_buffer() -> RunBuffer:
 
 def scale_captions(app: NadaApp) -> list[str]:
     """The captions a user reads: "seed N  4x" (the scale once the image is drawn)."""
-    return [str(c.content) for c in app.screen.query(".pair-caption, .timelapse-caption")
-            if c.parent.display and c.display]
+    return [
+        str(c.content) for c in app.screen.query(".pair-caption, .timelapse-caption") if c.parent.display and c.display
+    ]
 
 
 async def settle(app: NadaApp, done, what: str) -> None:
@@ -94,8 +95,9 @@ def timelapse_session(small_demo):
     shutil.copytree(run.path, dst, ignore=shutil.ignore_patterns("lock", "*.png"))
     shutil.rmtree(run.path)
     data = json.loads((dst / sessions.SESSION_FILE).read_text())
-    data.update(id=SID, name="red -> blue", status="stopped", step=150, final_loss=0.1234,
-                created="2026-01-01T12:00:00+00:00")
+    data.update(
+        id=SID, name="red -> blue", status="stopped", step=150, final_loss=0.1234, created="2026-01-01T12:00:00+00:00"
+    )
     (dst / sessions.SESSION_FILE).write_text(json.dumps(data))
     for i, step in enumerate((50, 100, 150)):
         frozen, adapted = rows(i / 2)

@@ -35,8 +35,19 @@ COLS, ROWS = 150, 40
 FONT = ("-fa", "DejaVu Sans Mono", "-fs", "9")
 # xterm as a VT340 answers the device-attributes query with Sixel; 256 colour registers (a VT340 has
 # 16) so the previews are not posterized.
-XTERM = ("xterm", "-ti", "vt340", "-u8", "-xrm", "XTerm*numColorRegisters: 256", "-xrm",
-         "XTerm*decGraphicsID: vt340", "-geometry", f"{COLS}x{ROWS}+0+0", *FONT)
+XTERM = (
+    "xterm",
+    "-ti",
+    "vt340",
+    "-u8",
+    "-xrm",
+    "XTerm*numColorRegisters: 256",
+    "-xrm",
+    "XTerm*decGraphicsID: vt340",
+    "-geometry",
+    f"{COLS}x{ROWS}+0+0",
+    *FONT,
+)
 MAX_MEAN_ERROR = 6.0  # per channel, 0..255: Sixel's 256-colour palette costs a little
 
 
@@ -49,8 +60,12 @@ def missing_tools() -> str | None:
 def x_display(tmp_path):
     """A private Xvfb server; yields its DISPLAY."""
     read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write)
     try:
         with os.fdopen(read) as f:
@@ -63,8 +78,17 @@ def x_display(tmp_path):
 
 
 def saved_session() -> str:
-    cfg = TrainConfig(source="a red image", target="a blue image", clip_models=((DEMO_CLIP_ID, 1.0),), iterations=4,
-                      batch=1, auto_layer_k=0, preview_every=2, preview_seeds=(0, 1), lr=0.05)
+    cfg = TrainConfig(
+        source="a red image",
+        target="a blue image",
+        clip_models=((DEMO_CLIP_ID, 1.0),),
+        iterations=4,
+        batch=1,
+        auto_layer_k=0,
+        preview_every=2,
+        preview_seeds=(0, 1),
+        lr=0.05,
+    )
     run = runs.start_session(cfg, DEMO_GENERATOR_ID, device="cpu")
     with run:
         runs.train_session(run, handle_signals=False)
@@ -74,15 +98,18 @@ def saved_session() -> str:
 def in_xterm(display: str, tmp_path: Path, *command: str) -> subprocess.Popen:
     env = {**os.environ, "DISPLAY": display, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TEXTUAL_ANIMATIONS": "none"}
     env.pop("COLORTERM", None)
-    return subprocess.Popen([*XTERM, "-e", *command], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [*XTERM, "-e", *command], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def cell_size(display: str, tmp_path: Path) -> tuple[int, int]:
     """xterm's cell in pixels, as the app sees it (the terminal's window size ioctl)."""
     out = tmp_path / "cell.txt"
-    probe = ("import fcntl, struct, sys, termios; r, c, w, h = struct.unpack('HHHH', fcntl.ioctl(1, "
-             f"termios.TIOCGWINSZ, bytes(8))); open({str(out)!r}, 'w').write(f'{{w // c}} {{h // r}}')")
+    probe = (
+        "import fcntl, struct, sys, termios; r, c, w, h = struct.unpack('HHHH', fcntl.ioctl(1, "
+        f"termios.TIOCGWINSZ, bytes(8))); open({str(out)!r}, 'w').write(f'{{w // c}} {{h // r}}')"
+    )
     in_xterm(display, tmp_path, sys.executable, "-c", probe).wait(30)
     w, h = out.read_text().split()
     return int(w), int(h)
@@ -111,8 +138,13 @@ async def _read_scale(session_id: str) -> int:
 
 
 def screenshot(display: str, path: Path) -> np.ndarray:
-    subprocess.run(["import", "-display", display, "-window", "root", str(path)], check=True, timeout=30,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["import", "-display", display, "-window", "root", str(path)],
+        check=True,
+        timeout=30,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.float64)
 
@@ -131,7 +163,7 @@ def best_match(screen: np.ndarray, tile: np.ndarray) -> tuple[float, int, int]:
         window = sq[h:, w:] - sq[:-h, w:] - sq[h:, :-w] + sq[:-h, :-w]
         ssd += window - 2 * corr + (t * t).sum()
     y, x = np.unravel_index(np.argmin(ssd), ssd.shape)
-    err = float(np.abs(screen[y:y + h, x:x + w] - tile).mean())
+    err = float(np.abs(screen[y : y + h, x : x + w] - tile).mean())
     return err, int(y), int(x)
 
 

@@ -97,8 +97,15 @@ def load(source: Any, box: tuple[int, int, int, int] | None = None) -> Any:
     return image.crop(box) if box is not None else image
 
 
-def prepare(source: Any, box: tuple[int, int, int, int] | None, cols: int, rows: int, g: graphics.Graphics,
-            align: str = "center", background: tuple[int, int, int] = (0, 0, 0)) -> Prepared | None:
+def prepare(
+    source: Any,
+    box: tuple[int, int, int, int] | None,
+    cols: int,
+    rows: int,
+    g: graphics.Graphics,
+    align: str = "center",
+    background: tuple[int, int, int] = (0, 0, 0),
+) -> Prepared | None:
     """Scale and encode an image for a `cols` x `rows` cell box (runs on a thread worker)."""
     from PIL import Image
 
@@ -154,8 +161,9 @@ class PixelImage(Widget):
         def control(self) -> PixelImage:
             return self.image
 
-    def __init__(self, align: str = "center", placeholder: str = "", *, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(
+        self, align: str = "center", placeholder: str = "", *, id: str | None = None, classes: str | None = None
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self.align = align
         self.placeholder = placeholder
@@ -200,8 +208,9 @@ class PixelImage(Widget):
         self._prepare(self._token, *self.source, w, h, graphics.current(), bg)
 
     @work(thread=True, group="pixels", exit_on_error=False, description="scale a preview")
-    def _prepare(self, token: int, source: Any, box: Any, cols: int, rows: int, g: graphics.Graphics,
-                 bg: tuple[int, int, int]) -> None:
+    def _prepare(
+        self, token: int, source: Any, box: Any, cols: int, rows: int, g: graphics.Graphics, bg: tuple[int, int, int]
+    ) -> None:
         try:
             prepared = prepare(source, box, cols, rows, g, self.align, bg)
         except Exception:  # an unreadable file or an odd image: the placeholder stays, nothing breaks
@@ -256,12 +265,15 @@ class PixelImage(Widget):
             # cursor put back, so that line's blank cells follow where the terminal expects them.
             region = self.content_region
             x, y = region.x + crop.x, region.y + crop.y + carrier
-            lines[carrier] = Strip([
-                Segment(Control.move_to(region.x + image.x, region.y + image.y).segment.text, None, _ZERO_WIDTH),
-                Segment(p.payload, None, _ZERO_WIDTH),
-                Segment(Control.move_to(x, y).segment.text, None, _ZERO_WIDTH),
-                *blank,
-            ], crop.width)
+            lines[carrier] = Strip(
+                [
+                    Segment(Control.move_to(region.x + image.x, region.y + image.y).segment.text, None, _ZERO_WIDTH),
+                    Segment(p.payload, None, _ZERO_WIDTH),
+                    Segment(Control.move_to(x, y).segment.text, None, _ZERO_WIDTH),
+                    *blank,
+                ],
+                crop.width,
+            )
         return lines
 
 
