@@ -42,7 +42,7 @@ from nada_tui.messages import (
 )
 from nada_tui.run_buffer import ViewState
 from nada_tui.screens.compare import CompareScreen
-from nada_tui.screens.dialogs import ConfirmDialog, FormDialog
+from nada_tui.screens.dialogs import Choice, ConfirmDialog, FormDialog
 from nada_tui.widgets.loss_chart import LossChart
 from nada_tui.widgets.status_bar import StatusBar
 from nada_tui.widgets.timelapse import Timelapse, frames_of
@@ -726,14 +726,16 @@ class SessionsScreen(Screen):
 
         def done(values: dict[str, str] | None) -> None:
             if values is not None:
-                start = values["start"].strip().lower()
-                self.post_message(ForkRequested(info, values["source"], values["target"], start.startswith("a")))
+                adapted = values["start"] == "adapted"
+                self.post_message(ForkRequested(info, values["source"], values["target"], adapted))
 
+        start = Choice("start", "Start from", (
+            ("base", "base: the original model"),
+            ("adapted", "adapted: this session's weights (then the source should describe the adapted domain)"),
+        ), "base")
         self.app.push_screen(FormDialog(
             f"Fork {info.name}: edit the prompts; a new session trains them",
-            [("source", "Source", info.source), ("target", "Target", info.target),
-             ("start", "Start from: base (the original model) or adapted (this session's weights; then the "
-                       "source should describe the adapted domain)", "base")],
+            [("source", "Source", info.source), ("target", "Target", info.target), start],
             ok="Fork and train"), done)
 
     def action_generate(self) -> None:
