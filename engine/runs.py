@@ -339,7 +339,7 @@ def fork_session(
     trainer, base = build_trainer(config, info.model_id, device, start=init, progress=progress, images=images)
     check_base(info, base)
     parent = {"id": info.id, "step": info.step, "from_weights": from_weights}
-    display = name or fork_name(config.source, config.target, info.name)
+    display = name or fork_name(config.source, target_images.describe(config.target, len(images)), info.name)
     writer = sessions.create(
         trainer.state_dict(),
         base,

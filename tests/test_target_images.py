@@ -274,6 +274,7 @@ def test_session_copies_survive_the_originals_resume_fork_export(tmp_path, small
         runs.train_session(fork, handle_signals=False)
     forked = sessions.load(fork.session_id)
     assert forked.target_text == "a green image + 3 images" and forked.ok
+    assert forked.name == "a red image -> a green image + 3 images (fork of a red image -> 3 images)"
     assert len(export.generate(part.session_id, 1, tmp_path / "out")) == 1
 
     shutil.rmtree(part.path / sessions.TARGETS_DIR)  # a session that lost its copies says so

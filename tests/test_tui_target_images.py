@@ -1,9 +1,11 @@
 """Target images in the app, by keys: a bad path is refused before anything starts; the picker marks a
-folder, the form shows its thumbnails, the run trains towards them, the session keeps copies and the
-sessions table says "-> 3 images". As in test_tui.py the test presses keys and reads what a user sees."""
+folder, the form shows its thumbnails, the run trains towards them, the session keeps copies, the
+sessions table says "-> 3 images", and once the originals are gone the session still retrains.
+As in test_tui.py the test presses keys and reads what a user sees."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,9 @@ def blue_pngs(folder: Path, n: int = 3) -> Path:
 
 
 def text_of(app, selector: str) -> str:
-    return str(app.screen.query_one(selector, Label).content)
+    """A label's text on the current screen ("" while another screen shows)."""
+    found = app.screen.query(selector)
+    return str(found.first(Label).content) if found else ""
 
 
 async def test_pick_a_folder_of_target_images_by_keys_and_train(tmp_path: Path, monkeypatch) -> None:
@@ -76,3 +80,11 @@ async def test_pick_a_folder_of_target_images_by_keys_and_train(tmp_path: Path, 
         await wait_for(app, lambda: table.row_count == 1, "the sessions table")
         cells = [str(getattr(c, "plain", c)) for c in table.get_row_at(0)]
         assert any(c.endswith("-> 3 images") for c in cells), cells
+
+        # the originals go; retrain (a fork of the session) trains on the session's copies
+        shutil.rmtree(blue)
+        await pilot.press("f2", "ctrl+r")
+        await wait_for(app, lambda: len(sessions.list_sessions()) == 2 and " finished " in status(app),
+                       "the retrained run", timeout=60)
+        fork = next(i for i in sessions.list_sessions() if i.id != info.id)
+        assert fork.parent_id == info.id and fork.target_image_count == 3

@@ -49,7 +49,9 @@ class SetupForm(VerticalScroll):
         self.models: dict[str, ModelEntry] = {DEMO_GENERATOR.name: DEMO_GENERATOR}
         self.clips: dict[str, ModelEntry] = {DEMO_CLIP.name: DEMO_CLIP}
         self.count_tokens: Callable[[str], int] | None = None  # set once the tokenizer has loaded
-        self.filled_images: tuple[str, ...] = ()  # a filled-in session's target images: it keeps copies
+        # Target images a session already keeps copies of (filled in from it, or started with): a retrain
+        # or fork uses those copies, so the originals need not exist any more.
+        self.filled_images: tuple[str, ...] = ()
 
     # ----- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -262,6 +264,7 @@ class SetupForm(VerticalScroll):
         check_image_settings(config)
         if config.target_images != self.filled_images:  # a session's own images: it keeps copies of them
             find_image_files(config.target_images)  # missing, empty, too many: cheap; images are read later
+            self.filled_images = config.target_images  # the run about to start keeps copies of them
         return config, self.model_id
 
     def fill(self, config: TrainConfig, model_id: str) -> None:
@@ -279,7 +282,7 @@ class SetupForm(VerticalScroll):
                 else:
                     widget.value = s.format(value)  # type: ignore[attr-defined]
         self.filled_images = config.target_images
-        self.query_one(TargetImagesField).reload()
+        self.query_one(TargetImagesField).reload(session=True)
         self._update_prompt_hints()
 
     def focus_field(self, name: str) -> None:

@@ -61,6 +61,7 @@ class TargetImagesField(Vertical):
         self.value = value
         self._timer: Timer | None = None
         self._shown: str | None = None  # the text whose images the thumbnails show
+        self._session_text: str | None = None  # the paths of a session the form was filled from
 
     def compose(self) -> ComposeResult:
         s = self.setting
@@ -109,9 +110,12 @@ class TargetImagesField(Vertical):
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self.reload)
 
-    def reload(self) -> None:
-        """Read the images named in the field again (the form calls this after filling it)."""
+    def reload(self, session: bool = False) -> None:
+        """Read the images named in the field again. The form calls this with `session` after filling in
+        a saved session's settings: that session trains on its own copies, whatever became of these."""
         text = self.input.value
+        if session:
+            self._session_text = text
         if text == self._shown:
             return
         self._shown = text
@@ -141,6 +145,8 @@ class TargetImagesField(Vertical):
         if text != self.input.value:
             return  # typed on meanwhile: a newer read is on its way
         label = self.query_one("#target-images-hint", Label)
+        if error and text == self._session_text:
+            hint += " (the session keeps copies: resume, fork and retrain use those)"
         label.update(Text(hint, style="bold red") if error else hint)
         thumbs = self.query_one("#target-thumbs", Static)
         thumbs.update(pixels if pixels is not None else "")
