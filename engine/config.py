@@ -388,6 +388,7 @@ class TrainConfig:
         d = asdict(self)
         d["clip_models"] = [list(m) for m in self.clip_models]
         d["preview_seeds"] = list(self.preview_seeds)
+        d["target_images"] = list(self.target_images)
         d["pin_on"], d["pin_off"] = list(self.pin_on), list(self.pin_off)
         return d
 
