@@ -161,6 +161,12 @@ class RunResult:
     message: str | None = None  # the failure, for "failed"
     signal: str | None = None  # "SIGTERM" etc. when a signal stopped the run
     checkpoint_error: str | None = None  # set when the last save failed (the previous one is intact)
+    saved_step: int | None = None  # the step the session holds: below `step` when the last save failed
+
+    @property
+    def saved(self) -> bool:
+        """False when the last steps are not on disk (the final save failed)."""
+        return self.saved_step is None or self.saved_step == self.step
 
 
 class Run:
@@ -217,7 +223,11 @@ class Run:
                     pass  # a closed terminal (SIGHUP) must not stop training or saving
 
         self.worker = TrainingWorker(
-            self.trainer, handle, checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every
+            self.trainer,
+            handle,
+            checkpoint=self.checkpoint,
+            checkpoint_every=self.checkpoint_every,
+            warnings=self.writer.warnings,  # found when the session was opened (a gap in its metrics)
         )
         return self.worker
 
@@ -410,4 +420,5 @@ def train_session(
         message=message,
         signal=run.signal_name,
         checkpoint_error=run.writer.last_checkpoint_error,
+        saved_step=worker.saved_step,
     )

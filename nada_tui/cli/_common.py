@@ -250,14 +250,27 @@ def run_and_report(run: Any, printer: ProgressPrinter, quiet: bool) -> int:
         loss = result.losses.get("total")
         parts = [f"{k} {v:.4f}" for k, v in result.losses.items() if k in ("directional", "global")]
         loss_text = f", loss {loss:.4f}" + (f" ({', '.join(parts)})" if parts else "") if loss is not None else ""
+        unsaved = result.status != "failed" and not result.saved
         head = {"finished": "Finished", "stopped": "Stopped", "failed": "Failed"}[result.status]
+        if unsaved and result.status == "finished":
+            head = "Trained"  # not finished on disk: the session holds an earlier step
         why = f" by {result.signal}" if result.signal else ""
-        say(f"{head}{why} at step {result.step}/{result.total_steps}{loss_text}.")
+        at = "to step" if head == "Trained" else "at step"
+        if unsaved:
+            say(
+                f"{head}{why} {at} {result.step}/{result.total_steps}{loss_text}, but saving it failed: "
+                f"the session holds step {result.saved_step}/{result.total_steps}."
+            )
+        else:
+            say(f"{head}{why} {at} {result.step}/{result.total_steps}{loss_text}.")
         say(f"session {result.session_id}")
         say(f"  {result.path}")
-        if result.status == "stopped":
+        if unsaved:
+            say(f"Free some disk space, then continue from step {result.saved_step} with: "
+                f"nada-tui resume {result.session_id}")
+        elif result.status == "stopped":
             say(f"Continue it with: nada-tui resume {result.session_id}")
-        if result.status != "failed":
+        if result.status != "failed" and not unsaved:
             say(f"Sample it with:   nada-tui generate {result.session_id} -n 8 --out DIR")
     if result.checkpoint_error:
         printer.line(f"error: {result.checkpoint_error}")
