@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 MAX_TARGET_IMAGES = 64
 MAX_SIDE = 512  # the longer side of the copy that trains and that a session keeps
+MAX_ASPECT = 8  # longer side / shorter side: CLIP keeps only the centre square of what it is given
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default, for when a program has set the limit to None
 FIELD = "target_images"
 SAMPLE_SEED_OFFSET = 7919  # the frozen samples' seed is the run's seed plus this
@@ -200,6 +201,11 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
             with Image.open(path) as img:
                 if img.width * img.height > _max_pixels():
                     raise _bomb(path, img.size)
+                if max(img.size) > MAX_ASPECT * max(1, min(img.size)):
+                    raise TargetImageError(
+                        f"{path} is {img.width} x {img.height} px: its longer side is more than {MAX_ASPECT} times "
+                        "its shorter one, and CLIP would see only a square from its middle. Crop it nearer to a square"
+                    )
                 img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale, far less memory
                 img.load()
                 img = ImageOps.exif_transpose(img) or img

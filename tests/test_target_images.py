@@ -166,6 +166,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     png_header_only(tmp / "bomb.png", 50_000, 50_000)
     png_header_only(tmp / "big.png", 10_000, 10_000)  # PIL only warns here: we refuse it too
     solid(tmp / "many", BLUE, n=65, size=(2, 2))
+    Image.new("RGB", (900, 100), BLUE).save(tmp / "sliver.png")
     (tmp / "image.gif").write_bytes(b"GIF89a")
     return {
         "missing": ([str(tmp / "nope")], "does not exist"),
@@ -179,6 +180,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "bomb": ([str(tmp / "bomb.png")], "2500 megapixels"),
         "bomb under 2x": ([str(tmp / "big.png")], "10000 x 10000 px"),
         "too many": ([str(tmp / "many")], "more than 64"),
+        "sliver": ([str(tmp / "sliver.png")], "more than 8 times its shorter"),
     }
 
 
