@@ -6,64 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import re
-import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Label, RichLog
+from _pilot import RecordingApp, ready, saved, status, step_shown, type_into, wait_for
+from textual.widgets import DataTable, RichLog
 
 from engine import atomic, sessions
-from nada_tui.app import NadaApp
 from nada_tui.screens.dialogs import FormDialog
 from nada_tui.screens.sessions import SessionsScreen
 
 pytestmark = pytest.mark.usefixtures("small_demo")
-
-
-class RecordingApp(NadaApp):
-    """The app, with every toast it shows kept for the test to read."""
-
-    def __init__(self, **kw) -> None:
-        super().__init__(demo=True, device="cpu", **kw)
-        self.shown: list[tuple[str, str, str]] = []  # (severity, title, message)
-
-    def notify(self, message, *, title="", severity="information", **kw) -> None:  # type: ignore[override]
-        self.shown.append((severity, title, str(message)))
-        super().notify(message, title=title, severity=severity, **kw)
-
-
-def status(app: NadaApp) -> str:
-    return app.train_screen.query_one("#status").text.plain  # type: ignore[attr-defined]
-
-
-def step_shown(app: NadaApp) -> int:
-    found = re.search(r" (\d+)/\d+", status(app))
-    return int(found.group(1)) if found else 0
-
-
-async def wait_for(app: RecordingApp, cond, what: str, timeout: float = 60.0) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {what}; status: {status(app)!r}; toasts: {app.shown[-3:]}")
-        await asyncio.sleep(0.05)
-
-
-async def ready(pilot) -> RecordingApp:
-    app = pilot.app
-    hint = app.train_screen.query_one("#clip-hint", Label)
-    await wait_for(app, lambda: "demo-colour-oracle" in str(hint.content), "the model registry")
-    return app
-
-
-async def type_into(pilot, selector: str, text: str, submit: bool = False) -> None:
-    await pilot.click(selector)
-    await pilot.press("end", "ctrl+u", *text, *(["enter"] if submit else []))
-
-
-def saved() -> dict[str, sessions.SessionInfo]:
-    return {i.id: i for i in sessions.list_sessions()}
 
 
 async def train_one(pilot, iterations: int = 4) -> str:

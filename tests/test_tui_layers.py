@@ -6,50 +6,14 @@ the setup form, the log, the toasts and the session on disk.
 
 from __future__ import annotations
 
-import asyncio
-import re
-import time
-
 import pytest
+from _pilot import RecordingApp, status, step_shown, type_into, wait_for
 from textual.widgets import Input, Label
 
 from engine import sessions
-from nada_tui.app import NadaApp
 from nada_tui.widgets.layer_map import LayerMap
 
 pytestmark = pytest.mark.usefixtures("small_demo")
-
-
-class RecordingApp(NadaApp):
-    def __init__(self, **kw) -> None:
-        super().__init__(demo=True, device="cpu", **kw)
-        self.shown: list[tuple[str, str, str]] = []  # (severity, title, message)
-
-    def notify(self, message, *, title="", severity="information", **kw) -> None:  # type: ignore[override]
-        self.shown.append((severity, title, str(message)))
-        super().notify(message, title=title, severity=severity, **kw)
-
-
-def status(app: NadaApp) -> str:
-    return app.train_screen.query_one("#status").text.plain  # type: ignore[attr-defined]
-
-
-def step_shown(app: NadaApp) -> int:
-    found = re.search(r" (\d+)/\d+ \|", status(app))
-    return int(found.group(1)) if found else 0
-
-
-async def wait_for(app: RecordingApp, cond, what: str, timeout: float = 30.0) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {what}; status: {status(app)!r}; toasts: {app.shown[-3:]}")
-        await asyncio.sleep(0.05)
-
-
-async def type_into(pilot, selector: str, text: str) -> None:
-    await pilot.click(selector)
-    await pilot.press("end", "ctrl+u", *text)
 
 
 def cell_line(layers: LayerMap, i: int) -> str:

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _pilot import RecordingApp, ready, status, type_into, wait_for
 from PIL import Image
-from test_tui import RecordingApp, ready, status, type_into, wait_for
 from textual.widgets import DataTable, Input, Label
 
 from engine import sessions

@@ -224,6 +224,15 @@ def setup_or_exit(fn: Any, *a: Any, **kw: Any) -> Any:
         raise CliError(str(exc) or type(exc).__name__, 1) from None
 
 
+def open_run(build: Any, *args: Any, cli: argparse.Namespace, printer: ProgressPrinter, **kw: Any) -> Any:
+    """Build a run with `build` (runs.start_session, resume_session or fork_session) on the device and
+    checkpoint interval the command line gives, showing download progress; errors become exit codes."""
+    run = setup_or_exit(build, *args, device=device_of(cli), checkpoint_every=cli.checkpoint_every,
+                        progress=printer.download, **kw)
+    printer.close()
+    return run
+
+
 def run_and_report(run: Any, printer: ProgressPrinter, quiet: bool) -> int:
     """Train headless, print the summary; the exit code: 0 finished, 1 failed, 128+N after signal N."""
     from engine import runs

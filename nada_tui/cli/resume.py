@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nada_tui.cli import CliError
-from nada_tui.cli._common import ProgressPrinter, device_of, run_and_report, setup_or_exit
+from nada_tui.cli._common import ProgressPrinter, open_run, run_and_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,14 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint_every < 0:
         raise CliError("--checkpoint-every must be 0 or more", 2)
     printer = ProgressPrinter(quiet=args.quiet)
-    session_run = setup_or_exit(
-        runs.resume_session,
-        args.session,
-        device=device_of(args),
-        iterations=args.iters,
-        checkpoint_every=args.checkpoint_every,
-        progress=printer.download,
-    )
+    session_run = open_run(runs.resume_session, args.session, cli=args, printer=printer, iterations=args.iters)
     info = session_run.writer.info()
     if not args.quiet:
         printer.line(

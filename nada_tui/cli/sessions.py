@@ -12,7 +12,7 @@ from nada_tui.cli._common import (
     ProgressPrinter,
     add_config_flags,
     config_changes,
-    device_of,
+    open_run,
     run_and_report,
     setup_or_exit,
 )
@@ -272,15 +272,6 @@ def cmd_fork(args: argparse.Namespace) -> int:
                 f"note: the fork starts from the adapted weights, but its source prompt is still {config.source!r}; "
                 "give --source to describe what those weights make now"
             )
-    run = setup_or_exit(
-        runs.fork_session,
-        info.id,
-        changes,
-        from_weights=adapted,
-        name=args.name,
-        device=device_of(args),
-        checkpoint_every=args.checkpoint_every,
-        progress=printer.download,
-    )
-    printer.close()
+    run = open_run(runs.fork_session, info.id, changes, cli=args, printer=printer, from_weights=adapted,
+                   name=args.name)
     return run_and_report(run, printer, args.quiet)

@@ -9,7 +9,7 @@ from nada_tui.cli._common import (
     ProgressPrinter,
     add_config_flags,
     config_changes,
-    device_of,
+    open_run,
     run_and_report,
     setup_or_exit,
 )
@@ -101,14 +101,5 @@ def run(args: argparse.Namespace) -> int:
     setup_or_exit(runs.check_targets, config)
     if not args.quiet:
         printer.line(f"loading {model_id} and {', '.join(n for n, _ in config.clip_models)} ...")
-    session_run = setup_or_exit(
-        runs.start_session,
-        config,
-        model_id,
-        name=args.name,
-        device=device_of(args),
-        checkpoint_every=args.checkpoint_every,
-        progress=printer.download,
-    )
-    printer.close()
+    session_run = open_run(runs.start_session, config, model_id, cli=args, printer=printer, name=args.name)
     return run_and_report(session_run, printer, args.quiet)

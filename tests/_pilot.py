@@ -1,0 +1,62 @@
+"""Helpers for tests that drive the app by keys (tests/test_tui*.py): an app that keeps the toasts it
+shows, the top bar as text, waiting for what a user would see, and typing into a field."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+from textual.widgets import Label
+
+from engine import sessions
+from nada_tui.app import NadaApp
+
+
+class RecordingApp(NadaApp):
+    """The demo app, with every toast it shows kept for the test to read."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(demo=True, device="cpu", **kw)
+        self.shown: list[tuple[str, str, str]] = []  # (severity, title, message)
+
+    def notify(self, message, *, title="", severity="information", **kw) -> None:  # type: ignore[override]
+        self.shown.append((severity, title, str(message)))
+        super().notify(message, title=title, severity=severity, **kw)
+
+
+def status(app: NadaApp) -> str:
+    """The train screen's top bar as the user reads it."""
+    return app.train_screen.query_one("#status").text.plain  # type: ignore[attr-defined]
+
+
+def step_shown(app: NadaApp) -> int:
+    found = re.search(r" (\d+)/\d+", status(app))
+    return int(found.group(1)) if found else 0
+
+
+async def wait_for(app: RecordingApp, cond, what: str, timeout: float = 60.0) -> None:
+    """Poll `cond` (a key press waits up to a second for an idle CPU, which training never leaves)."""
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}; status: {status(app)!r}; toasts: {app.shown[-3:]}")
+        await asyncio.sleep(0.05)
+
+
+async def ready(pilot) -> RecordingApp:
+    """The app once the model registry and the tokenizer have loaded (the CLIP hint lists the models)."""
+    app = pilot.app
+    hint = app.train_screen.query_one("#clip-hint", Label)
+    await wait_for(app, lambda: "demo-colour-oracle" in str(hint.content), "the model registry")
+    return app
+
+
+async def type_into(pilot, selector: str, text: str, submit: bool = False) -> None:
+    await pilot.click(selector)
+    await pilot.press("end", "ctrl+u", *text, *(["enter"] if submit else []))
+
+
+def saved() -> dict[str, sessions.SessionInfo]:
+    """The sessions on disk, by id."""
+    return {i.id: i for i in sessions.list_sessions()}
