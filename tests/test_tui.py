@@ -94,9 +94,10 @@ async def test_train_pause_weight_retrain_then_sessions_generate_delete(tmp_path
 
 async def test_quit_while_training_saves_within_two_seconds() -> None:
     app = RecordingApp()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(160, 60)) as pilot:
         await ready(pilot)
-        await pilot.press("f5")
+        await type_into(pilot, "#iterations", "5000")  # still training when the quit comes
+        await pilot.press("escape", "f5")
         await wait_for(app, lambda: step_shown(app) >= 3, "training")
         await pilot.press("ctrl+q")
         await wait_for(app, lambda: isinstance(app.screen, ConfirmDialog), "the quit question")
