@@ -125,6 +125,7 @@ class Trainer:
         self.scores: torch.Tensor | None = None
         self.trained: tuple[int, ...] = ()
         self.selected_this_step = False
+        self._frozen_row: tuple[tuple[tuple[int, ...], float], Any] | None = None  # see preview()
         self._pending: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._step_time_ema: float | None = None
@@ -264,9 +265,12 @@ class Trainer:
         """The same seeds, truncation and noise through the frozen and the adapted generator."""
         seeds = tuple(seeds or self.config.preview_seeds)
         t = self.config.sample_truncation
-        frozen = grid(to_pil(render_seeds(self.frozen, seeds, t)))
+        # The frozen generator never changes: its row is rendered once per (seeds, truncation), and the
+        # same image object comes back, so a UI can tell it needs no redrawing.
+        if self._frozen_row is None or self._frozen_row[0] != (seeds, t):
+            self._frozen_row = ((seeds, t), grid(to_pil(render_seeds(self.frozen, seeds, t))))
         adapted = grid(to_pil(render_seeds(self.generator, seeds, t)))
-        return PreviewReady(self.step_count, seeds, frozen, adapted)
+        return PreviewReady(self.step_count, seeds, self._frozen_row[1], adapted)
 
     # ----- resume -----------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """The nada-tui Textual app: it owns the one training run and decides what every request does.
 
 Threads: models load in a Textual thread worker (`engine.runs` may download); training runs on the
-engine's TrainingWorker thread. Both only `post_message` (RunEvent, PreviewPixels, LoadProgress, ...);
+engine's TrainingWorker thread. Both only `post_message` (RunEvents, PreviewPixels, LoadProgress, ...);
 the handlers here fold events into the ViewState's RunBuffer, and each screen redraws from it on its own
 timer. Screens post requests (StartRequested, ResumeRequested, ...) and never touch the run. torch is
 imported on first use, not at start-up, so the first paint does not wait for it.
@@ -15,6 +15,8 @@ import itertools
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from engine.config import TrainConfig
-from engine.events import PreviewReady, TrainingFailed, TrainingFinished
+from engine.events import PreviewReady, StepMetrics, TrainingFailed, TrainingFinished
 from nada_tui import config, graphics, themes
 from nada_tui.commands import SessionsProvider
 from nada_tui.messages import (
@@ -43,7 +45,7 @@ from nada_tui.messages import (
     RenameRequested,
     ResumeRequested,
     RetrainRequested,
-    RunEvent,
+    RunEvents,
     RunLoaded,
     RunLoadFailed,
     SaveRequested,
@@ -62,6 +64,7 @@ from nada_tui.widgets.layer_map import LayerMap
 
 QUIT_JOIN_S = 1.7  # quitting while training: stop, let the worker save, exit within 2 s
 RETRAIN_JOIN_S = 60.0
+EVENT_BATCH_S = 0.1  # step metrics reach the UI at most ten times a second
 EXTRA_STEPS_ON_RESUME = 100  # resuming a finished session trains this many more steps
 _tokens = itertools.count(1)
 
@@ -92,6 +95,9 @@ class NadaApp(App):
         self.worker: Any = None  # its engine.trainer.TrainingWorker
         self._cancelled: set[str] = set()  # tokens whose run was stopped while it loaded
         self._last_weight: float | None = None
+        self._batch_lock = threading.Lock()  # step metrics waiting to be posted (see _forward)
+        self._batch: list[Any] = []
+        self._batch_at = 0.0
         self.train_screen = TrainScreen(self.view)
         self.add_mode("train", lambda: self.train_screen)
         self.add_mode("sessions", lambda: SessionsScreen(self.view))
@@ -334,6 +340,7 @@ class NadaApp(App):
             return
         token = message.token
         self.current_run = run
+        self._batch, self._batch_at = [], 0.0
         self.worker = run.make_worker(lambda event: self._forward(token, event))
         buf.session_id = run.session_id
         buf.config = run.trainer.config
@@ -350,20 +357,29 @@ class NadaApp(App):
         self.notify(message.message, title=message.title, severity="error", timeout=12)
 
     def _forward(self, token: str, event: Any) -> None:
-        """Training thread: post, nothing else (the preview widget scales images on its own thread)."""
+        """Training thread: post, nothing else (the preview widget scales images on its own thread).
+        Step metrics of fast steps are batched: each message wakes the UI thread, and on a 2-core CPU
+        every wake-up takes time from the training thread's OpenMP team."""
         if isinstance(event, PreviewReady):
             self.post_message(PreviewPixels(token, event.step, event.frozen, event.adapted, tuple(event.seeds)))
             return
-        self.post_message(RunEvent(token, event))
+        now = time.monotonic()
+        with self._batch_lock:
+            self._batch.append(event)
+            if isinstance(event, StepMetrics) and now - self._batch_at < EVENT_BATCH_S:
+                return
+            events, self._batch, self._batch_at = tuple(self._batch), [], now
+        self.post_message(RunEvents(token, events))
 
-    @on(RunEvent)
-    def _run_event(self, message: RunEvent) -> None:
+    @on(RunEvents)
+    def _run_events(self, message: RunEvents) -> None:
         buf = self._current(message.token)
         if buf is None:
             return
-        self.tell(buf.apply(message.event))
-        if isinstance(message.event, TrainingFinished | TrainingFailed):
-            self._release(self.current_run, self.worker)
+        for event in message.events:
+            self.tell(buf.apply(event))
+            if isinstance(event, TrainingFinished | TrainingFailed):
+                self._release(self.current_run, self.worker)
 
     @work(thread=True, group="release", exit_on_error=False)
     def _release(self, run: Any, worker: Any) -> None:

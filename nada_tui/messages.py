@@ -19,13 +19,14 @@ from engine.events import Event
 
 
 # ----- worker threads -> app ---------------------------------------------------------------------
-class RunEvent(Message):
-    """One engine event (an `engine.events.Event`: handlers `match` on its class) of run `token`."""
+class RunEvents(Message):
+    """Engine events (`engine.events.Event`: handlers `match` on their class) of run `token`, in order.
+    Step metrics are batched (at most ten messages a second on fast steps); any other event is sent at once."""
 
-    def __init__(self, token: str, event: Event) -> None:
+    def __init__(self, token: str, events: tuple[Event, ...]) -> None:
         super().__init__()
         self.token = token
-        self.event = event
+        self.events = events
 
 
 class PreviewPixels(Message):

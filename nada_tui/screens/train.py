@@ -39,6 +39,9 @@ from nada_tui.widgets.status_bar import StatusBar
 
 UI_CPU_BUDGET = 0.04  # share of one core the UI may use while training on the CPU
 CHART_INTERVAL_S = 0.5  # the chart is the costliest panel: at most 2 redraws a second while training
+# A preview costs the UI about as much as a tenth of a demo step's training on a 2-core CPU (scaling,
+# encoding, repainting four tiles): at most one a second while training, always the newest.
+PREVIEW_INTERVAL_S = 1.0
 WIDE = 120
 TABS = ("setup", "monitor", "previews", "log")
 LOSS_COLOURS = {"total": "loss-total", "directional": "loss-directional", "global": "loss-global"}
@@ -86,6 +89,7 @@ class TrainScreen(Screen):
         self._chart_at = 0.0
         self._log_fed = 0
         self._preview_drawn: Any = None
+        self._preview_at = 0.0
         self._ui_mark = (time.monotonic(), time.thread_time())
 
     # ----- layout ---------------------------------------------------------------------------
@@ -317,8 +321,11 @@ class TrainScreen(Screen):
             style = {"error": "bold red", "warning": "yellow"}.get(level, "")
             log.write(Text.assemble((t + " ", "dim"), (text, style)))
         self._log_fed = len(buf.log)
-        if buf.preview is not None and buf.preview is not self._preview_drawn:
-            self._preview_drawn = p = buf.preview
+        now = time.monotonic()
+        if buf.preview is not None and buf.preview is not self._preview_drawn and (
+                now - self._preview_at >= PREVIEW_INTERVAL_S or buf.state != "running"):
+            self._preview_drawn, self._preview_at = buf.preview, now
+            p = buf.preview
             self.query_one(PreviewPanel).show(p.step, p.frozen, p.adapted, p.seeds)
         self.form.show_download(buf.load_progress if buf.state == "loading" else None)
         self._draw_status(buf)

@@ -31,6 +31,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from nada_tui import graphics
+from nada_tui.widgets.status_bar import StatusBar
 
 GUTTER = 2  # columns between pairs
 CAPTION_ROWS = 1  # each pair's "seed N" line
@@ -176,6 +177,9 @@ class PixelImage(Widget):
 
     def show(self, source: Any, box: tuple[int, int, int, int] | None = None) -> None:
         """Draw `source` (a PIL image or a PNG path), or the part `box` of it; None clears."""
+        if source is not None and self.prepared is not None and self.source is not None \
+                and self.source[0] is source and self.source[1] == box:
+            return  # the very same image (a frozen row comes back unchanged): nothing to redo
         self.source = None if source is None else (source, box)
         if source is None:
             self._token += 1  # whatever is being prepared now is for an image that is gone
@@ -310,7 +314,9 @@ class PairView(Vertical):
     def _caption(self, scale: float | None) -> None:
         if self._shown is not None:
             scale_text = "" if scale is None else f"  {fmt_scale(scale)}"
-            self.query_one(".pair-caption", Static).update(self._shown[0] + scale_text)
+            caption = self.query_one(".pair-caption", Static)
+            if str(caption.content) != self._shown[0] + scale_text:  # Static.update re-lays out the screen
+                caption.update(self._shown[0] + scale_text)
 
     @on(PixelImage.Shown, ".after")
     def _after_shown(self, message: PixelImage.Shown) -> None:
@@ -350,13 +356,15 @@ class PreviewPanel(Vertical):
         self.zoom: int | None = None
         self._rows: tuple[Any, Any] | None = None
         self._text = "previews appear as training runs"
+        self._grid_shape: tuple[int, int, int] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(self._text, style="dim"), id="preview-caption")
+        yield StatusBar(id="preview-caption")  # changes with every preview: a repaint, not a relayout
         yield Grid(id="preview-grid")
 
     def on_mount(self) -> None:
         self.border_subtitle = self._subtitle()
+        self.query_one("#preview-caption", StatusBar).set_text(Text(self._text, style="dim"))
 
     def _subtitle(self) -> str:
         g = graphics.current()
@@ -379,7 +387,7 @@ class PreviewPanel(Vertical):
         self.step, self.seeds, self._rows, self.zoom = None, (), None, None
         self._text = text
         self.query_one("#preview-grid", Grid).remove_children()
-        self.query_one("#preview-caption", Static).update(Text(text, style="dim"))
+        self.query_one("#preview-caption", StatusBar).set_text(Text(text, style="dim"))
 
     def zoom_to(self, index: int | None) -> None:
         self.zoom = None if index is None or not self.seeds else index % len(self.seeds)
@@ -409,9 +417,11 @@ class PreviewPanel(Vertical):
             columns = pair_columns(len(pairs), w, h, graphics.current().pixels_per_cell, tile)
             rows = math.ceil(len(pairs) / columns)
         row_h = max(1, h // rows)
-        grid.styles.grid_size_columns = columns
-        grid.styles.grid_size_rows = rows
-        grid.styles.grid_rows = str(row_h)  # equal rows (the rest stays empty below)
+        if (columns, rows, row_h) != self._grid_shape:  # new styles re-lay out the screen: only on a change
+            self._grid_shape = (columns, rows, row_h)
+            grid.styles.grid_size_columns = columns
+            grid.styles.grid_size_rows = rows
+            grid.styles.grid_rows = str(row_h)  # equal rows (the rest stays empty below)
         # One tile size for every image, so that the seeds compare at the same scale.
         pair_w = (w - (columns - 1) * GUTTER) // columns
         limit = (max(1, (pair_w - 1) // 2), max(1, row_h - CAPTION_ROWS))
@@ -437,4 +447,4 @@ class PreviewPanel(Vertical):
         cap = Text.assemble(("before (frozen)", "bold"), " | ", ("after (adapted)", "bold"))
         if self.step is not None:
             cap.append(f"   step {self.step}", style="dim")
-        self.query_one("#preview-caption", Static).update(cap)
+        self.query_one("#preview-caption", StatusBar).set_text(cap)
