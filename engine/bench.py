@@ -55,22 +55,22 @@ PATHS = ("fused", "default")
 RESULT_TAG = "BENCH_RESULT "
 
 
-def vit_b32_shaped(seed: int = 0) -> ClipEncoder:
-    """ViT-B/32's architecture (151 M parameters) with random weights."""
+def vit_shaped(patch: int, seed: int) -> ClipEncoder:
+    """ViT-B/<patch>'s architecture (about 150 M parameters) with random weights."""
     clip = _clip_module()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = clip.model.CLIP(512, 224, 12, 768, 32, 77, 49408, 512, 8, 12)
-    return ClipEncoder(model.float(), "ViT-B/32-shape")
+        model = clip.model.CLIP(512, 224, 12, 768, patch, 77, 49408, 512, 8, 12)
+    return ClipEncoder(model.float(), f"ViT-B/{patch}-shape")
+
+
+def vit_b32_shaped(seed: int = 0) -> ClipEncoder:
+    return vit_shaped(32, seed)
 
 
 def vit_b16_shaped(seed: int = 1) -> ClipEncoder:
-    """ViT-B/16's architecture (150 M parameters, 4x the image tokens of B/32) with random weights."""
-    clip = _clip_module()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = clip.model.CLIP(512, 224, 12, 768, 16, 77, 49408, 512, 8, 12)
-    return ClipEncoder(model.float(), "ViT-B/16-shape")
+    """4x the image tokens of B/32."""
+    return vit_shaped(16, seed)
 
 
 def real_generator(size: int) -> Generator:
