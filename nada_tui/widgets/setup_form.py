@@ -62,7 +62,8 @@ class SetupForm(VerticalScroll):
         yield Select([(self._model_label(DEMO_GENERATOR), DEMO_GENERATOR.name)], value=DEMO_GENERATOR.name,
                      allow_blank=False, id="model", compact=True)
         yield Label("", id="model-info", classes="hint")
-        yield ProgressBar(id="download", show_eta=True)
+        # total=1: a determinate bar while hidden (an indeterminate one animates at 15 Hz, waking the UI)
+        yield ProgressBar(id="download", show_eta=True, total=1)
         numbers: list[Setting] = []
         for s in FORM_SETTINGS:
             if s.kind not in FULL_WIDTH and s.name not in OWN_ROW:
