@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _sessions import demo_session
 from PIL import Image
 
-from engine import export, runs, sessions
-from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, TrainConfig, demo_config
+from engine import export, sessions
+from engine.config import DEMO_GENERATOR_ID, demo_config
 from nada_tui import config, graphics, sixel
 from nada_tui.__main__ import build_parser, main
 from nada_tui.app import NadaApp
@@ -172,21 +173,7 @@ async def test_zoom_steps_through_the_seeds():
 
 @pytest.fixture
 def session_with_samples(small_demo, one_thread) -> str:
-    cfg = TrainConfig(
-        source="a red image",
-        target="a blue image",
-        clip_models=((DEMO_CLIP_ID, 1.0),),
-        iterations=6,
-        batch=1,
-        auto_layer_k=0,
-        preview_every=2,
-        preview_seeds=(0, 1),
-        lr=0.05,
-    )
-    run = runs.start_session(cfg, DEMO_GENERATOR_ID, device="cpu")
-    with run:
-        runs.train_session(run, handle_signals=False)
-    return run.session_id
+    return demo_session(iterations=6)
 
 
 def test_export_timelapse_labels_each_step(session_with_samples, tmp_path, capsys):

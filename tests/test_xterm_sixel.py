@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _sessions import demo_session
 from PIL import Image
 
-from engine import runs, sessions
-from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, TrainConfig
+from engine import sessions
 from nada_tui import graphics
 from nada_tui.app import NadaApp
 
@@ -78,21 +78,7 @@ def x_display(tmp_path):
 
 
 def saved_session() -> str:
-    cfg = TrainConfig(
-        source="a red image",
-        target="a blue image",
-        clip_models=((DEMO_CLIP_ID, 1.0),),
-        iterations=4,
-        batch=1,
-        auto_layer_k=0,
-        preview_every=2,
-        preview_seeds=(0, 1),
-        lr=0.05,
-    )
-    run = runs.start_session(cfg, DEMO_GENERATOR_ID, device="cpu")
-    with run:
-        runs.train_session(run, handle_signals=False)
-    return run.session_id
+    return demo_session(iterations=4)
 
 
 def in_xterm(display: str, tmp_path: Path, *command: str) -> subprocess.Popen:
