@@ -284,3 +284,17 @@ def write_ada_pickle(
 def write_ada_pickle_from_generator(path: Path, g: Generator, **kwargs: Any) -> Path:
     mapping, syn, own = tf_variables(g)
     return write_ada_pickle(path, ada_tensors_from_tf(mapping, syn, own, g.config.n_mlp), **kwargs)
+
+
+def busy_generator(seed: int, size: int = 32, scale: float = 0.5, noise_seed: int | None = None) -> Generator:
+    """A tiny generator whose noise strengths and biases are non-zero (drawn with `noise_seed`, default
+    `seed`, times `scale`), so every weight reaches the image and has a gradient."""
+    from engine.demo import tiny_generator
+
+    g = tiny_generator(size, seed=seed)
+    gen = torch.Generator().manual_seed(seed if noise_seed is None else noise_seed)
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith(("noise.weight", "activate.bias")) or ("rgb" in name and name.endswith(".bias")):
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return g

@@ -13,10 +13,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from _models_fakes import ada_tensors_from_tf, tf_variables, write_ada_pickle, write_tf_pickle
+from _models_fakes import ada_tensors_from_tf, busy_generator, tf_variables, write_ada_pickle, write_tf_pickle
 from torch import Tensor
 
-from engine.demo import tiny_generator
 from engine.generator_files import CheckpointError, load_generator, save_rosinality
 from engine.nvidia_pickles import PersistentObjStub, ada_conv_clamp
 from engine.stylegan2 import Generator, GeneratorConfig, modconv_path
@@ -81,14 +80,7 @@ def nvidia_render(t: dict[str, Tensor], ws: Tensor, conv_clamp: float | None, se
 
 
 # ----- fixtures ------------------------------------------------------------------------------------------
-def busy_generator(seed: int = 11) -> Generator:
-    g = tiny_generator(32, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in g.named_parameters():
-            if name.endswith(("noise.weight", "activate.bias")) or ("rgb" in name and name.endswith(".bias")):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return g
+
 
 
 def ada_tensors(g: Generator) -> dict[str, Tensor]:
@@ -104,7 +96,7 @@ def mixed_ws(g: Generator, batch: int = 3) -> Tensor:
 
 # ----- tests ---------------------------------------------------------------------------------------------
 def test_clamped_ada_file_renders_as_nvidia_code_does(tmp_path):
-    g = busy_generator()
+    g = busy_generator(11)
     t = ada_tensors(g)
     path = write_ada_pickle(
         tmp_path / "afhq-clamped.pkl",
@@ -136,7 +128,7 @@ def test_clamped_ada_file_renders_as_nvidia_code_does(tmp_path):
 
 
 def test_clamp_survives_our_pt_and_rosinality_still_loads_it(tmp_path):
-    g = busy_generator()
+    g = busy_generator(11)
     h, _ = load_generator(write_ada_pickle(tmp_path / "a.pkl", ada_tensors(g), layer_attrs={"conv_clamp": CLAMP}))
     save_rosinality(h, tmp_path / "converted.pt")
     raw = torch.load(tmp_path / "converted.pt", weights_only=True)
@@ -151,7 +143,7 @@ def test_clamp_survives_our_pt_and_rosinality_still_loads_it(tmp_path):
 
 
 def test_files_without_a_clamp_stay_unclamped(tmp_path):
-    g = busy_generator()
+    g = busy_generator(11)
     save_rosinality(g, tmp_path / "plain.pt")
     assert "conv_clamp" not in torch.load(tmp_path / "plain.pt", weights_only=True)
     for path in (
@@ -165,7 +157,7 @@ def test_files_without_a_clamp_stay_unclamped(tmp_path):
 
 
 def test_clamp_read_from_init_kwargs_when_layers_lack_it(tmp_path):
-    path = write_ada_pickle(tmp_path / "k.pkl", ada_tensors(busy_generator()), synthesis_kwargs={"conv_clamp": 256})
+    path = write_ada_pickle(tmp_path / "k.pkl", ada_tensors(busy_generator(11)), synthesis_kwargs={"conv_clamp": 256})
     h, _ = load_generator(path)
     assert h.config.conv_clamp == 256.0
 
@@ -188,7 +180,7 @@ def test_layers_with_different_clamps_are_refused():
 
 @pytest.mark.parametrize("bad", ["256", -1.0, float("nan"), True])
 def test_bad_clamp_values_get_a_clear_error(tmp_path, bad):
-    g = busy_generator()
+    g = busy_generator(11)
     path = write_ada_pickle(tmp_path / "bad.pkl", ada_tensors(g), layer_attrs={"conv_clamp": bad})
     with pytest.raises(CheckpointError, match="conv_clamp"):
         load_generator(path)

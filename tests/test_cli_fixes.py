@@ -3,41 +3,20 @@ odd settings, truncated files and forks. Each test failed before its fix."""
 
 from __future__ import annotations
 
-import errno
-from pathlib import Path
-
 import pytest
+from _sessions import FAST, cli_train, fill_disk_after
 
-from engine import atomic, events, sessions
+from engine import events, sessions
 from nada_tui.__main__ import main
 from nada_tui.run_buffer import RunBuffer
-
-FAST = ["--batch", "1", "--layer-batch", "2", "--preview-every", "0", "--device", "cpu"]
 
 pytestmark = pytest.mark.usefixtures("small_demo", "one_thread")
 
 
-def train(capsys, *extra: str) -> str:
-    assert main(["train", "--demo", "--iters", "3", *FAST, *extra]) == 0
-    out = capsys.readouterr().out
-    return next(line.split()[1] for line in out.splitlines() if line.startswith("session "))
 
 
-def fill_disk_after(monkeypatch, good_checkpoints: int) -> None:
-    """checkpoint.safetensors writes fail with ENOSPC after `good_checkpoints` of them succeeded
-    (the session's creation writes the first)."""
-    real = atomic.write_bytes
-    count = 0
 
-    def write_bytes(path, data, mode=0o644):
-        nonlocal count
-        if Path(path).name == sessions.CHECKPOINT_FILE:
-            count += 1
-            if count > good_checkpoints:
-                raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, data, mode)
 
-    monkeypatch.setattr(atomic, "write_bytes", write_bytes)
 
 
 # ----- 2. a failed final save is not reported as finished ------------------------------------------
@@ -146,7 +125,7 @@ def test_an_unknown_device_lists_the_ones_there_are(capsys):
 
 
 def test_a_truncated_checkpoint_lists_as_damaged(capsys):
-    sid = train(capsys)
+    sid = cli_train(capsys)
     ckpt = sessions.session_path(sid) / sessions.CHECKPOINT_FILE
     whole = ckpt.read_bytes()
     ckpt.write_bytes(whole[: len(whole) - 10])
@@ -157,7 +136,7 @@ def test_a_truncated_checkpoint_lists_as_damaged(capsys):
 
 
 def test_a_truncated_metrics_file_is_said_on_resume(capsys):
-    sid = train(capsys, "--iters", "4")
+    sid = cli_train(capsys, "--iters", "4")
     metrics = sessions.session_path(sid) / sessions.METRICS_FILE
     metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:2]))
     assert main(["resume", sid, "--iters", "5", "--device", "cpu"]) == 0
@@ -179,7 +158,7 @@ def test_out_of_range_config_values_are_reported_once(tmp_path):
 
 # ----- 7. forks from the command line -----------------------------------------------------------------
 def test_sessions_fork_trains_a_new_session_while_the_parent_is_locked(capsys):
-    parent = train(capsys)
+    parent = cli_train(capsys)
     writer, _ = sessions.open_writer(parent)  # another process trains it
     try:
         assert main(["resume", parent, "--iters", "5"]) == 1

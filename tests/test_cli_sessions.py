@@ -5,24 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from _sessions import cli_train
 
 from engine import paths, sessions
 from nada_tui.__main__ import main
 
-FAST = ["--batch", "1", "--layer-batch", "2", "--preview-every", "0", "--device", "cpu"]
-
-
 pytestmark = pytest.mark.usefixtures("small_demo", "one_thread")
 
 
-def train(capsys, *extra: str) -> str:
-    assert main(["train", "--demo", "--iters", "3", *FAST, *extra]) == 0
-    out = capsys.readouterr().out
-    return next(line.split()[1] for line in out.splitlines() if line.startswith("session "))
+
 
 
 def test_train_then_list_show_rename_resume_delete(capsys):
-    sid = train(capsys, "--name", "first try")
+    sid = cli_train(capsys, "--name", "first try")
     assert main(["sessions", "list"]) == 0
     out = capsys.readouterr().out
     assert sid in out and "finished" in out and "3/3" in out and "first try" in out
@@ -63,7 +58,7 @@ def test_usage_errors_exit_2_and_leave_nothing(capsys):
 
 
 def test_ambiguous_prefix_lists_the_candidates(capsys):
-    ids = [train(capsys, "--name", n) for n in ("one", "two")]
+    ids = [cli_train(capsys, "--name", n) for n in ("one", "two")]
     prefix = "2"  # every id starts with the year
     assert main(["sessions", "show", prefix]) == 2
     err = capsys.readouterr().err
@@ -71,7 +66,7 @@ def test_ambiguous_prefix_lists_the_candidates(capsys):
 
 
 def test_second_writer_is_refused_with_the_owner_pid(capsys):
-    sid = train(capsys)
+    sid = cli_train(capsys)
     writer, _ = sessions.open_writer(sid)
     writer.set_status("running")
     try:
@@ -87,7 +82,7 @@ def test_second_writer_is_refused_with_the_owner_pid(capsys):
 
 
 def test_damaged_sessions_in_the_cli_list(capsys):
-    sid = train(capsys)
+    sid = cli_train(capsys)
     (sessions.session_path(sid) / "session.json").write_text("{")
     (paths.sessions_dir() / "20200101-000000-empty").mkdir()
     assert main(["sessions", "list"]) == 0

@@ -12,6 +12,7 @@ import threading
 import pytest
 import torch
 import torch.nn.functional as F
+from _models_fakes import busy_generator
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -77,15 +78,7 @@ def ref_synthesis(g: Generator, w: Tensor, noises: list[Tensor]) -> Tensor:
 
 
 # ----- helpers -----------------------------------------------------------------------------------------
-def busy_generator(size: int, seed: int = 0) -> Generator:
-    """Non-zero noise strengths and biases, so every parameter reaches the image and has a gradient."""
-    g = tiny_generator(size, seed=seed)
-    gen = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():
-        for name, p in g.named_parameters():
-            if name.endswith(("noise.weight", "activate.bias")) or ("rgb" in name and name.endswith(".bias")):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return g
+
 
 
 def mixed_w_plus(g: Generator, batch: int, seed: int = 0) -> Tensor:
@@ -118,7 +111,7 @@ def images_and_grads(g: Generator, w: Tensor, noises: list[Tensor], path: str) -
 # ----- tests -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [32, 64])
 def test_sampling_is_bit_identical_to_the_fused_formulation(size):
-    g = busy_generator(size, seed=1)
+    g = busy_generator(1, size, scale=0.3, noise_seed=101)
     w = mixed_w_plus(g, 3, seed=2)
     noises = g.make_noise(3, torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -132,7 +125,7 @@ def test_sampling_is_bit_identical_to_the_fused_formulation(size):
 
 @pytest.mark.parametrize("size", [32, 64])
 def test_split_path_gives_the_same_images_and_gradients(size):
-    g = busy_generator(size, seed=size)
+    g = busy_generator(size, size, scale=0.3, noise_seed=size + 100)
     w = mixed_w_plus(g, 3, seed=5)
     noises = g.make_noise(3, torch.Generator().manual_seed(6))
     fused = images_and_grads(g, w, noises, "fused")

@@ -8,22 +8,11 @@ import pickle
 
 import pytest
 import torch
-from _models_fakes import write_ada_pickle_from_generator, write_tf_pickle
+from _models_fakes import busy_generator, write_ada_pickle_from_generator, write_tf_pickle
 
 from engine.demo import tiny_generator
 from engine.generator_files import CheckpointError, load_generator
 from engine.nvidia_pickles import PickleRefused, load_restricted
-
-
-def _busy_generator(seed: int = 3):
-    """A tiny generator whose noise strengths and biases are non-zero, so every weight matters."""
-    g = tiny_generator(32, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in g.named_parameters():
-            if name.endswith(("noise.weight", "activate.bias")) or ("rgb" in name and name.endswith(".bias")):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return g
 
 
 def _images(g, seed: int = 0):
@@ -34,7 +23,7 @@ def _images(g, seed: int = 0):
 
 @pytest.mark.parametrize("protocol, old_numpy", [(4, False), (2, True)])
 def test_tf_pickle_gives_same_images(tmp_path, protocol, old_numpy):
-    g = _busy_generator()
+    g = busy_generator(3)
     other = tiny_generator(32, seed=9)  # the file's non-EMA G: must not be picked
     path = write_tf_pickle(
         tmp_path / "stylegan2-tiny-config-f.pkl", g, other, protocol=protocol, old_numpy_names=old_numpy
@@ -52,7 +41,7 @@ def test_tf_pickle_gives_same_images(tmp_path, protocol, old_numpy):
 def test_ada_pickle_gives_same_images(tmp_path, protocol):
     # The ada file is made from TF variables with NVIDIA's legacy.py formulas (conv0 flipped once),
     # so this also checks that ada's conv0 weights need no second flip.
-    g = _busy_generator(seed=5)
+    g = busy_generator(seed=5)
     path = write_ada_pickle_from_generator(tmp_path / "afhqtiny.pkl", g, protocol=protocol)
     h, info = load_generator(path)
     assert info["format"] == "nvidia-ada-pkl"
@@ -61,7 +50,7 @@ def test_ada_pickle_gives_same_images(tmp_path, protocol):
 
 
 def test_tf_and_ada_files_of_the_same_weights_agree(tmp_path):
-    g = _busy_generator(seed=7)
+    g = busy_generator(seed=7)
     tf, _ = load_generator(write_tf_pickle(tmp_path / "a.pkl", g))
     ada, _ = load_generator(write_ada_pickle_from_generator(tmp_path / "b.pkl", g))
     for (k, a), b in zip(tf.state_dict().items(), ada.state_dict().values(), strict=True):

@@ -5,14 +5,13 @@ fix (the log line's test guards a fix made earlier)."""
 from __future__ import annotations
 
 import asyncio
-import errno
-from pathlib import Path
 
 import pytest
 from _pilot import RecordingApp, ready, saved, status, step_shown, type_into, wait_for
+from _sessions import fill_disk_after
 from textual.widgets import DataTable, RichLog
 
-from engine import atomic, sessions
+from engine import sessions
 from nada_tui.screens.dialogs import FormDialog
 from nada_tui.screens.sessions import SessionsScreen
 
@@ -40,18 +39,7 @@ async def to_sessions(pilot, rows: int) -> SessionsScreen:
 
 # ----- 2. a failed final save ------------------------------------------------------------------------
 async def test_a_failed_final_save_shows_not_saved(monkeypatch) -> None:
-    real = atomic.write_bytes
-    written = 0
-
-    def full_after_creation(path, data, mode=0o644):
-        nonlocal written
-        if Path(path).name == sessions.CHECKPOINT_FILE:
-            written += 1
-            if written > 1:  # the session's creation saves step 0; the disk is full after that
-                raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, data, mode)
-
-    monkeypatch.setattr(atomic, "write_bytes", full_after_creation)
+    fill_disk_after(monkeypatch, 1)  # the session's creation saves step 0; the disk is full after that
     app = RecordingApp()
     async with app.run_test(size=(160, 60)) as pilot:
         await ready(pilot)
