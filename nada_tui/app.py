@@ -64,7 +64,7 @@ from nada_tui.widgets.layer_map import LayerMap
 
 QUIT_JOIN_S = 1.7  # quitting while training: stop, let the worker save, exit within 2 s
 RETRAIN_JOIN_S = 60.0
-EVENT_BATCH_S = 0.1  # step metrics reach the UI at most ten times a second
+EVENT_BATCH_S = 0.25  # step metrics reach the UI at most four times a second, as often as it redraws
 EXTRA_STEPS_ON_RESUME = 100  # resuming a finished session trains this many more steps
 _tokens = itertools.count(1)
 

@@ -21,7 +21,7 @@ from engine.events import Event
 # ----- worker threads -> app ---------------------------------------------------------------------
 class RunEvents(Message):
     """Engine events (`engine.events.Event`: handlers `match` on their class) of run `token`, in order.
-    Step metrics are batched (at most ten messages a second on fast steps); any other event is sent at once."""
+    Step metrics are batched (at most four messages a second on fast steps); any other event is sent at once."""
 
     def __init__(self, token: str, events: tuple[Event, ...]) -> None:
         super().__init__()

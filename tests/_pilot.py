@@ -1,9 +1,11 @@
 """Helpers for tests that drive the app by keys (tests/test_tui*.py): an app that keeps the toasts it
-shows, the top bar as text, waiting for what a user would see, and typing into a field."""
+shows, the top bar as text, the screen as text, waiting for what a user would see, and typing into a
+field."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 
@@ -60,3 +62,21 @@ async def type_into(pilot, selector: str, text: str, submit: bool = False) -> No
 def saved() -> dict[str, sessions.SessionInfo]:
     """The sessions on disk, by id."""
     return {i.id: i for i in sessions.list_sessions()}
+
+
+def screen_text(app) -> list[str]:
+    """The screen as a user sees it: one string per terminal line (from an SVG screenshot)."""
+    svg = app.export_screenshot()
+    cell = re.search(r'textLength="([\d.]+)"[^>]*>([^<]+)</text>', svg)
+    width = float(cell[1]) / len(html.unescape(cell[2])) if cell else 12.2
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>', svg):
+        text = html.unescape(m[3]).replace("\xa0", " ").replace("\n", "")
+        rows.setdefault(float(m[2]), []).append((float(m[1]), text))
+    lines = []
+    for y in sorted(rows):
+        line = ""
+        for x, text in sorted(rows[y]):
+            line = line.ljust(round(x / width)) + text
+        lines.append(line)
+    return lines

@@ -7,7 +7,6 @@ screenshot, line by line)."""
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import re
 import shutil
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _pilot import screen_text
 from PIL import Image
 
 from engine import compare, runs, sessions
@@ -33,24 +33,6 @@ TARGETS = ("a blue image", "a green image", "a yellow image")
 
 
 # ----- helpers ------------------------------------------------------------------------------------
-def screen_text(app: NadaApp) -> list[str]:
-    """The screen as a user sees it: one string per terminal line (from an SVG screenshot)."""
-    svg = app.export_screenshot()
-    cell = re.search(r'textLength="([\d.]+)"[^>]*>([^<]+)</text>', svg)
-    width = float(cell[1]) / len(html.unescape(cell[2])) if cell else 12.2
-    rows: dict[float, list[tuple[float, str]]] = {}
-    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>', svg):
-        text = html.unescape(m[3]).replace("\xa0", " ").replace("\n", "")
-        rows.setdefault(float(m[2]), []).append((float(m[1]), text))
-    lines = []
-    for y in sorted(rows):
-        line = ""
-        for x, text in sorted(rows[y]):
-            line = line.ljust(round(x / width)) + text
-        lines.append(line)
-    return lines
-
-
 def shown(app: NadaApp) -> str:
     return "\n".join(screen_text(app))
 

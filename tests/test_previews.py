@@ -18,7 +18,7 @@ from nada_tui import config, graphics, sixel
 from nada_tui.__main__ import build_parser, main
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import Preview, RunBuffer
-from nada_tui.widgets.previews import fit, prepare
+from nada_tui.widgets.previews import fit, halfblock_strips, prepare
 
 # ----- the renderer ---------------------------------------------------------------------------------
 
@@ -84,6 +84,30 @@ def test_prepare_for_each_renderer():
     assert six.cells == (40, 20) and six.payload.startswith('\x1bP0;1;0q"1;1;320;320')
     kitty = prepare(tile(), (0, 0, 8, 8), 10, 10, graphics.Graphics("kitty", (10, 20)))
     assert kitty is not None and kitty.kind == "kitty" and kitty.scale == 12  # 8 px into 100 x 200 px
+
+
+def test_halfblocks_are_finished_rows_of_the_image():
+    # Prepared on the worker thread as ready rows of rich-pixels' lower half blocks: the bottom pixel of
+    # each cell is its foreground, the top one its background; equal neighbouring cells are one segment.
+    image = Image.new("RGB", (6, 4), (10, 20, 30))
+    image.paste((250, 0, 0), (0, 0, 3, 1))  # the top row's left half red
+    image.paste((0, 0, 250), (3, 3, 6, 4))  # the bottom row's right half blue
+    rows = halfblock_strips(image)
+    assert len(rows) == 2 and all(r.cell_length == 6 for r in rows)
+
+    def cells(row) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """(top, bottom) pixel of each cell."""
+        out = []
+        for seg in row:
+            assert set(seg.text) == {"\u2584"}
+            bottom, top = seg.style.color.triplet, seg.style.bgcolor.triplet
+            out += [(tuple(top), tuple(bottom))] * len(seg.text)
+        return out
+
+    grey = (10, 20, 30)
+    assert cells(rows[0]) == [((250, 0, 0), grey)] * 3 + [(grey, grey)] * 3
+    assert cells(rows[1]) == [(grey, grey)] * 3 + [(grey, (0, 0, 250))] * 3
+    assert len(list(rows[0])) == 2  # two runs, not six cells
 
 
 def decode_sixel(data: str) -> np.ndarray:

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Key
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, RichLog, Tab, Tabs
+from textual.widgets import Button, Footer, Input, Tab, Tabs
 
 from engine.config import ConfigError
 from nada_tui.formatting import fmt_bytes, fmt_clock
@@ -34,6 +34,7 @@ from nada_tui.run_buffer import RunBuffer, ViewState
 from nada_tui.widgets.layer_map import LayerMap
 from nada_tui.widgets.loss_chart import LossChart
 from nada_tui.widgets.previews import PreviewPanel
+from nada_tui.widgets.run_log import RunLog
 from nada_tui.widgets.setup_form import SetupForm
 from nada_tui.widgets.status_bar import StatusBar
 
@@ -104,7 +105,7 @@ class TrainScreen(Screen):
             with Vertical(id="right", classes="panel-column"):
                 yield LayerMap(id="layers", classes="panel")
                 # min_width: RichLog renders lines at least 78 cells wide by default, clipped in a narrow panel
-                yield RichLog(id="log", classes="panel", max_lines=500, wrap=True, markup=False, min_width=20)
+                yield RunLog(id="log", classes="panel", max_lines=500, wrap=True, markup=False, min_width=20)
         yield Footer()
 
     @property
@@ -316,7 +317,7 @@ class TrainScreen(Screen):
             m = buf.last
             self.query_one(LayerMap).set_data(m.scores, m.trained_indices, m.k, m.next_selection, m.step,
                                               n_latent=m.n_latent, layers=m.layers)
-        log = self.query_one(RichLog)
+        log = self.query_one(RunLog)
         for t, level, text in buf.log[self._log_fed:]:
             style = {"error": "bold red", "warning": "yellow"}.get(level, "")
             log.write(Text.assemble((t + " ", "dim"), (text, style)))
@@ -341,7 +342,7 @@ class TrainScreen(Screen):
             self.query_one(LayerMap).set_pins(buf.config.pin_on, buf.config.pin_off)
         self.query_one(PreviewPanel).show_text("previews appear as training runs")
         self._apply_layout()  # a zoom ends with its preview
-        self.query_one(RichLog).clear()
+        self.query_one(RunLog).clear()
 
     def _feed_chart(self, buf: RunBuffer) -> None:
         chart = self.query_one(LossChart)
