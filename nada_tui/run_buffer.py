@@ -63,6 +63,7 @@ class RunBuffer:
     version: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)  # {"step": n, "losses": {...}}
     last: StepMetrics | None = None
+    chosen: tuple[int, ...] | None = None  # the layers the last logged selection trains
     log: list[tuple[str, str, str]] = field(default_factory=list)  # (time, level, text)
     preview: Preview | None = None
     load_progress: DownloadProgress | None = None
@@ -88,7 +89,10 @@ class RunBuffer:
             case StepMetrics():
                 self.records.append({"step": event.step, "losses": event.losses})
                 self.last = event
-            case SelectionDone(step=step, chosen=chosen):
+            case SelectionDone(step=step, chosen=chosen) if chosen != self.chosen:
+                # Only a change is news: the layer map shows every selection, and a line every
+                # `auto_layer_interval` steps buried checkpoints and warnings (and cost a log scroll).
+                self.chosen = tuple(chosen)
                 self.add_log("info", f"step {step}: selection trains w" + ",".join(str(i) for i in chosen))
             case StateChanged(state=state, step=step):
                 self.state = state

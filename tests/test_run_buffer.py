@@ -27,6 +27,11 @@ def test_a_run_from_loading_to_finished() -> None:
     assert [r["step"] for r in buf.records] == [1, 2, 3] and buf.last.step == 3
     buf.apply(ev.SelectionDone(0, (0.1, 0.3, 0.2), (1, 2)))
     assert buf.log[-1][2] == "step 0: selection trains w1,2"
+    lines = len(buf.log)
+    buf.apply(ev.SelectionDone(10, (0.1, 0.3, 0.2), (1, 2)))  # the same layers again: no new line
+    assert len(buf.log) == lines
+    buf.apply(ev.SelectionDone(20, (0.1, 0.3, 0.2), (2,)))
+    assert buf.log[-1][2] == "step 20: selection trains w2"
     assert buf.apply(ev.CheckpointSaved(3, Path("x"), "interval")) is None
     assert buf.apply(ev.CheckpointSaved(3, Path("x"), "manual")).text == "Checkpoint saved at step 3."
     notice = buf.apply(ev.TrainingFinished(3, {"total": 0.25}, stopped=True))

@@ -38,7 +38,7 @@ from nada_tui.widgets.run_log import RunLog
 from nada_tui.widgets.setup_form import SetupForm
 from nada_tui.widgets.status_bar import StatusBar
 
-UI_CPU_BUDGET = 0.04  # share of one core the UI may use while training on the CPU
+UI_CPU_BUDGET = 0.02  # share of one core the UI may use while training on the CPU
 CHART_INTERVAL_S = 0.5  # the chart is the costliest panel: at most 2 redraws a second while training
 # A preview costs the UI about as much as a tenth of a demo step's training on a 2-core CPU (scaling,
 # encoding, repainting four tiles): at most one a second while training, always the newest.
