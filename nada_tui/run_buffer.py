@@ -89,7 +89,7 @@ class RunBuffer:
             case StepMetrics():
                 self.records.append({"step": event.step, "losses": event.losses})
                 self.last = event
-            case SelectionDone(step=step, chosen=chosen) if chosen != self.chosen:
+            case SelectionDone(step=step, chosen=chosen) if tuple(chosen) != self.chosen:
                 # Only a change is news: the layer map shows every selection, and a line every
                 # `auto_layer_interval` steps buried checkpoints and warnings (and cost a log scroll).
                 self.chosen = tuple(chosen)

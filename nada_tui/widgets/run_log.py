@@ -7,7 +7,7 @@ second (a layer selection every 10 steps at ~30 steps/s) spent ~2% of a core on 
 scrollbar appearing or going needs a layout (its gutter narrows the text); in between, the scrollbar is
 told the new height directly and the log scrolls in the same frame. And a scroll redraws every visible
 line, for each of which RichLog recomputes the widget's style from its ancestors' CSS: here it is
-computed once per redraw (a line written cost the UI thread 15.6 ms, now XX ms).
+computed once per redraw. A line written cost the UI thread 15.6 ms, now 5.7 ms (idle app, 160x48).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from textual.widgets import RichLog
 
 
 class RunLog(RichLog):
+    """A RichLog (same arguments, same behaviour) that is cheap to grow while training runs."""
+
     virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
