@@ -9,10 +9,11 @@ import html
 import re
 import time
 
-from textual.widgets import Label
+from textual.widgets import DataTable, Label
 
 from engine import sessions
 from nada_tui.app import NadaApp
+from nada_tui.screens.sessions import SessionsScreen
 
 
 class RecordingApp(NadaApp):
@@ -37,13 +38,20 @@ def step_shown(app: NadaApp) -> int:
     return int(found.group(1)) if found else 0
 
 
-async def wait_for(app: RecordingApp, cond, what: str, timeout: float = 60.0) -> None:
-    """Poll `cond` (a key press waits up to a second for an idle CPU, which training never leaves)."""
+async def wait_until(cond, what: str, timeout: float = 30.0, describe=None) -> None:
+    """Poll `cond` until it holds; on a timeout, say what was awaited and, with `describe`, what the user
+    saw instead."""
     t0 = time.monotonic()
     while not cond():
         if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {what}; status: {status(app)!r}; toasts: {app.shown[-3:]}")
+            seen = f"; {describe()}" if describe is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{seen}")
         await asyncio.sleep(0.05)
+
+
+async def wait_for(app: RecordingApp, cond, what: str, timeout: float = 60.0) -> None:
+    """Poll `cond` (a key press waits up to a second for an idle CPU, which training never leaves)."""
+    await wait_until(cond, what, timeout, lambda: f"status: {status(app)!r}; toasts: {app.shown[-3:]}")
 
 
 async def ready(pilot) -> RecordingApp:
@@ -80,3 +88,15 @@ def screen_text(app) -> list[str]:
             line = line.ljust(round(x / width)) + text
         lines.append(line)
     return lines
+
+
+async def to_sessions(pilot, rows: int, at_least: bool = False, timeout: float = 60.0) -> SessionsScreen:
+    """F3, then wait until the sessions table lists `rows` sessions (or at least that many)."""
+    await pilot.press("f3")
+    screen = pilot.app.screen
+    assert isinstance(screen, SessionsScreen)
+    table = screen.query_one(DataTable)
+    enough = (lambda: table.row_count >= rows) if at_least else (lambda: table.row_count == rows)
+    await wait_until(enough, f"{rows} session rows", timeout)
+    await pilot.pause()
+    return screen

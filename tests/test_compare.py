@@ -6,17 +6,15 @@ screenshot, line by line)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from _pilot import screen_text
+from _pilot import screen_text, to_sessions, wait_until
 from PIL import Image
 
 from engine import compare, runs, sessions
@@ -35,15 +33,6 @@ TARGETS = ("a blue image", "a green image", "a yellow image")
 # ----- helpers ------------------------------------------------------------------------------------
 def shown(app: NadaApp) -> str:
     return "\n".join(screen_text(app))
-
-
-async def wait_until(cond, what: str, timeout: float = 30.0, app: NadaApp | None = None) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            screen = shown(app) if app is not None else ""
-            raise AssertionError(f"timed out waiting for {what}\n{screen}")
-        await asyncio.sleep(0.1)
 
 
 def train(target: str = "a blue image", steps: int = 4, sweep: dict | None = None, name: str | None = None,
@@ -80,18 +69,6 @@ def copy_session(sid: str, new_id: str, **fields) -> Path:
     return dst
 
 
-async def to_sessions(pilot, rows: int) -> SessionsScreen:
-    await pilot.press("f3")
-    screen = pilot.app.screen
-    assert isinstance(screen, SessionsScreen)
-    from textual.widgets import DataTable
-
-    table = screen.query_one(DataTable)
-    await wait_until(lambda: table.row_count >= rows, f"{rows} rows")
-    await pilot.pause()
-    return screen
-
-
 # ----- the sessions table -------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 async def test_columns_fit_by_priority_and_the_damage_reason_has_its_own_place(size) -> None:
@@ -103,7 +80,7 @@ async def test_columns_fit_by_priority_and_the_damage_reason_has_its_own_place(s
     (broken / sessions.SESSION_FILE).write_text("{not json")
     app = NadaApp(demo=True, device="cpu")
     async with app.run_test(size=size) as pilot:
-        await to_sessions(pilot, 3)
+        await to_sessions(pilot, 3, at_least=True, timeout=30)
         lines = screen_text(app)
         [header] = [line for line in lines if " Name " in line and "Status" in line]
         # status, steps and loss before date and size: every label shown whole, on the screen
@@ -119,7 +96,8 @@ async def test_columns_fit_by_priority_and_the_damage_reason_has_its_own_place(s
         [row] = [line for line in lines if "20250101-110000-broken" in line]
         assert "damaged" in row and "session.json" not in row
         await pilot.press("ctrl+end")
-        await wait_until(lambda: "damaged: session.json" in shown(app), "the reason in the detail panel", app=app)
+        await wait_until(lambda: "damaged: session.json" in shown(app), "the reason in the detail panel",
+                         describe=lambda: shown(app))
 
 
 def test_fork_names_describe_the_fork() -> None:
@@ -200,7 +178,7 @@ async def test_compare_a_sweep_then_marked_sessions_and_export(tmp_path: Path) -
     train("a purple image", steps=4, global_weight=0.5)
     app = NadaApp(demo=True, device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
-        await to_sessions(pilot, 5)
+        await to_sessions(pilot, 5, at_least=True, timeout=30)
         text = shown(app)
         assert "▾ colours" in text and "3/3 done" in text
         # the sweep's runs sit under its header, named by what sets them apart

@@ -3,12 +3,13 @@ and the time-lapse export."""
 
 from __future__ import annotations
 
-import asyncio
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _pilot import wait_until as _wait_until
 from _sessions import demo_session
 from PIL import Image
 
@@ -153,12 +154,7 @@ def captions(app: NadaApp) -> list[str]:
     return [str(c.content) for c in app.screen.query(".pair-caption") if c.parent.display]
 
 
-async def wait_until(cond, what: str, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_until = partial(_wait_until, timeout=20.0)
 
 
 def previewed_buffer() -> RunBuffer:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _pilot import RecordingApp, ready, saved, status, step_shown, type_into, wait_for
+from _pilot import RecordingApp, ready, saved, status, step_shown, to_sessions, type_into, wait_for
 from _sessions import fill_disk_after
-from textual.widgets import DataTable, RichLog
+from textual.widgets import RichLog
 
 from engine import sessions
 from nada_tui.screens.dialogs import FormDialog
-from nada_tui.screens.sessions import SessionsScreen
 
 pytestmark = pytest.mark.usefixtures("small_demo")
 
@@ -26,15 +25,6 @@ async def train_one(pilot, iterations: int = 4) -> str:
     await wait_for(app, lambda: [i.status for i in saved().values()] == ["finished"], "the session released")
     [sid] = saved()
     return sid
-
-
-async def to_sessions(pilot, rows: int) -> SessionsScreen:
-    await pilot.press("f3")
-    screen = pilot.app.screen
-    assert isinstance(screen, SessionsScreen)
-    table = screen.query_one(DataTable)
-    await wait_for(pilot.app, lambda: table.row_count == rows, f"{rows} session rows")
-    return screen
 
 
 # ----- 2. a failed final save ------------------------------------------------------------------------
