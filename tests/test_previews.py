@@ -19,7 +19,7 @@ from nada_tui import config, graphics, sixel
 from nada_tui.__main__ import build_parser, main
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import Preview, RunBuffer
-from nada_tui.widgets.previews import fit, halfblock_strips, prepare
+from nada_tui.widgets.previews import PairView, fit, halfblock_strips, prepare
 
 # ----- the renderer ---------------------------------------------------------------------------------
 
@@ -186,6 +186,19 @@ async def test_zoom_steps_through_the_seeds():
         await wait_until(lambda: captions(app)[0].startswith("seed 3  (4/4)"), "the last seed (wrapping)")
         await pilot.press("escape")
         await wait_until(lambda: len(captions(app)) == 4, "all seeds again")
+
+
+async def test_a_loading_run_shows_where_its_seeds_go_and_its_first_preview_fills_them():
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=(120, 36)):
+        buf = previewed_buffer()
+        preview, buf.preview = buf.preview, None  # still loading: no preview yet
+        app.view.buffer = buf
+        await wait_until(lambda: captions(app) == ["seed 0", "seed 1", "seed 2", "seed 3"], "the seeds' places")
+        pairs = list(app.screen.query(PairView))
+        buf.set_preview(preview)
+        await wait_until(lambda: all(re.match(r"seed \d  \d+(\.\d+)?x$", c) for c in captions(app)), "the images")
+        assert list(app.screen.query(PairView)) == pairs  # filled in place, not mounted again
 
 
 # ----- the time-lapse -------------------------------------------------------------------------------

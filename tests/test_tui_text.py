@@ -10,7 +10,7 @@ from engine.events import DeviceMemory, LogMessage, StepMetrics
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import RunBuffer
 from nada_tui.screens.dialogs import ConfirmDialog
-from nada_tui.widgets.status_bar import fit
+from nada_tui.widgets.status_bar import first_difference, fit
 
 LONG = "a line of about fifty cells that ends with: zebra"
 
@@ -20,6 +20,18 @@ def test_fit_drops_the_least_important_segments_whole() -> None:
     assert fit(segments, 100).plain == "nada-tui running | ViT-B/32 | | cpu 1.0 GiB"
     assert fit(segments, 25).plain == "running | cpu 1.0 GiB"
     assert fit(segments, 8).plain == "running"
+
+
+def test_the_top_bar_repaints_from_the_first_cell_that_changed() -> None:
+    before = Text.assemble(("running", "bold green"), " 120/300 | 29.1 it/s")
+    assert first_difference(before, before.copy()) is None
+    assert first_difference(before, Text.assemble(("running", "bold green"), " 130/300 | 29.1 it/s")) == 9
+    assert first_difference(before, Text.assemble(("paused", "bold yellow"), " 120/300 | 29.1 it/s")) == 0
+    assert first_difference(before, Text.assemble(("running", "bold red"), " 120/300 | 29.1 it/s")) == 0
+    shorter = Text.assemble(("running", "bold green"), " 120/300")
+    assert first_difference(before, shorter) == 16  # the cell after "300" was a space and stays one
+    assert first_difference(Text("ETA 0:05"), Text("ETA 0:05 | cpu")) == 9  # longer, from the "|"
+    assert first_difference(Text("步 1"), Text("步 2")) == 3  # counted in cells: a wide character is two
 
 
 def buffer() -> RunBuffer:

@@ -340,7 +340,8 @@ class TrainScreen(Screen):
         self.query_one(LayerMap).clear()
         if buf is not None and buf.config is not None:
             self.query_one(LayerMap).set_pins(buf.config.pin_on, buf.config.pin_off)
-        self.query_one(PreviewPanel).show_text("previews appear as training runs")
+        seeds = buf.config.preview_seeds if buf is not None and buf.config is not None else ()
+        self.query_one(PreviewPanel).expect(tuple(seeds), "previews appear as training runs")
         self._apply_layout()  # a zoom ends with its preview
         self.query_one(RunLog).clear()
 

@@ -26,7 +26,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.dom import NoScreen
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -183,6 +183,11 @@ class PixelImage(Widget):
         self._token = 0
         self._busy = False
         self._again = False
+        # Half-block lines placed for (prepared, crop, size): a frame asks every widget under the box
+        # around what changed for its lines, and the previews sit between the chart and the log, so
+        # most frames while training ask for these unchanged lines again. Placing them anew each time
+        # cost the UI thread ~280 ms in a 10 s demo run (160x48); kept, ~17 ms.
+        self._placed: tuple[Prepared, Region, Size, list[Strip]] | None = None
 
     def show(self, source: Any, box: tuple[int, int, int, int] | None = None) -> None:
         """Draw `source` (a PIL image or a PNG path), or the part `box` of it; None clears."""
@@ -291,17 +296,26 @@ class PixelImage(Widget):
             )
         return lines
 
+    def notify_style_update(self) -> None:
+        self._placed = None  # a new theme or background: place the rows again
+        super().notify_style_update()
+
     def _place_strips(self, p: Prepared, crop: Region) -> list[Strip]:
         """The finished half-block rows at the image's place, cut to `crop` (no rendering here)."""
+        size = self.content_size  # where the image sits depends on it
+        if self._placed is not None and self._placed[0] is p and self._placed[1:3] == (crop, size):
+            return self._placed[3]
         style = self.rich_style
         left = self._left(p.cells[0])
         pad = [Segment(" " * left, style)] if left else []
         rows: list[Strip] = p.payload
-        return [
+        placed = [
             Strip([*pad, *rows[y]], left + rows[y].cell_length).crop_extend(crop.x, crop.right, style)
             if 0 <= y < len(rows) else Strip.blank(crop.width, style)
             for y in range(crop.y, crop.bottom)
         ]
+        self._placed = (p, crop, size, placed)
+        return placed
 
 
 class PairView(Vertical):
@@ -314,15 +328,16 @@ class PairView(Vertical):
     PairView .after { margin-left: 1; }
     """
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, caption: str = "") -> None:
         super().__init__(classes="pair")
         self.index = index
+        self._initial_caption = caption  # shown until the first images come
         # What to show, kept until the children exist (a pair is mounted after the panel asks).
         self._shown: tuple[str, Any, Any, tuple[Any, Any]] | None = None
         self._limit: tuple[int, int] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="pair-caption")
+        yield Static(self._initial_caption, classes="pair-caption")
         with Horizontal():
             yield PixelImage(align="right", classes="before")
             yield PixelImage(align="left", classes="after")
@@ -378,6 +393,7 @@ class PreviewPanel(Vertical):
         self.seeds: tuple[int, ...] = ()
         self.zoom: int | None = None
         self._rows: tuple[Any, Any] | None = None
+        self._tile: tuple[int, int] | None = None  # one image's pixels: its shape picks the columns
         self._text = "previews appear as training runs"
         self._grid_shape: tuple[int, int, int] | None = None
 
@@ -396,18 +412,32 @@ class PreviewPanel(Vertical):
     def show(self, step: int, frozen: Any, adapted: Any, seeds: tuple[int, ...]) -> None:
         """A preview: `frozen` and `adapted` are PIL rows of one tile per seed."""
         self.step, self._rows = step, (frozen, adapted)
+        self._tile = (frozen.width // max(len(seeds), 1), frozen.height)
         if seeds != self.seeds:
-            self.seeds = seeds
-            self.zoom = None if self.zoom is None else min(self.zoom, len(seeds) - 1)
-            grid = self.query_one("#preview-grid", Grid)
-            grid.remove_children()
-            grid.mount_all([PairView(i) for i in range(len(seeds))])
+            self._mount_pairs(seeds)
             self.call_after_refresh(self._draw)
         else:
             self._draw()
 
+    def expect(self, seeds: tuple[int, ...], text: str) -> None:
+        """Lay out empty pairs for the seeds of a run that is loading, with `text` as the caption until
+        its first preview. The first preview then only fills them in: mounting and laying out the grid
+        cost the UI thread ~140 ms, which otherwise fell on the first steps of training."""
+        self.show_text(text)
+        if seeds:
+            self._tile = (1, 1)  # until the first image says otherwise: StyleGAN2 models are mostly square
+            self._mount_pairs(seeds)
+            self.call_after_refresh(self._arrange)
+
+    def _mount_pairs(self, seeds: tuple[int, ...]) -> None:
+        self.seeds = seeds
+        self.zoom = None if self.zoom is None else min(self.zoom, len(seeds) - 1)
+        grid = self.query_one("#preview-grid", Grid)
+        grid.remove_children()
+        grid.mount_all([PairView(i, f"seed {seed}") for i, seed in enumerate(seeds)])
+
     def show_text(self, text: str) -> None:
-        self.step, self.seeds, self._rows, self.zoom = None, (), None, None
+        self.step, self.seeds, self._rows, self._tile, self.zoom = None, (), None, None, None
         self._text = text
         self.query_one("#preview-grid", Grid).remove_children()
         self.query_one("#preview-caption", StatusBar).set_text(Text(text, style="dim"))
@@ -426,7 +456,7 @@ class PreviewPanel(Vertical):
     def _arrange(self) -> None:
         """Columns for the pairs; in a zoom, the one pair alone."""
         pairs = list(self.query(PairView))
-        if not pairs or self._rows is None:
+        if not pairs or self._tile is None:
             return
         grid = self.query_one("#preview-grid", Grid)
         for pair in pairs:
@@ -435,9 +465,7 @@ class PreviewPanel(Vertical):
         if self.zoom is not None:
             columns, rows = 1, 1
         else:
-            row = self._rows[0]
-            tile = (row.width // max(len(self.seeds), 1), row.height)
-            columns = pair_columns(len(pairs), w, h, graphics.current().pixels_per_cell, tile)
+            columns = pair_columns(len(pairs), w, h, graphics.current().pixels_per_cell, self._tile)
             rows = math.ceil(len(pairs) / columns)
         row_h = max(1, h // rows)
         if (columns, rows, row_h) != self._grid_shape:  # new styles re-lay out the screen: only on a change
