@@ -27,7 +27,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from engine.config import TrainConfig
-from engine.events import PreviewReady, StepMetrics, TrainingFailed, TrainingFinished
+from engine.events import PreviewReady, StateChanged, StepMetrics, TrainingFailed, TrainingFinished
 from nada_tui import config, graphics, themes
 from nada_tui.commands import SessionsProvider
 from nada_tui.messages import (
@@ -64,7 +64,11 @@ from nada_tui.widgets.layer_map import LayerMap
 
 QUIT_JOIN_S = 1.7  # quitting while training: stop, let the worker save, exit within 2 s
 RETRAIN_JOIN_S = 60.0
-EVENT_BATCH_S = 0.25  # step metrics reach the UI at most four times a second, as often as it redraws
+# Events of a run reach the UI at most this often (the last ones of a run, and a pause, at once). Each
+# message wakes the UI thread, and on the CPU every wake-up takes a core from the trainer's OpenMP team
+# (see nada_tui/bench.py): there they come once a second, as often as htop redraws; on a GPU, 4 Hz.
+EVENT_BATCH_S = 0.25
+CPU_EVENT_BATCH_S = 1.0
 EXTRA_STEPS_ON_RESUME = 100  # resuming a finished session trains this many more steps
 _tokens = itertools.count(1)
 
@@ -97,7 +101,9 @@ class NadaApp(App):
         self._last_weight: float | None = None
         self._batch_lock = threading.Lock()  # step metrics waiting to be posted (see _forward)
         self._batch: list[Any] = []
+        self._batch_preview: Any = None  # the newest PreviewReady: older ones are never drawn
         self._batch_at = 0.0
+        self._batch_window = EVENT_BATCH_S
         self.train_screen = TrainScreen(self.view)
         self.add_mode("train", lambda: self.train_screen)
         self.add_mode("sessions", lambda: SessionsScreen(self.view))
@@ -340,7 +346,7 @@ class NadaApp(App):
             return
         token = message.token
         self.current_run = run
-        self._batch, self._batch_at = [], 0.0
+        self._batch, self._batch_preview, self._batch_at = [], None, 0.0
         self.worker = run.make_worker(lambda event: self._forward(token, event))
         buf.session_id = run.session_id
         buf.config = run.trainer.config
@@ -357,19 +363,27 @@ class NadaApp(App):
         self.notify(message.message, title=message.title, severity="error", timeout=12)
 
     def _forward(self, token: str, event: Any) -> None:
-        """Training thread: post, nothing else (the preview widget scales images on its own thread).
-        Step metrics of fast steps are batched: each message wakes the UI thread, and on a 2-core CPU
-        every wake-up takes time from the training thread's OpenMP team."""
-        if isinstance(event, PreviewReady):
-            self.post_message(PreviewPixels(token, event.step, event.frozen, event.adapted, tuple(event.seeds)))
-            return
+        """Training thread: batch and post, nothing else (the preview widget scales images itself).
+        Events wait up to the batch window (see CPU_EVENT_BATCH_S), except a pause, a resume and the end
+        of the run; of the previews made meanwhile only the newest is posted."""
         now = time.monotonic()
         with self._batch_lock:
-            self._batch.append(event)
-            if isinstance(event, StepMetrics) and now - self._batch_at < EVENT_BATCH_S:
+            if isinstance(event, PreviewReady):
+                self._batch_preview = event
+            else:
+                self._batch.append(event)
+            if isinstance(event, StepMetrics) and event.memory is not None:
+                self._batch_window = CPU_EVENT_BATCH_S if event.memory.device == "cpu" else EVENT_BATCH_S
+            urgent = isinstance(event, StateChanged | TrainingFinished | TrainingFailed)
+            if not urgent and now - self._batch_at < self._batch_window:
                 return
-            events, self._batch, self._batch_at = tuple(self._batch), [], now
-        self.post_message(RunEvents(token, events))
+            events, preview = tuple(self._batch), self._batch_preview
+            self._batch, self._batch_preview, self._batch_at = [], None, now
+        if events:
+            self.post_message(RunEvents(token, events))
+        if preview is not None:
+            self.post_message(PreviewPixels(token, preview.step, preview.frozen, preview.adapted,
+                                            tuple(preview.seeds)))
 
     @on(RunEvents)
     def _run_events(self, message: RunEvents) -> None:

@@ -88,8 +88,8 @@ def test_prepare_for_each_renderer():
 
 
 def test_halfblocks_are_finished_rows_of_the_image():
-    # Prepared on the worker thread as ready rows of rich-pixels' lower half blocks: the bottom pixel of
-    # each cell is its foreground, the top one its background; equal neighbouring cells are one segment.
+    # Prepared as ready rows of lower half blocks: the bottom pixel of each cell is its foreground, the
+    # top one its background; equal neighbouring cells are one segment.
     image = Image.new("RGB", (6, 4), (10, 20, 30))
     image.paste((250, 0, 0), (0, 0, 3, 1))  # the top row's left half red
     image.paste((0, 0, 250), (3, 3, 6, 4))  # the bottom row's right half blue
@@ -109,6 +109,21 @@ def test_halfblocks_are_finished_rows_of_the_image():
     assert cells(rows[0]) == [((250, 0, 0), grey)] * 3 + [(grey, grey)] * 3
     assert cells(rows[1]) == [(grey, grey)] * 3 + [(grey, (0, 0, 250))] * 3
     assert len(list(rows[0])) == 2  # two runs, not six cells
+
+
+@pytest.mark.parametrize("size", [(18, 18), (7, 5), (1, 1)])
+def test_halfblocks_draw_the_cells_rich_pixels_draws(size):
+    from rich.segment import Segment
+    from rich_pixels import HalfcellRenderer
+
+    image = Image.fromarray(np.random.default_rng(size[0]).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+    def cells(segments) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+        return [(ch, tuple(seg.style.color.triplet), tuple(seg.style.bgcolor.triplet))
+                for seg in segments for ch in seg.text]
+
+    theirs = [cells(line) for line in Segment.split_lines(HalfcellRenderer().render(image, None))]
+    assert [cells(row) for row in halfblock_strips(image)] == theirs
 
 
 def decode_sixel(data: str) -> np.ndarray:

@@ -16,6 +16,8 @@ from _pilot import RecordingApp, ready, saved, status, step_shown, type_into, wa
 from textual.widgets import DataTable, Input, Label
 
 from engine.config import DEMO_SOURCE, DEMO_TARGET
+from engine.events import StepMetrics, TrainingFinished
+from nada_tui.messages import PreviewPixels, RunEvents
 from nada_tui.screens.dialogs import ConfirmDialog, FormDialog
 from nada_tui.screens.help import HelpScreen
 from nada_tui.screens.sessions import SessionsScreen
@@ -108,6 +110,34 @@ async def test_quit_while_training_saves_within_two_seconds() -> None:
     [info] = saved().values()
     assert elapsed < 2.0
     assert info.damaged is None and info.status == "stopped" and info.step >= 3
+
+
+async def test_training_on_the_cpu_reaches_the_ui_in_batches_a_second_apart() -> None:
+    # Every message wakes the UI thread, and on the CPU every wake takes a core from training: a run's
+    # events come once a second, with the newest preview only; the end of the run comes at once.
+    batches: list[tuple] = []
+    previews: list[int] = []
+
+    def hook(message) -> None:
+        if isinstance(message, RunEvents):
+            batches.append(message.events)
+        elif isinstance(message, PreviewPixels):
+            previews.append(message.step)
+
+    app = RecordingApp()
+    async with app.run_test(size=(160, 48), message_hook=hook) as pilot:
+        await ready(pilot)
+        await type_into(pilot, "#iterations", "400")
+        await pilot.press("escape", "f5")
+        await wait_for(app, lambda: any(isinstance(e, TrainingFinished) for b in batches for e in b), "the end")
+        await wait_for(app, lambda: "finished" in status(app), "the finished run on screen")
+    metrics = [[e for e in batch if isinstance(e, StepMetrics)] for batch in batches]
+    assert sorted(m.step for batch in metrics for m in batch) == list(range(1, 401))  # none is lost
+    flushed_at = [batch[-1].elapsed_s for batch in metrics if batch]
+    assert len(flushed_at) >= 3
+    assert all(b - a >= 0.9 for a, b in zip(flushed_at[:-2], flushed_at[1:-1], strict=True))
+    assert isinstance(batches[-1][-1], TrainingFinished)
+    assert 1 <= len(previews) <= len(batches)
 
 
 async def test_bad_prompts_and_load_errors_are_messages_and_write_nothing() -> None:

@@ -38,11 +38,10 @@ from nada_tui.widgets.run_log import RunLog
 from nada_tui.widgets.setup_form import SetupForm
 from nada_tui.widgets.status_bar import StatusBar
 
-UI_CPU_BUDGET = 0.02  # share of one core the UI may use while training on the CPU
 CHART_INTERVAL_S = 0.5  # the chart is the costliest panel: at most 2 redraws a second while training
-# A preview costs the UI about as much as a tenth of a demo step's training on a 2-core CPU (scaling,
-# encoding, repainting four tiles): at most one a second while training, always the newest.
-PREVIEW_INTERVAL_S = 1.0
+# At most one preview a second while training, always the newest; a little under a second, so that on
+# the CPU, where events come once a second (nada_tui.app.CPU_EVENT_BATCH_S), each batch's preview shows.
+PREVIEW_INTERVAL_S = 0.9
 WIDE = 120
 TABS = ("setup", "monitor", "previews", "log")
 LOSS_COLOURS = {"total": "loss-total", "directional": "loss-directional", "global": "loss-global"}
@@ -91,7 +90,6 @@ class TrainScreen(Screen):
         self._log_fed = 0
         self._preview_drawn: Any = None
         self._preview_at = 0.0
-        self._ui_mark = (time.monotonic(), time.thread_time())
 
     # ----- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -309,7 +307,7 @@ class TrainScreen(Screen):
                 self._draw_status(None)
                 self._drawn_version = -2
             return
-        if not force and (buf.version == self._drawn_version or self._over_ui_budget(buf)):
+        if not force and buf.version == self._drawn_version:
             return
         self._drawn_version = buf.version
         self._feed_chart(buf)
@@ -364,20 +362,6 @@ class TrainScreen(Screen):
         if self._fed != self._chart_fed and (now - self._chart_at >= CHART_INTERVAL_S or buf.state != "running"):
             self._chart_fed, self._chart_at = self._fed, now
             chart.refresh_chart()
-
-    def _over_ui_budget(self, buf: RunBuffer) -> bool:
-        """While training runs on the CPU, the UI thread competes with it for cores: stretch the redraw
-        interval (never beyond 1 s) so that drawing, compositing included, takes at most
-        UI_CPU_BUDGET of one core. On a GPU the trainer barely needs the CPU and we draw at 4 Hz."""
-        m = buf.last
-        if buf.state != "running" or m is None or m.memory is None or m.memory.device != "cpu":
-            return False
-        wall, cpu = time.monotonic(), time.thread_time()
-        elapsed = wall - self._ui_mark[0]
-        if (cpu - self._ui_mark[1]) / max(elapsed, 1e-3) > UI_CPU_BUDGET and elapsed < 1.0:
-            return True
-        self._ui_mark = (wall, cpu)
-        return False
 
     def _draw_status(self, buf: RunBuffer | None) -> None:
         """The top bar as prioritised segments: on a narrow terminal the least useful go first."""

@@ -1,5 +1,5 @@
 """Previews with real pixels: each seed's frozen ("before") and adapted ("after") image side by side,
-drawn with the Kitty graphics protocol, Sixel, or rich-pixels half blocks (`nada_tui.graphics` decides
+drawn with the Kitty graphics protocol, Sixel, or half blocks (`nada_tui.graphics` decides
 at start-up), as large as the panel allows; a zoom shows one seed filling the panel.
 
 `PixelImage` holds a PIL image (or a PNG path) and draws it scaled to fit its box. Scaling and encoding
@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from rich.color import Color, ColorType
+from rich.color_triplet import ColorTriplet
 from rich.control import Control
 from rich.padding import Padding
 from rich.segment import ControlType, Segment
+from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -37,6 +42,10 @@ from nada_tui.widgets.status_bar import StatusBar
 
 GUTTER = 2  # columns between pairs
 CAPTION_ROWS = 1  # each pair's "seed N" line
+# Half-block images up to this many cells are made on the UI thread, in the frame that shows them:
+# an 18x9 tile takes ~0.6 ms, less than a thread worker costs the UI thread (a thread, three state
+# messages, a Ready, and a frame of its own). Larger ones (a zoom: 76x38 takes ~10 ms) go to a thread.
+INLINE_CELLS = 400
 # A control code Rich and Textual treat as zero cells wide, so escape data never shifts the layout.
 _ZERO_WIDTH = ((ControlType.CURSOR_FORWARD, 0),)
 
@@ -138,12 +147,47 @@ def prepare(
 
 
 def halfblock_strips(image: Any) -> list[Strip]:
-    """An RGB image as rows of rich-pixels' half-block cells ("\u2584": the lower pixel in the
-    foreground, the upper in the background), one Strip per row of cells, runs of equal cells merged."""
-    from rich_pixels import HalfcellRenderer
+    """An RGB image as rows of half-block cells, one Strip per row of cells, runs of equal cells merged:
+    the cells rich-pixels' HalfcellRenderer makes ("\u2584": the lower pixel in the foreground, the upper
+    in the background; an odd height stretched to even with nearest neighbour), built from the pixel
+    values. rich-pixels writes each cell's colours as text for rich to parse, and on a new preview rich's
+    parse cache misses on nearly every cell: ~2.2 ms for a fresh 18 x 9 tile, here ~0.6 ms (see
+    tests/test_previews.py for the two side by side)."""
+    from PIL import Image
 
-    segments = HalfcellRenderer().render(image, None)  # rich-pixels' cells, a newline after each row
-    return [Strip(Segment.simplify(line), image.width) for line in Segment.split_lines(segments)]
+    rgb = image.convert("RGB")
+    if rgb.height % 2:
+        rgb = rgb.resize((rgb.width, rgb.height + 1), Image.Resampling.NEAREST)
+    pixels = np.asarray(rgb)
+    strips = []
+    for y in range(0, rgb.height, 2):
+        segments: list[Segment] = []
+        run: tuple[int, ...] | None = None
+        count = 0
+        for upper, lower in zip(pixels[y].tolist(), pixels[y + 1].tolist(), strict=True):
+            cell = (*lower, *upper)
+            if cell != run:
+                if run is not None:
+                    segments.append(Segment("\u2584" * count, _halfcell_style(run)))
+                run, count = cell, 0
+            count += 1
+        if run is not None:
+            segments.append(Segment("\u2584" * count, _halfcell_style(run)))
+        strips.append(Strip(segments, rgb.width))
+    return strips
+
+
+_HEX = [f"{i:02x}" for i in range(256)]
+
+
+@lru_cache(maxsize=1 << 16)
+def _truecolor(r: int, g: int, b: int) -> Color:
+    """Color.from_rgb(r, g, b), without formatting its hex name anew for every colour."""
+    return Color(f"#{_HEX[r]}{_HEX[g]}{_HEX[b]}", ColorType.TRUECOLOR, triplet=ColorTriplet(r, g, b))
+
+
+def _halfcell_style(cell: tuple[int, ...]) -> Style:
+    return Style.from_color(_truecolor(*cell[:3]), _truecolor(*cell[3:]))
 
 
 class PixelImage(Widget):
@@ -217,6 +261,11 @@ class PixelImage(Widget):
             h = min(h, self.content_size.height - 1)  # the row below the image carries it (render_lines)
         if self.source is None or w <= 0 or h <= 0:
             return
+        g = graphics.current()
+        if g.renderer == "halfblocks" and w * h <= INLINE_CELLS:
+            self._token += 1  # a preparation still running on a thread is for an older request
+            self._set(self._prepare_now(*self.source, w, h, g))
+            return
         if self._busy:  # one preparation at a time; the last request wins when it is done
             self._again = True
             return
@@ -224,6 +273,12 @@ class PixelImage(Widget):
         self._token += 1
         bg = self.background_colors[1].rgb
         self._prepare(self._token, *self.source, w, h, graphics.current(), bg)
+
+    def _prepare_now(self, source: Any, box: Any, cols: int, rows: int, g: graphics.Graphics) -> Prepared | None:
+        try:
+            return prepare(source, box, cols, rows, g, self.align)
+        except Exception:  # as in _prepare
+            return None
 
     @work(thread=True, group="pixels", exit_on_error=False, description="scale a preview")
     def _prepare(
