@@ -4,9 +4,10 @@ at start-up), as large as the panel allows; a zoom shows one seed filling the pa
 
 `PixelImage` holds a PIL image (or a PNG path) and draws it scaled to fit its box. Scaling and encoding
 (the costly part: a Sixel of a large tile takes ~0.2 s) run on a thread worker that only posts the
-result back; the UI thread only places what is ready. Half blocks are finished there too, as Strips:
-through Textual's renderable pipeline a preview of eight 18 x 9 tiles cost the UI thread ~42 ms (now
-~12 ms), and while training on a CPU every millisecond of it is taken from the trainer. Upscaling is by
+result back; the UI thread only places what is ready. Half blocks are finished as Strips, not rendered
+through Textual's renderable pipeline (a preview of eight 18 x 9 tiles cost the UI thread ~42 ms that
+way), and small half-block tiles are made on the UI thread itself (see INLINE_CELLS): while training
+on a CPU every millisecond the UI spends is taken from the trainer. Upscaling is by
 a whole factor with nearest neighbour, so each generated pixel is a crisp square block (what you judge
 is what the model made); larger images are shrunk with Lanczos.
 """
