@@ -99,7 +99,7 @@ class NadaApp(App):
         self.worker: Any = None  # its engine.trainer.TrainingWorker
         self._cancelled: set[str] = set()  # tokens whose run was stopped while it loaded
         self._last_weight: float | None = None
-        self._batch_lock = threading.Lock()  # step metrics waiting to be posted (see _forward)
+        self._batch_lock = threading.Lock()  # events waiting to be posted (see _forward)
         self._batch: list[Any] = []
         self._batch_preview: Any = None  # the newest PreviewReady: older ones are never drawn
         self._batch_at = 0.0

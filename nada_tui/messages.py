@@ -21,7 +21,8 @@ from engine.events import Event
 # ----- worker threads -> app ---------------------------------------------------------------------
 class RunEvents(Message):
     """Engine events (`engine.events.Event`: handlers `match` on their class) of run `token`, in order.
-    Step metrics are batched (at most four messages a second on fast steps); any other event is sent at once."""
+    Batched: once a second while training on the CPU, four times a second on a GPU; a pause, a resume and
+    the end of the run are sent at once (see NadaApp._forward)."""
 
     def __init__(self, token: str, events: tuple[Event, ...]) -> None:
         super().__init__()

@@ -273,23 +273,21 @@ class PixelImage(Widget):
         self._busy = True
         self._token += 1
         bg = self.background_colors[1].rgb
-        self._prepare(self._token, *self.source, w, h, graphics.current(), bg)
+        self._prepare(self._token, *self.source, w, h, g, bg)
 
-    def _prepare_now(self, source: Any, box: Any, cols: int, rows: int, g: graphics.Graphics) -> Prepared | None:
+    def _prepare_now(
+        self, source: Any, box: Any, cols: int, rows: int, g: graphics.Graphics, bg: tuple[int, int, int] = (0, 0, 0)
+    ) -> Prepared | None:
         try:
-            return prepare(source, box, cols, rows, g, self.align)
-        except Exception:  # as in _prepare
+            return prepare(source, box, cols, rows, g, self.align, bg)
+        except Exception:  # an unreadable file or an odd image: the placeholder stays, nothing breaks
             return None
 
     @work(thread=True, group="pixels", exit_on_error=False, description="scale a preview")
     def _prepare(
         self, token: int, source: Any, box: Any, cols: int, rows: int, g: graphics.Graphics, bg: tuple[int, int, int]
     ) -> None:
-        try:
-            prepared = prepare(source, box, cols, rows, g, self.align, bg)
-        except Exception:  # an unreadable file or an odd image: the placeholder stays, nothing breaks
-            prepared = None
-        self.post_message(self.Ready(token, prepared))
+        self.post_message(self.Ready(token, self._prepare_now(source, box, cols, rows, g, bg)))
 
     @on(Ready)
     def _ready(self, message: Ready) -> None:
