@@ -200,7 +200,7 @@ def test_check_sweep_needs_known_models_and_usable_prompts(tmp_path):
 
 def test_engine_modules_are_torch_free_at_import():
     code = (
-        "import sys, engine.sweeps, engine.sweep_exec, nada_tui.cli.sweep; "
+        "import sys, engine.sweeps, engine.sweeps.submit, nada_tui.cli.sweep; "
         "print(sorted({'torch', 'submitit', 'textual'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -245,9 +245,9 @@ def test_dry_run_prints_the_runs_and_submits_nothing(tmp_path, capsys):
 
 
 def test_dry_run_plans_one_run_per_visible_gpu(tmp_path, capsys, monkeypatch):
-    from engine import sweep_exec
+    from engine.sweeps import execute
 
-    monkeypatch.setattr(sweep_exec, "visible_gpus", lambda: [3, 5])
+    monkeypatch.setattr(execute, "visible_gpus", lambda: [3, 5])
     p = demo_file(tmp_path, "gpus")
     assert main(["sweep", str(p), "--dry-run", "--executor", "local"]) == 0
     assert "would run here: 2 at a time on GPUs 3,5" in capsys.readouterr().out
@@ -311,7 +311,7 @@ def slurm_ids(name: str) -> list[str]:
 
 
 def wait_for_slurm(name: str, timeout_s: float = 240) -> None:
-    from engine.sweep_exec import cancel_slurm, wait_slurm
+    from engine.sweeps.execute import cancel_slurm, wait_slurm
 
     ids = slurm_ids(name)
     if not wait_slurm(ids, poll_s=0.5, timeout_s=timeout_s):
