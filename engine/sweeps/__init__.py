@@ -29,6 +29,7 @@ from engine.sweeps.record import (
     run_session_id,
     sweep_dir,
     sweeps_dir,
+    write_run_start,
 )
 from engine.sweeps.status import RunStatus, run_statuses
 
@@ -54,4 +55,5 @@ __all__ = [
     "sweep_dir",
     "sweep_id",
     "sweeps_dir",
+    "write_run_start",
 ]

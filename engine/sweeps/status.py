@@ -112,8 +112,9 @@ def run_statuses(record: SweepRecord) -> list[RunStatus]:
                 row.step = int(last["step"])
                 total = (last.get("losses") or {}).get("total")
                 row.loss = float(total) if isinstance(total, int | float) else row.loss
-            if info.status in ("interrupted", "stopped", "failed") and in_queue in ("PENDING", "CONFIGURING"):
-                row.status = "queued"  # resubmitted; its job has not started yet
+            resubmitted = executor == "slurm" and in_queue in ("PENDING", "CONFIGURING")
+            if info.status in ("interrupted", "stopped", "failed") and resubmitted:
+                row.status = "queued"  # its job has not started yet (a local sweep never runs a run twice)
         elif in_queue in ("PENDING", "CONFIGURING", "REQUEUED"):
             row.status = "queued"
         elif in_queue is not None:
