@@ -455,3 +455,43 @@ def test_a_run_whose_final_save_failed_is_reported_as_train_reports_it(tmp_path,
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert (row["status"], row["step"], row["session"]) == ("interrupted", 0, info.id)
     assert sessions.read_info(info.path).step == row["step"]
+
+
+@needs_slurm
+def test_dry_run_reads_max_array_size_from_the_cluster(tmp_path, capsys):
+    from engine.sweeps import execute
+
+    limit = execute.max_array_size()
+    assert limit is not None  # read from `scontrol show config`
+    seeds = ", ".join(str(i) for i in range(limit + 1))
+    p = write(tmp_path, f'name = "wide"\n[defaults]\ndemo = true\n[grid]\nseed = [{seeds}]\n')
+    assert main(["sweep", str(p), "--executor", "slurm", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would submit: 2 Slurm job arrays of at most {limit} (the cluster's MaxArraySize), {limit + 1} runs" in out
+
+
+@needs_slurm
+def test_a_refused_submission_leaves_no_sweep_behind(tmp_path, capsys):
+    from engine.sweeps import submit
+
+    p = demo_file(tmp_path, "refused")
+    assert main(["sweep", str(p), "--executor", "slurm", "--partition", "no-such-partition"]) == 1
+    err = capsys.readouterr().err
+    assert "sbatch refused the sweep" in err and "partition" in err.lower()
+    assert sweeps.list_sweeps() == [] and not sweeps.sweep_dir("refused").exists()
+    assert submit.prepare(sweeps.load_sweep(p), False, str(p)).new  # nothing blocks running it again
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_a_sweep_over_max_array_size_goes_as_several_arrays(tmp_path, capsys, monkeypatch):
+    from engine.sweeps import execute
+
+    monkeypatch.setattr(execute, "max_array_size", lambda: 2)
+    p = demo_file(tmp_path, "split colours")
+    assert main(["sweep", str(p), "--executor", "slurm"]) == 0
+    assert "2 Slurm job arrays of at most 2 (the cluster's MaxArraySize), 3 runs" in capsys.readouterr().out
+    ids = slurm_ids("split colours")
+    assert len(ids) == 3 and len({j.split("_")[0] for j in ids}) == 2
+    wait_for_slurm("split colours")
+    check_three_finished("split colours", capsys)
