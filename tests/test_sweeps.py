@@ -431,8 +431,13 @@ def test_sweep_delete_forgets_the_record_and_keeps_the_sessions(tmp_path, capsys
     assert sweeps.list_sweeps() == [] and sessions.read_info(sessions.session_path(sid)).status == "finished"
     assert main(["sweep", "delete", "forget me", "--yes"]) == 2
     assert "no sweep named 'forget me'" in capsys.readouterr().err
-    # the file runs again as a new sweep (dry run: nothing recorded)
-    assert main(["sweep", str(p), "--executor", "local", "--dry-run"]) == 0
+    # a damaged record can be deleted too
+    record.save()
+    (record.dir / sweeps.MANIFEST).write_text("{not json")
+    assert main(["sweep", "status", "forget me"]) == 2
+    assert "unreadable" in capsys.readouterr().err
+    assert main(["sweep", "delete", "forget me", "-y"]) == 0
+    assert not record.dir.exists()
 
 
 @pytest.mark.slow

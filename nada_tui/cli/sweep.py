@@ -18,6 +18,7 @@ from nada_tui.cli import CliError
 
 STATUS_WORD = "status"
 DELETE_WORD = "delete"
+UNDER_WAY = ("running", "queued", "starting")  # a sweep with such runs is not deleted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -338,12 +339,19 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
     if args.name is None:
         raise CliError("which sweep? `nada-tui sweep delete NAME` (see `nada-tui sweep status`)", 2)
-    record = _record_of(args.name)
-    active = [r for r in sweeps.run_statuses(record) if r.status in ("running", "queued", "starting")]
+    try:
+        record = _record_of(args.name)
+    except CliError:
+        if not sweeps.sweep_dir(args.name).is_dir():
+            raise
+        record = None  # there, but its sweep.json is unreadable: deleting it is the way out
+    name = args.name if record is None else record.name
+    about = "its record is unreadable" if record is None else f"{len(record.runs)} runs, {record.created}"
+    active = [] if record is None else [r for r in sweeps.run_statuses(record) if r.status in UNDER_WAY]
     if active:
         runs = ", ".join(str(r.index + 1) for r in active)
         raise CliError(
-            f"sweep '{record.name}' still has runs under way (run {runs}): stop them first "
+            f"sweep '{name}' still has runs under way (run {runs}): stop them first "
             "(scancel, or Ctrl-C in the terminal that runs the sweep)",
             2,
         )
@@ -351,12 +359,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             raise CliError("deleting needs confirmation: add --yes", 2)
         answer = input(
-            f"Delete the record of sweep '{record.name}' ({len(record.runs)} runs, {record.created})? "
+            f"Delete the record of sweep '{name}' ({about})? "
             "Its sessions stay. [y/N] "
         ).strip().lower()
         if answer not in ("y", "yes"):
             print("Nothing deleted.")
             return 1
-    path = sweeps.delete_record(record.id)
-    print(f"deleted sweep '{record.name}' ({path}); its sessions stay (nada-tui sessions list)")
+    path = sweeps.delete_record(args.name if record is None else record.id)
+    print(f"deleted sweep '{name}' ({path}); its sessions stay (nada-tui sessions list)")
     return 0
