@@ -28,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Expand a sweep file ([defaults], [grid], [[runs]], [slurm]) into runs and train each "
         "one as an ordinary session: as Slurm job arrays where `sbatch` exists (split to the cluster's "
         "MaxArraySize), else here, one run per visible GPU (or --parallel N at a time on CPU); a file that "
-        "makes too many runs is refused before it is expanded. `nada-tui sweep status NAME` shows a table of its runs; `nada-tui sweep "
-        "delete NAME` forgets its record (the sessions stay). A run that is cancelled or killed is left "
-        "`interrupted`; --resume continues the sweep's unfinished runs.",
+        "makes too many runs is refused before it is expanded. `nada-tui sweep status NAME` shows a table "
+        "of its runs; `nada-tui sweep delete NAME` forgets its record (the sessions stay). A run that is "
+        "cancelled or killed is left `interrupted`; --resume continues the sweep's unfinished runs.",
         epilog="Slurm: cancel with `scancel JOBID` (printed at submission). Here: Ctrl-C stops the runs, "
         "each saving its latest step.",
     )
