@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import errno
+import os
 from pathlib import Path
 from typing import Any
 
-from engine import atomic, runs, sessions
+from _full_disk import failing_write_bytes
+
+from engine import atomic, runs
 from engine.config import DEMO_GENERATOR_ID, demo_config
 
 FAST = ["--batch", "1", "--layer-batch", "2", "--preview-every", "0", "--device", "cpu"]  # CLI flags
@@ -34,15 +36,21 @@ def cli_train(capsys: Any, *extra: str) -> str:
 def fill_disk_after(monkeypatch: Any, good_checkpoints: int) -> None:
     """checkpoint.safetensors writes fail with ENOSPC after `good_checkpoints` of them succeeded
     (the session's creation writes the first)."""
-    real = atomic.write_bytes
-    count = 0
+    monkeypatch.setattr(atomic, "write_bytes", failing_write_bytes(atomic.write_bytes, good_checkpoints))
 
-    def write_bytes(path, data, mode=0o644):
-        nonlocal count
-        if Path(path).name == sessions.CHECKPOINT_FILE:
-            count += 1
-            if count > good_checkpoints:
-                raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, data, mode)
 
-    monkeypatch.setattr(atomic, "write_bytes", write_bytes)
+def fill_disk_in_children(monkeypatch: Any, folder: Path, good_checkpoints: int) -> None:
+    """As `fill_disk_after`, in every Python process started from now on (a sweep's jobs): a
+    `sitecustomize` module in `folder`, put first on PYTHONPATH, applies it at each start. Each process
+    counts its own checkpoint writes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).resolve().parent
+    (folder / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(here)!r})\n"
+        "from engine import atomic\n"
+        "from _full_disk import failing_write_bytes\n"
+        f"atomic.write_bytes = failing_write_bytes(atomic.write_bytes, {good_checkpoints})\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p))
+

@@ -200,7 +200,8 @@ def test_check_sweep_needs_known_models_and_usable_prompts(tmp_path):
 
 def test_engine_modules_are_torch_free_at_import():
     code = (
-        "import sys, engine.sweeps, engine.sweep_exec, nada_tui.cli.sweep; "
+        "import sys, engine.sweeps, nada_tui.cli.sweep; "
+        "from engine.sweeps import checks, execute, fileformat, job, locator, plan, record, status, submit; "
         "print(sorted({'torch', 'submitit', 'textual'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -245,9 +246,9 @@ def test_dry_run_prints_the_runs_and_submits_nothing(tmp_path, capsys):
 
 
 def test_dry_run_plans_one_run_per_visible_gpu(tmp_path, capsys, monkeypatch):
-    from engine import sweep_exec
+    from engine.sweeps import execute
 
-    monkeypatch.setattr(sweep_exec, "visible_gpus", lambda: [3, 5])
+    monkeypatch.setattr(execute, "visible_gpus", lambda: [3, 5])
     p = demo_file(tmp_path, "gpus")
     assert main(["sweep", str(p), "--dry-run", "--executor", "local"]) == 0
     assert "would run here: 2 at a time on GPUs 3,5" in capsys.readouterr().out
@@ -311,7 +312,7 @@ def slurm_ids(name: str) -> list[str]:
 
 
 def wait_for_slurm(name: str, timeout_s: float = 240) -> None:
-    from engine.sweep_exec import cancel_slurm, wait_slurm
+    from engine.sweeps.execute import cancel_slurm, wait_slurm
 
     ids = slurm_ids(name)
     if not wait_slurm(ids, poll_s=0.5, timeout_s=timeout_s):
@@ -372,3 +373,131 @@ def test_a_run_cancelled_with_scancel_is_interrupted_and_resumes(tmp_path, capsy
     steps = [json.loads(line)["step"] for line in (info.path / sessions.METRICS_FILE).read_text().splitlines()]
     assert steps == list(range(1, 41))  # one curve: the resumed run went on where the cancelled one saved
     assert [i.id for i in finished_sessions("cancel me")] == [sid]
+
+
+# ----- issue 18: sizes, refused submissions, delete, a failed final save ------------------------------
+def test_a_huge_grid_is_refused_before_it_is_expanded():
+    # 1000^3 runs: expanding this would not end in a test's lifetime; the count is a product of lengths.
+    axis = ", ".join(str(i) for i in range(1000))
+    err = error_of(f"[defaults]\ndemo = true\n[grid]\nseed = [{axis}]\niters = [{axis}]\nbatch = [{axis}]\n")
+    assert err.line == 3 and err.key is None, str(err)
+    assert "makes 1,000,000,000 runs, over the cap of 10,000" in str(err)
+    assert len(parse(f"[defaults]\ndemo = true\n[grid]\nseed = [{axis}]\n").runs) == 1000
+
+
+def test_job_arrays_split_to_the_clusters_max_array_size():
+    from engine.sweeps import execute, plan
+
+    assert [list(c) for c in plan.chunks(list(range(5)), 2)] == [[0, 1], [2, 3], [4]]
+    assert [list(c) for c in plan.chunks(list(range(3)), 1001)] == [[0, 1, 2]]
+    text = "MaxArraySize            = 1001\nMaxJobCount             = 10000\n"
+    assert execute.parse_max_array_size(text) == 1001
+    assert execute.parse_max_array_size("MaxJobCount = 5\n") is None
+
+
+def test_sweep_status_imports_neither_torch_nor_textual(tmp_path):
+    from _sessions import demo_session
+
+    sid = demo_session(iterations=2)
+    record = sweeps.new_record(parse("name = 'light'\n[defaults]\ndemo = true\n[grid]\nseed = [1, 2]\n"))
+    record.save()
+    sweeps.write_run_start(record.dir, 0, sid, None)
+    code = (
+        "import sys\n"
+        "from nada_tui.__main__ import main\n"
+        "assert main(['sweep', 'status']) == 0\n"
+        "assert main(['sweep', 'status', 'light']) == 0\n"
+        "print(sorted({'torch', 'textual'} & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert f"{sid}" in out and "finished" in out  # it did read the session
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_sweep_delete_forgets_the_record_and_keeps_the_sessions(tmp_path, capsys, monkeypatch):
+    from _sessions import demo_session
+
+    from engine import sessions
+
+    sid = demo_session(iterations=2)
+    p = demo_file(tmp_path, "forget me", grid=False)
+    record = sweeps.new_record(sweeps.load_sweep(p))
+    record.save()
+    sweeps.write_run_start(record.dir, 0, sid, None)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    assert main(["sweep", "delete", "forget me"]) == 2
+    assert "deleting needs confirmation: add --yes" in capsys.readouterr().err
+    assert main(["sweep", "delete", "forget me", "--yes"]) == 0
+    assert "deleted sweep 'forget me'" in capsys.readouterr().out
+    assert sweeps.list_sweeps() == [] and sessions.read_info(sessions.session_path(sid)).status == "finished"
+    assert main(["sweep", "delete", "forget me", "--yes"]) == 2
+    assert "no sweep named 'forget me'" in capsys.readouterr().err
+    # a damaged record can be deleted too
+    record.save()
+    (record.dir / sweeps.MANIFEST).write_text("{not json")
+    assert main(["sweep", "status", "forget me"]) == 2
+    assert "unreadable" in capsys.readouterr().err
+    assert main(["sweep", "delete", "forget me", "-y"]) == 0
+    assert not record.dir.exists()
+
+
+@pytest.mark.slow
+def test_a_run_whose_final_save_failed_is_reported_as_train_reports_it(tmp_path, capsys, monkeypatch):
+    from _sessions import fill_disk_in_children
+
+    from engine import sessions
+
+    fill_disk_in_children(monkeypatch, tmp_path / "site", good_checkpoints=1)  # creation's write succeeds
+    p = demo_file(tmp_path, "full disk", grid=False)
+    assert main(["sweep", str(p), "--executor", "local"]) == 1
+    out = capsys.readouterr().out
+    (info,) = finished_sessions("full disk")
+    assert (info.status, info.step) == ("interrupted", 0)
+    assert f"run 1/1 trained to step 3/3, but saving it failed: session {info.id} holds step 0/3" in out
+    assert "The disk is full" in out and "1 not saved" in out and "finished" not in out
+    assert f"Free some disk space, then continue the runs that were not saved with: nada-tui sweep {p}" in out
+    # sweep status agrees with the session: the saved step, not the trainer's
+    assert main(["sweep", "status", "full disk", "--json"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["status"], row["step"], row["session"]) == ("interrupted", 0, info.id)
+    assert sessions.read_info(info.path).step == row["step"]
+
+
+@needs_slurm
+def test_dry_run_reads_max_array_size_from_the_cluster(tmp_path, capsys):
+    from engine.sweeps import execute
+
+    limit = execute.max_array_size()
+    assert limit is not None  # read from `scontrol show config`
+    seeds = ", ".join(str(i) for i in range(limit + 1))
+    p = write(tmp_path, f'name = "wide"\n[defaults]\ndemo = true\n[grid]\nseed = [{seeds}]\n')
+    assert main(["sweep", str(p), "--executor", "slurm", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would submit: 2 Slurm job arrays of at most {limit} (the cluster's MaxArraySize), {limit + 1} runs" in out
+
+
+@needs_slurm
+def test_a_refused_submission_leaves_no_sweep_behind(tmp_path, capsys):
+    from engine.sweeps import submit
+
+    p = demo_file(tmp_path, "refused")
+    assert main(["sweep", str(p), "--executor", "slurm", "--partition", "no-such-partition"]) == 1
+    err = capsys.readouterr().err
+    assert "sbatch refused the sweep" in err and "partition" in err.lower()
+    assert sweeps.list_sweeps() == [] and not sweeps.sweep_dir("refused").exists()
+    assert submit.prepare(sweeps.load_sweep(p), False, str(p)).new  # nothing blocks running it again
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_a_sweep_over_max_array_size_goes_as_several_arrays(tmp_path, capsys, monkeypatch):
+    from engine.sweeps import execute
+
+    monkeypatch.setattr(execute, "max_array_size", lambda: 2)
+    p = demo_file(tmp_path, "split colours")
+    assert main(["sweep", str(p), "--executor", "slurm"]) == 0
+    assert "2 Slurm job arrays of at most 2 (the cluster's MaxArraySize), 3 runs" in capsys.readouterr().out
+    ids = slurm_ids("split colours")
+    assert len(ids) == 3 and len({j.split("_")[0] for j in ids}) == 2
+    wait_for_slurm("split colours")
+    check_three_finished("split colours", capsys)

@@ -15,6 +15,9 @@ sessions.create(...)` is the way in. One job a module:
 Nothing here prints or imports textual.
 """
 
+import importlib
+from typing import Any
+
 from engine.sessions.errors import (
     AlreadyFinished,
     AmbiguousSession,
@@ -38,29 +41,40 @@ from engine.sessions.layout import (
     TARGETS_DIR,
 )
 from engine.sessions.lock import SessionLock, is_locked, lock_owner
-from engine.sessions.state import (
-    decode_state,
-    encode_state,
-    encode_weights,
-    read_state,
-    read_weights_file,
-    weights_sha256,
-)
-from engine.sessions.store import (
-    adapted_weights,
-    checkpoint_weights,
-    create,
-    delete,
-    list_sessions,
-    load,
-    open_writer,
-    remove_leftovers,
-    rename,
-    resolve,
-    start_weights,
-    target_images,
-)
-from engine.sessions.writer import SessionWriter
+
+# The names below need torch (the state codec, the writer, and the store that loads weights): they are
+# imported on first use, so that reading sessions (`sessions list`, `sweep status`) imports no torch.
+_LAZY = {
+    "decode_state": "state",
+    "encode_state": "state",
+    "encode_weights": "state",
+    "read_state": "state",
+    "read_weights_file": "state",
+    "weights_sha256": "state",
+    "adapted_weights": "store",
+    "checkpoint_weights": "store",
+    "create": "store",
+    "delete": "store",
+    "list_sessions": "store",
+    "load": "store",
+    "open_writer": "store",
+    "remove_leftovers": "store",
+    "rename": "store",
+    "resolve": "store",
+    "start_weights": "store",
+    "target_images": "store",
+    "SessionWriter": "writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHECKPOINT_FILE",

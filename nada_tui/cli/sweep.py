@@ -1,7 +1,7 @@
-"""`nada-tui sweep FILE`: many training runs from one TOML file, on a Slurm cluster (a job array) or on
-this machine (one run per GPU, or `--parallel N` on CPU); `nada-tui sweep status NAME`: how they are doing.
-
-The file format is described in `engine/sweeps.py` and the README's "Sweeps" section.
+"""`nada-tui sweep FILE`: many training runs from one TOML file, on a Slurm cluster (job arrays) or on
+this machine (one run per GPU, or `--parallel N` on CPU); `nada-tui sweep status NAME`: how they are doing;
+`nada-tui sweep delete NAME`: forget a sweep's record. This module parses and prints; the work is done in
+`engine.sweeps` (the file format is described in `engine/sweeps/fileformat.py`).
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import contextlib
 import json
 import os
 import shlex
-import signal
 import sys
 from typing import Any
 
 from nada_tui.cli import CliError
 
 STATUS_WORD = "status"
+DELETE_WORD = "delete"
+UNDER_WAY = ("running", "queued", "starting")  # a sweep with such runs is not deleted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,15 +26,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="run many trainings from a TOML sweep file (Slurm job array, or this machine's GPUs)",
         description="Expand a sweep file ([defaults], [grid], [[runs]], [slurm]) into runs and train each "
-        "one as an ordinary session: as a Slurm job array where `sbatch` exists, else here, one run per "
-        "visible GPU (or --parallel N at a time on CPU). `nada-tui sweep status NAME` shows a table of "
-        "its runs. A run that is cancelled or killed is left `interrupted`; --resume continues the "
-        "sweep's unfinished runs.",
+        "one as an ordinary session: as Slurm job arrays where `sbatch` exists (split to the cluster's "
+        "MaxArraySize), else here, one run per visible GPU (or --parallel N at a time on CPU); a file that "
+        "makes too many runs is refused before it is expanded. `nada-tui sweep status NAME` shows a table "
+        "of its runs; `nada-tui sweep delete NAME` forgets its record (the sessions stay). A run that is "
+        "cancelled or killed is left `interrupted`; --resume continues the sweep's unfinished runs.",
         epilog="Slurm: cancel with `scancel JOBID` (printed at submission). Here: Ctrl-C stops the runs, "
         "each saving its latest step.",
     )
-    p.add_argument("file", metavar="FILE", help="the sweep file (.toml), or `status` to see a sweep's runs")
-    p.add_argument("name", nargs="?", metavar="NAME", help="with `status`: the sweep's name (default: list sweeps)")
+    p.add_argument(
+        "file", metavar="FILE", help="the sweep file (.toml), or `status` to see a sweep's runs, or `delete`"
+    )
+    p.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help="with `status`: the sweep's name (default: list sweeps); with `delete`: the sweep to forget",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="print the expanded runs and where they would go; submit nothing"
     )
@@ -51,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--wait", action="store_true", help="Slurm: wait until every run has ended, then print the table")
     p.add_argument("--json", action="store_true", help="with `status`: one JSON object per run")
+    p.add_argument(
+        "-y", "--yes", action="store_true", help="with `delete`: do not ask (needed when stdin is not a terminal)"
+    )
     g = p.add_argument_group("this machine (local executor)")
     g.add_argument(
         "--parallel",
@@ -103,6 +115,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.file == STATUS_WORD:
         return cmd_status(args)
+    if args.file == DELETE_WORD:
+        return cmd_delete(args)
     if args.name is not None:
         raise CliError(f"unexpected argument {args.name!r} (did you mean `nada-tui sweep status {args.name}`?)", 2)
     for flag in ("parallel", "time", "gpus_per_job", "cpus_per_job", "array_parallelism"):
@@ -114,16 +128,7 @@ def run(args: argparse.Namespace) -> int:
     return cmd_submit(args)
 
 
-# ----- submitting -----------------------------------------------------------------------------------
-def _load(path: str) -> Any:
-    from engine import sweeps
-
-    try:
-        return sweeps.check_sweep(sweeps.load_sweep(path))
-    except sweeps.SweepError as exc:
-        raise CliError(str(exc), 2) from None
-
-
+# ----- printing -------------------------------------------------------------------------------------
 def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -139,37 +144,13 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-def _options(args: argparse.Namespace, sweep: Any) -> dict[str, Any]:
-    options = dict(sweep.slurm)
-    for key in ("partition", "time", "gpus_per_job", "cpus_per_job", "array_parallelism"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    return options
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # a closed terminal must not stop the bookkeeping
+        print(text, flush=True)
 
 
-def _executor(args: argparse.Namespace) -> str:
-    from engine.sweep_exec import slurm_available
-
-    if args.executor == "slurm" and not slurm_available():
-        raise CliError("--executor slurm: no `sbatch` on this machine (is Slurm installed and on PATH?)", 2)
-    if args.executor == "auto":
-        return "slurm" if slurm_available() else "local"
-    return args.executor
-
-
-def _slots(args: argparse.Namespace) -> list[int | None]:
-    from engine.sweep_exec import visible_gpus
-
-    device = (args.run_device or "auto").lower()
-    gpus = visible_gpus() if device != "cpu" else []
-    if gpus:
-        n = args.parallel or len(gpus)
-        return [gpus[i % len(gpus)] for i in range(n)]
-    return [None] * (args.parallel or 1)
-
-
-def _print_plan(sweep: Any, executor: str, options: dict[str, Any], args: argparse.Namespace) -> None:
-    from engine.config import SETTINGS
+def _print_plan(sweep: Any, executor: str, options: Any, max_array: int | None) -> None:
+    from engine.sweeps import plan, submit
 
     keys = list(sweep.keys)
     rows = [["#", "MODEL", *[k.upper() for k in keys], "NAME"]]
@@ -179,198 +160,99 @@ def _print_plan(sweep: Any, executor: str, options: dict[str, Any], args: argpar
     print(f"sweep '{sweep.name}': {len(sweep.runs)} run(s)" + (f", varying {', '.join(keys)}" if keys else ""))
     print(_table(rows))
     first = sweep.runs[0].config
-    same = [
-        s
-        for s in SETTINGS.values()
-        if s.name not in keys and all(getattr(r.config, s.name) == getattr(first, s.name) for r in sweep.runs)
-    ]
+    same = plan.shared_settings(sweep)
     print("shared: " + ", ".join(f"{s.sweep_key}={s.format(getattr(first, s.name))}" for s in same))
     if executor == "slurm":
-        print("would submit: " + _slurm_words(options, sweep))
+        words = submit.slurm_words(submit.slurm_options(sweep, options.slurm), sweep, len(sweep.runs), max_array)
+        print("would submit: " + words)
     else:
-        slots = _slots(args)
-        where = "CPU" if slots[0] is None else f"GPUs {','.join(str(s) for s in sorted(set(slots)))}"
-        print(f"would run here: {len(slots)} at a time on {where}")
+        slots = submit.local_slots(options.parallel, options.device)
+        print(f"would run here: {len(slots)} at a time on {submit.where_local(slots)}")
 
 
-def _slurm_words(options: dict[str, Any], sweep: Any) -> str:
-    from engine.sweep_exec import DEFAULT_SLURM_MINUTES
+# ----- submitting -----------------------------------------------------------------------------------
+def _submit_options(args: argparse.Namespace) -> Any:
+    from engine.sweeps.submit import SLURM_OVERRIDES, SubmitOptions
 
-    gpus = options.get("gpus_per_job")
-    if gpus is None:
-        gpus = 0 if all(r.demo for r in sweep.runs) else 1
-    parts = [f"a Slurm job array of {len(sweep.runs)}"]
-    if options.get("partition"):
-        parts.append(f"partition {options['partition']}")
-    parts.append(f"{options.get('time') or DEFAULT_SLURM_MINUTES} min per run")
-    parts.append(f"{gpus} GPU(s) per run")
-    if options.get("array_parallelism"):
-        parts.append(f"at most {options['array_parallelism']} at once")
-    return ", ".join(parts)
-
-
-def _same_runs(record: Any, sweep: Any) -> str | None:
-    """Why the file no longer matches the sweep as submitted, or None."""
-    if len(record.runs) != len(sweep.runs):
-        return f"it now expands to {len(sweep.runs)} runs, the sweep has {len(record.runs)}"
-    for old, new in zip(record.runs, sweep.runs, strict=True):
-        if (old.model_id, old.config, old.name) != (new.model_id, new.config, new.name):
-            return f"run {new.index + 1} differs ('{old.name}' was submitted)"
-    return None
+    return SubmitOptions(
+        executor=args.executor,
+        resume=args.resume,
+        parallel=args.parallel,
+        device=args.run_device,
+        checkpoint_every=args.checkpoint_every,
+        slurm={k: getattr(args, k) for k in SLURM_OVERRIDES if getattr(args, k) is not None},
+    )
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from engine import sweep_exec, sweeps
-    from engine.sweep_exec import Job
+    from engine import sweeps
+    from engine.sweeps import execute, submit
+    from engine.sweeps.status import count_statuses
 
-    sweep = _load(args.file)
-    executor = _executor(args)
-    options = _options(args, sweep)
-    if args.dry_run:
-        _print_plan(sweep, executor, options, args)
-        return 0
-
-    existing = None
+    options = _submit_options(args)
     try:
-        existing = sweeps.read_record(sweep.id)
-    except sweeps.SweepError:
-        if (sweeps.sweep_dir(sweep) / sweeps.MANIFEST).exists():
-            raise
-    if existing is not None and not args.resume:
-        raise CliError(
-            f"sweep '{sweep.name}' already exists ({len(existing.runs)} runs, {existing.created}). Continue it with "
-            f"`nada-tui sweep {shlex.quote(args.file)} --resume`, see it with `nada-tui sweep status "
-            f'{shlex.quote(sweep.name)}`, or give the file another name = "...".',
-            2,
-        )
-    to_start: list[Any] = list(sweep.runs)
-    resumed: dict[int, str] = {}
-    record = existing
-    if existing is not None:
-        why = _same_runs(existing, sweep)
-        if why:
-            raise CliError(
-                f"{args.file}: the file changed since sweep '{sweep.name}' was submitted: {why}. "
-                'Give the changed sweep a new name = "...".',
-                2,
-            )
-        to_start, resumed, skipped = _resume_plan(existing)
-        for line in skipped:
-            print(line)
-        if not to_start:
-            print(f"sweep '{sweep.name}': nothing to resume.")
-            return 0
-    else:
-        record = sweeps.new_record(sweep)
-        record.save()
-    assert record is not None
-    env = sweep_exec.passed_env()
-    logs = record.dir / sweeps.LOGS_DIR
-
-    def job(run: Any, threads: int | None = None) -> Job:
-        return Job(
-            sweep_name=sweep.name,
-            record_dir=str(record.dir),
-            run=run,
-            sessions_root=record.sessions_root,
-            env=env,
-            resume=resumed.get(run.index),
-            threads=threads,
-            device=args.run_device,
-            checkpoint_every=args.checkpoint_every,
-            sweep_file=record.file,
-        )
-
-    verb = "resuming" if existing is not None else "submitting"
+        sweep = submit.load_checked(args.file)
+        executor = submit.choose_executor(options.executor)
+    except sweeps.SweepError as exc:
+        raise CliError(str(exc), 2) from None
+    max_array = execute.max_array_size() if executor == "slurm" else None
+    if args.dry_run:
+        _print_plan(sweep, executor, options, max_array)
+        return 0
+    try:
+        prepared = submit.prepare(sweep, options.resume, args.file)
+    except sweeps.SweepError as exc:
+        raise CliError(str(exc), 2) from None
+    for line in prepared.notes:
+        print(line)
+    if not prepared.to_start:
+        print(f"sweep '{sweep.name}': nothing to resume.")
+        return 0
+    logs = prepared.record.dir / sweeps.LOGS_DIR
+    verb = "submitting" if prepared.new else "resuming"
+    name = shlex.quote(sweep.name)
     if executor == "slurm":
-        params = sweep_exec.slurm_parameters(options, record, all(r.demo for r in sweep.runs))
         try:
-            ids = sweep_exec.submit_slurm(record, [job(r) for r in to_start], params)
-        except Exception as exc:  # submitit raises its own errors with sbatch's message inside
-            raise CliError(f"sbatch refused the sweep: {str(exc).strip()}", 1) from None
-        record.add_submission("slurm", ids, resumed)
-        array = sorted({j.split("_")[0] for j in ids.values()})
-        print(
-            f"sweep '{sweep.name}': {verb} {len(ids)} run(s) as Slurm job {', '.join(array)} "
-            f"({_slurm_words(options, sweep).replace(f'a Slurm job array of {len(sweep.runs)}, ', '')})"
-        )
+            ids = submit.submit_to_slurm(prepared, options, max_array)
+        except execute.SubmitError as exc:
+            raise CliError(str(exc), 1) from None
+        arrays = sorted({j.split("_")[0] for j in ids.values()}, key=int)
+        words = submit.slurm_words(submit.slurm_options(sweep, options.slurm), sweep, len(ids), max_array)
+        print(f"sweep '{sweep.name}': {verb} {len(ids)} run(s) as Slurm job {', '.join(arrays)} ({words})")
         print(f"  logs:   {logs}/")
-        print(f"  status: nada-tui sweep status {shlex.quote(sweep.name)}")
-        print(f"  cancel: scancel {' '.join(array)}   (cancelled runs can continue: --resume)")
+        print(f"  status: nada-tui sweep status {name}")
+        print(f"  cancel: scancel {' '.join(arrays)}   (cancelled runs can continue: --resume)")
         if not args.wait:
             return 0
-        sweep_exec.wait_slurm(list(ids.values()))
-        rows = sweeps.run_statuses(sweeps.read_record(sweep.id))
-        print(_status_table(sweeps.read_record(sweep.id), rows))
+        execute.wait_slurm(list(ids.values()))
+        record = sweeps.read_record(sweep.id)
+        rows = sweeps.run_statuses(record)
+        print(_status_table(record, rows))
         return 0 if all(r.status == "finished" for r in rows) else 1
 
-    slots = _slots(args)
-    cpus = os.cpu_count() or 1
-    threads = max(1, cpus // len(slots))
+    slots = submit.local_slots(options.parallel, options.device)
     where = "CPU" if slots[0] is None else "GPU"
     print(
-        f"sweep '{sweep.name}': {verb} {len(to_start)} run(s) here, {len(slots)} at a time on {where} "
+        f"sweep '{sweep.name}': {verb} {len(prepared.to_start)} run(s) here, {len(slots)} at a time on {where} "
         f"(logs: {logs}/; Ctrl-C stops them, each saving its latest step)"
     )
-    record.add_submission("local", {}, resumed)
-
-    def submitted(ids: dict[int, str]) -> None:
-        record.submissions[-1]["jobs"].update({str(i): j for i, j in ids.items()})
-        record.save()
-
-    def say(text: str) -> None:
-        with contextlib.suppress(OSError, ValueError):  # a closed terminal must not stop the bookkeeping
-            print(text, flush=True)
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    # SIGTERM and SIGHUP (a dropped SSH connection) stop the sweep the way Ctrl-C does: runs save and stop.
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    again = f"nada-tui sweep {shlex.quote(args.file)} --resume"
     try:
-        outcomes = sweep_exec.run_local(
-            record, [job(r, threads) for r in to_start], slots, say, time_min=args.time, on_submitted=submitted
-        )
+        outcomes = submit.run_here(prepared, options, slots, _say)
     except KeyboardInterrupt:
         with contextlib.suppress(OSError, ValueError):
-            print(f"Continue later with: nada-tui sweep {shlex.quote(args.file)} --resume", file=sys.stderr)
+            print(f"Continue later with: {again}", file=sys.stderr)
         return 130
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o.status] = counts.get(o.status, 0) + 1
-    print(
-        ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f". Table: nada-tui sweep status "
-        f"{shlex.quote(sweep.name)}"
-    )
-    if any(o.status in ("interrupted", "not started") for o in outcomes):
-        print(f"Continue with: nada-tui sweep {shlex.quote(args.file)} --resume")
-        return 130
-    return 0 if all(o.status == "finished" for o in outcomes) else 1
+    print(f"{count_statuses([o.status for o in outcomes])}. Table: nada-tui sweep status {name}")
+    code = submit.local_exit_code(outcomes)
+    if submit.needs_disk(outcomes):
+        print(f"Free some disk space, then continue the runs that were not saved with: {again}")
+    elif code == 130:
+        print(f"Continue with: {again}")
+    return code
 
 
-def _resume_plan(record: Any) -> tuple[list[Any], dict[int, str], list[str]]:
-    """(runs to submit, run index -> session to continue, lines about the runs left alone)."""
-    from engine import sweeps
-
-    to_start, resumed, notes = [], {}, []
-    for run, row in zip(record.runs, sweeps.run_statuses(record), strict=True):
-        label = f"run {run.index + 1}"
-        if row.status == "finished":
-            notes.append(f"{label}: finished (session {row.session_id})")
-        elif row.status in ("running", "queued", "starting", "paused"):
-            notes.append(f"{label}: {row.status}" + (f" (session {row.session_id})" if row.session_id else ""))
-        elif row.status in ("interrupted", "stopped") and row.session_id:
-            resumed[run.index] = row.session_id
-            to_start.append(run)
-        else:  # never started, failed, damaged: start afresh
-            to_start.append(run)
-    return to_start, resumed, notes
-
-
-# ----- status ---------------------------------------------------------------------------------------
+# ----- status and delete ----------------------------------------------------------------------------
 def _status_table(record: Any, rows: list[Any]) -> str:
     keys = list(record.keys)
     table = [["#", "STATUS", "STEP", "LOSS", "SESSION", *[k.upper() for k in keys]]]
@@ -388,8 +270,21 @@ def _status_table(record: Any, rows: list[Any]) -> str:
     return _table(table)
 
 
+def _record_of(name: str) -> Any:
+    """A sweep's record by name, id, or its sweep file."""
+    from engine import sweeps
+
+    try:
+        if name.endswith(".toml") and os.path.isfile(name):
+            name = sweeps.load_sweep(name).name
+        return sweeps.read_record(name)
+    except sweeps.SweepError as exc:
+        raise CliError(str(exc), 2) from None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from engine import sweeps
+    from engine.sweeps.status import count_statuses
 
     if args.name is None:
         names = sweeps.list_sweeps()
@@ -407,16 +302,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             rows.append([rec.name, str(len(rec.runs)), str(done), rec.created])
         print(_table(rows))
         return 0
-    name = args.name
-    if name.endswith(".toml") and os.path.isfile(name):
-        try:
-            name = sweeps.load_sweep(name).name
-        except sweeps.SweepError as exc:
-            raise CliError(str(exc), 2) from None
-    try:
-        record = sweeps.read_record(name)
-    except sweeps.SweepError as exc:
-        raise CliError(str(exc), 2) from None
+    record = _record_of(args.name)
     rows = sweeps.run_statuses(record)
     if args.json:
         for r in rows:
@@ -443,10 +329,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in rows:
         if r.message and r.status not in ("finished", "running"):
             print(f"run {r.index + 1}: {r.message}" + (f"; log: {r.log}" if r.log else ""))
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    print(count_statuses([r.status for r in rows]))
     if any(r.status in ("interrupted", "stopped", "failed", "not started") for r in rows) and record.file:
         print(f"Continue the unfinished runs: nada-tui sweep {shlex.quote(record.file)} --resume")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from engine import sweeps
+
+    if args.name is None:
+        raise CliError("which sweep? `nada-tui sweep delete NAME` (see `nada-tui sweep status`)", 2)
+    try:
+        record = _record_of(args.name)
+    except CliError:
+        if not sweeps.sweep_dir(args.name).is_dir():
+            raise
+        record = None  # there, but its sweep.json is unreadable: deleting it is the way out
+    name = args.name if record is None else record.name
+    about = "its record is unreadable" if record is None else f"{len(record.runs)} runs, {record.created}"
+    active = [] if record is None else [r for r in sweeps.run_statuses(record) if r.status in UNDER_WAY]
+    if active:
+        runs = ", ".join(str(r.index + 1) for r in active)
+        raise CliError(
+            f"sweep '{name}' still has runs under way (run {runs}): stop them first "
+            "(scancel, or Ctrl-C in the terminal that runs the sweep)",
+            2,
+        )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("deleting needs confirmation: add --yes", 2)
+        answer = input(
+            f"Delete the record of sweep '{name}' ({about})? "
+            "Its sessions stay. [y/N] "
+        ).strip().lower()
+        if answer not in ("y", "yes"):
+            print("Nothing deleted.")
+            return 1
+    path = sweeps.delete_record(args.name if record is None else record.id)
+    print(f"deleted sweep '{name}' ({path}); its sessions stay (nada-tui sessions list)")
     return 0

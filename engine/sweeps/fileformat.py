@@ -19,26 +19,21 @@ Runs = [[runs]] entries x the [grid] product (a missing side counts as one empty
 comes from the grid, else its [[runs]] entry, else [defaults], else the setting's default. Errors
 (`SweepError`) name the file, the line and the key.
 
-This module also keeps the sweep's record on disk (`<data dir>/sweeps/<id>/`: `sweep.json`, one
-`runs/<index>.json` per started run, submitit's `logs/`) and says how each run is doing
-(`run_statuses`). Submission lives in `engine.sweep_exec`. Torch-free at import.
+This module reads the file into a `Sweep`; the number of runs is checked against the cap
+(`engine.sweeps.plan`) before the grid is expanded. Torch-free at import.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
-import socket
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine import atomic, paths
 from engine.config import (
     DEMO_CLIP_ID,
     DEMO_DEFAULTS,
@@ -51,6 +46,8 @@ from engine.config import (
     TrainConfig,
     lookup,
 )
+from engine.sweeps import plan
+from engine.sweeps.locator import key_lines
 
 RUN_OPTIONS = ("model", "checkpoint", "demo", "name")
 SECTIONS = ("name", "defaults", "grid", "runs", "slurm")
@@ -66,10 +63,6 @@ SLURM_OPTIONS: dict[str, tuple[type, str]] = {
     "qos": (str, "Slurm quality of service"),
     "constraint": (str, "Slurm node constraint"),
 }
-MANIFEST = "sweep.json"
-RUNS_DIR = "runs"
-LOGS_DIR = "logs"
-SCHEMA = 1
 
 
 class SweepError(ValueError):
@@ -85,148 +78,6 @@ class SweepError(ValueError):
         self.path = path
         self.line = line
         self.key = key
-
-
-# ----- where keys are in the text (tomllib gives no line numbers) --------------------------------------
-_BARE = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _skip_string(text: str, i: int) -> int:
-    """Index just past the TOML string starting at text[i] (basic, literal, or multi-line)."""
-    q = text[i]
-    if text.startswith(q * 3, i):
-        end = text.find(q * 3, i + 3)
-        while q == '"' and end > 0 and _escaped(text, end):
-            end = text.find(q * 3, end + 1)
-        end = len(text) - 3 if end < 0 else end
-        # A closing run may be 4 or 5 quotes long (quotes inside the string next to the delimiter).
-        end += 3
-        while end < len(text) and text[end] == q:
-            end += 1
-        return end
-    j = i + 1
-    while j < len(text) and text[j] != q and text[j] != "\n":
-        j += 2 if (q == '"' and text[j] == "\\") else 1
-    return j + 1
-
-
-def _escaped(text: str, i: int) -> bool:
-    n = 0
-    while i - 1 - n >= 0 and text[i - 1 - n] == "\\":
-        n += 1
-    return n % 2 == 1
-
-
-def _read_key(text: str, i: int) -> tuple[list[str], int]:
-    """A (dotted) key at text[i]: its parts and the index after it."""
-    parts: list[str] = []
-    while i < len(text):
-        while i < len(text) and text[i] in " \t":
-            i += 1
-        if i < len(text) and text[i] in "\"'":
-            end = _skip_string(text, i)
-            parts.append(text[i + 1 : end - 1])
-            i = end
-        else:
-            m = _BARE.match(text, i)
-            if not m:
-                break
-            parts.append(m.group())
-            i = m.end()
-        while i < len(text) and text[i] in " \t":
-            i += 1
-        if i < len(text) and text[i] == ".":
-            i += 1
-            continue
-        break
-    return parts, i
-
-
-def key_lines(text: str) -> dict[tuple[Any, ...], int]:
-    """Where each key and table is: path -> 1-based line. Paths: ("name",), ("defaults",),
-    ("defaults", "iters"), ("grid", "target"), ("runs", 0), ("runs", 0, "target"), ... Array-of-tables
-    entries and inline tables in arrays get their index. The text must already be valid TOML."""
-    lines: dict[tuple[Any, ...], int] = {}
-    table: tuple[Any, ...] = ()
-    aot: dict[tuple[Any, ...], int] = {}
-    stack: list[list[Any]] = []  # ["arr", path, index] or ["tbl", path]
-    line, i, n = 1, 0, len(text)
-    at_key, value_path = True, ()
-
-    def note(path: tuple[Any, ...], at: int) -> None:
-        lines.setdefault(path, at)
-
-    while i < n:
-        c = text[i]
-        if c == "\n":
-            line += 1
-            i += 1
-            if not stack:
-                at_key = True
-            continue
-        if c in " \t\r":
-            i += 1
-            continue
-        if c == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        if not stack and at_key and c == "[":
-            double = text.startswith("[[", i)
-            parts, j = _read_key(text, i + (2 if double else 1))
-            name = tuple(parts)
-            if double:
-                aot[name] = aot.get(name, -1) + 1
-                table = (*name, aot[name])
-            else:
-                table = name
-            note(table, line)
-            i = text.find("\n", j)
-            i = n if i < 0 else i
-            at_key = False
-            continue
-        if at_key:
-            parts, j = _read_key(text, i)
-            if not parts:  # not a key after all; move on
-                i += 1
-                continue
-            base = stack[-1][1] if stack and stack[-1][0] == "tbl" else table
-            value_path = (*base, *parts)
-            note(value_path, line)
-            i = text.find("=", j) + 1 or n
-            at_key = False
-            continue
-        if c in "\"'":
-            end = _skip_string(text, i)
-            line += text.count("\n", i, end)
-            i = end
-            continue
-        if c == "[":
-            if stack and stack[-1][0] == "arr":
-                top = stack[-1]
-                top[2] += 1
-                path = (*top[1], top[2])
-            else:
-                path = value_path
-            stack.append(["arr", path, -1])
-        elif c == "{":
-            if stack and stack[-1][0] == "arr":
-                top = stack[-1]
-                top[2] += 1
-                path = (*top[1], top[2])
-                note(path, line)
-            else:
-                path = value_path
-            stack.append(["tbl", path])
-            at_key = True
-        elif c in "]}":
-            if stack:
-                stack.pop()
-        elif c == ",":
-            if stack and stack[-1][0] == "tbl":
-                at_key = True
-        i += 1
-    return lines
 
 
 # ----- the sweep ------------------------------------------------------------------------------------
@@ -369,7 +220,11 @@ class _Parser:
         for key in grid:
             if key != "name" and key not in varying:
                 varying.append(key)
-        points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] or [{}]
+        count = plan.run_count(len(entries), [len(values) for values in grid.values()])
+        if count > plan.MAX_RUNS:
+            where = next(iter(grid.values()))[0].where if grid else ("runs",)
+            raise self.error(plan.too_many(count), where[:1])
+        points = plan.grid_points(grid)
         for entry_index, entry in enumerate(entries):
             for point in points:
                 given = {**defaults, **entry, **point}
@@ -584,302 +439,3 @@ def load_sweep(path: str | os.PathLike[str]) -> Sweep:
         raise SweepError(f"cannot read it: {exc}", p) from None
     return parse_sweep(text, p.resolve(), shown=path)
 
-
-def check_sweep(sweep: Sweep) -> Sweep:
-    """The checks that need the model registry and CLIP's tokenizer (imports torch): known model names,
-    prompts CLIP can use. Fills in a registry model's own source prompt where the file gives none."""
-    from engine.clip_loss import PromptError, validate_prompts
-
-    try:
-        from engine import zoo
-    except ImportError:  # pragma: no cover - the registry is part of the package
-        zoo = None  # type: ignore[assignment]
-    runs = []
-    for run in sweep.runs:
-        config = run.config
-        if not run.demo and zoo is not None and not Path(run.model_id).is_absolute():
-            entry = zoo.GENERATORS.get(run.model_id)
-            imported = zoo.read_records().get(run.model_id) if run.model_id in zoo.imported_names() else None
-            if entry is None and imported is None:
-                raise _at(sweep, run, "model", zoo.unknown_model_message(run.model_id))
-            if not config.source.strip():
-                prompt = entry.source_prompt if entry is not None else (imported or {}).get("source_prompt", "")
-                config = config.replace(source=prompt or "")
-        if not config.source.strip():
-            raise _at(sweep, run, "source", f'run {run.index + 1} has no source prompt: set source = "..."')
-        try:
-            validate_prompts(config.source, config.target, config.templates)
-        except PromptError as exc:
-            raise _at(
-                sweep, run, "target" if "target" in str(exc).lower() else "source", f"run {run.index + 1}: {exc}"
-            ) from None
-        runs.append(
-            run if config is run.config else RunSpec(run.index, run.name, run.model_id, config, run.demo, run.values)
-        )
-    return Sweep(sweep.name, sweep.path, tuple(runs), dict(sweep.slurm), sweep.keys, sweep.shown)
-
-
-def _at(sweep: Sweep, run: RunSpec, key: str, message: str) -> SweepError:
-    """An error about `key` of a run, at the line where the file sets it (grid, entry, or defaults)."""
-    line = None
-    if sweep.path is not None:
-        try:
-            lines = key_lines(sweep.path.read_text(encoding="utf-8"))
-        except OSError:
-            lines = {}
-        names = [key] + (
-            [SETTINGS[key].sweep_key, SETTINGS[key].sweep_key.replace("-", "_")] if key in SETTINGS else []
-        )
-        # The grid first (it is what differs between runs), then [[runs]] entries, then [defaults].
-        entries = sorted({p[1] for p in lines if len(p) == 2 and p[0] == "runs" and isinstance(p[1], int)})
-        for where in [("grid",), *[("runs", e) for e in entries], ("defaults",)]:
-            line = next((lines[(*where, n)] for n in names if (*where, n) in lines), None)
-            if line is not None:
-                break
-    return SweepError(message, sweep.shown or sweep.path, line, key)
-
-
-# ----- the record on disk ---------------------------------------------------------------------------
-def sweeps_dir() -> Path:
-    """Where sweep records and submitit's logs live (beside the sessions, in the user data dir)."""
-    return paths.data_dir() / "sweeps"
-
-
-def sweep_dir(sweep_or_id: Sweep | str) -> Path:
-    ident = sweep_or_id.id if isinstance(sweep_or_id, Sweep) else sweep_id(sweep_or_id)
-    return sweeps_dir() / ident
-
-
-def _now() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-@dataclass
-class SweepRecord:
-    """`sweep.json`: the expanded runs as submitted, and every submission (executor, job ids)."""
-
-    name: str
-    id: str
-    file: str | None
-    created: str
-    sessions_root: str
-    runs: list[RunSpec]
-    submissions: list[dict[str, Any]] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-
-    @property
-    def dir(self) -> Path:
-        return sweeps_dir() / self.id
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "name": self.name,
-            "id": self.id,
-            "file": self.file,
-            "created": self.created,
-            "sessions_root": self.sessions_root,
-            "keys": self.keys,
-            "runs": [r.to_dict() for r in self.runs],
-            "submissions": self.submissions,
-        }
-
-    def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        atomic.write_json(self.dir / MANIFEST, self.to_dict())
-
-    def add_submission(self, executor: str, job_ids: Mapping[int, str], resumed: Mapping[int, str]) -> None:
-        self.submissions.append(
-            {
-                "time": _now(),
-                "executor": executor,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "jobs": {str(i): j for i, j in job_ids.items()},
-                "resumed": {str(i): s for i, s in resumed.items()},
-            }
-        )
-        self.save()
-
-    def latest_job(self, index: int) -> tuple[str, str] | None:
-        """(executor, job id) of the last submission of run `index`."""
-        for sub in reversed(self.submissions):
-            job = sub.get("jobs", {}).get(str(index))
-            if job is not None:
-                return str(sub.get("executor")), str(job)
-        return None
-
-
-def new_record(sweep: Sweep, sessions_root: str | os.PathLike[str] | None = None) -> SweepRecord:
-    from_root = Path(sessions_root) if sessions_root is not None else paths.sessions_dir()
-    return SweepRecord(
-        name=sweep.name,
-        id=sweep.id,
-        file=str(sweep.path) if sweep.path is not None else None,
-        created=_now(),
-        sessions_root=str(from_root.resolve()),
-        runs=list(sweep.runs),
-        keys=list(sweep.keys),
-    )
-
-
-def read_record(name_or_id: str) -> SweepRecord:
-    """A sweep's record by name or id (SweepError when there is none)."""
-    d = sweep_dir(name_or_id)
-    try:
-        data = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        known = ", ".join(list_sweeps()) or "none yet"
-        raise SweepError(f"no sweep named '{name_or_id}' in {sweeps_dir()} (known: {known})") from None
-    except (OSError, ValueError) as exc:
-        raise SweepError(f"the record of sweep '{name_or_id}' is unreadable ({d / MANIFEST}): {exc}") from None
-    return SweepRecord(
-        name=str(data["name"]),
-        id=str(data["id"]),
-        file=data.get("file"),
-        created=str(data.get("created", "")),
-        sessions_root=str(data["sessions_root"]),
-        runs=[RunSpec.from_dict(r) for r in data["runs"]],
-        submissions=list(data.get("submissions") or []),
-        keys=list(data.get("keys") or []),
-    )
-
-
-def list_sweeps() -> list[str]:
-    try:
-        return sorted(e.name for e in sweeps_dir().iterdir() if (e / MANIFEST).is_file())
-    except FileNotFoundError:
-        return []
-
-
-def write_run_start(record_dir: str | os.PathLike[str], index: int, session_id: str, job_id: str | None) -> None:
-    """Called by a run's job once its session exists: links run `index` to that session."""
-    d = Path(record_dir) / RUNS_DIR
-    d.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(
-        d / f"{index}.json",
-        {
-            "index": index,
-            "session": session_id,
-            "job": job_id,
-            "host": socket.gethostname(),
-            "started": _now(),
-        },
-    )
-
-
-def run_session_id(record: SweepRecord, index: int) -> str | None:
-    try:
-        data = json.loads((record.dir / RUNS_DIR / f"{index}.json").read_text(encoding="utf-8"))
-        return str(data["session"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-# ----- how the runs are doing -----------------------------------------------------------------------
-@dataclass
-class RunStatus:
-    index: int
-    name: str
-    values: dict[str, Any]
-    status: str  # a session status, or "queued" / "starting" / "not started"
-    session_id: str | None = None
-    step: int = 0
-    iterations: int = 0
-    loss: float | None = None
-    job: str | None = None
-    executor: str | None = None
-    log: str | None = None  # the job's output file, when there is one
-    message: str | None = None  # why a run failed or never started, when known
-
-
-def slurm_states(job_ids: Iterable[str]) -> dict[str, str] | None:
-    """Slurm job id ("123" or "123_4") -> state (PENDING, RUNNING, ...) for jobs squeue still knows;
-    None when squeue cannot be asked."""
-    import shutil
-    import subprocess
-
-    ids = sorted({j.split("_")[0] for j in job_ids})
-    if not ids or shutil.which("squeue") is None:
-        return None if not ids and shutil.which("squeue") is None else {}
-    try:
-        out = subprocess.run(
-            ["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(ids)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0 and "Invalid job id" not in out.stderr:
-        return None
-    states = {}
-    for line in out.stdout.splitlines():
-        job, _, state = line.strip().partition("|")
-        if job:
-            states[job] = state
-    return states
-
-
-def _local_alive(sub: Mapping[str, Any]) -> bool:
-    """Whether the `nada-tui sweep` process that runs a local submission is still alive (same host)."""
-    if sub.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(sub.get("pid", 0)), 0)
-    except (OSError, ValueError):
-        return False
-    return int(sub.get("pid", 0)) > 0
-
-
-def run_statuses(record: SweepRecord) -> list[RunStatus]:
-    """One row per run: its session's status, step and loss (live from metrics.jsonl), or where its job is."""
-    from engine.sessions.info import read_info
-    from engine.sessions.watch import last_metrics
-
-    jobs = {r.index: record.latest_job(r.index) for r in record.runs}
-    slurm_ids = [j for e_j in jobs.values() if e_j and e_j[0] == "slurm" for j in [e_j[1]]]
-    queue = slurm_states(slurm_ids) if slurm_ids else {}
-    out = []
-    for run in record.runs:
-        executor, job = jobs[run.index] or (None, None)
-        row = RunStatus(
-            run.index,
-            run.name,
-            dict(run.values),
-            "not started",
-            job=job,
-            executor=executor,
-            iterations=run.config.iterations,
-        )
-        sid = run_session_id(record, run.index)
-        in_queue = None
-        if executor == "slurm" and queue is not None and job is not None:
-            in_queue = queue.get(job)
-        elif executor == "local":
-            sub = next((s for s in reversed(record.submissions) if str(run.index) in s.get("jobs", {})), {})
-            in_queue = "PENDING" if _local_alive(sub) else None
-        if job is not None and (record.dir / LOGS_DIR / f"{job}_0_log.out").exists():
-            row.log = str(record.dir / LOGS_DIR / f"{job}_0_log.out")
-        if sid is not None:
-            info = read_info(Path(record.sessions_root) / sid)
-            row.session_id = sid
-            row.status = info.status
-            row.message = info.damaged or info.data.get("message") or None
-            row.step, row.iterations, row.loss = info.step, info.iterations or row.iterations, info.final_loss
-            last = last_metrics(info.path / "metrics.jsonl")
-            if last is not None and int(last["step"]) >= row.step:
-                row.step = int(last["step"])
-                total = (last.get("losses") or {}).get("total")
-                row.loss = float(total) if isinstance(total, int | float) else row.loss
-            if info.status in ("interrupted", "stopped", "failed") and in_queue in ("PENDING", "CONFIGURING"):
-                row.status = "queued"  # resubmitted; its job has not started yet
-        elif in_queue in ("PENDING", "CONFIGURING", "REQUEUED"):
-            row.status = "queued"
-        elif in_queue is not None:
-            row.status = "starting"
-        elif row.log is not None:
-            row.message = "its job ended before the run's session was made (cancelled while loading, or an error)"
-        out.append(row)
-    return out

@@ -1,181 +1,26 @@
-"""Running a sweep's runs through submitit: a Slurm job array where `sbatch` exists, else submitit's local
-executor with one run per visible GPU (or `parallel` runs at a time on CPU).
-
-Each run is one job that calls `run_job(Job)`: an ordinary headless training run (`engine.runs`), tagged
-with the sweep's name and the run's values in session.json. A signal from the scheduler (scancel,
-preemption, the time limit's warning USR2, Ctrl-C on a local sweep) saves the latest step and leaves the
-session `interrupted`; `nada-tui sweep FILE --resume` continues it from there.
-
-Jobs are separate processes (on other machines, for Slurm): everything they need travels in the pickled
-`Job`, including the sessions directory and the XDG variables of the submitting process.
-Torch-free at import; submitit is imported when something is submitted.
+"""Running a sweep's jobs through submitit: Slurm job arrays where `sbatch` exists (split to fit the
+cluster's MaxArraySize), else submitit's local executor with one run per visible GPU (or `parallel` runs
+at a time on CPU). Torch-free at import; submitit is imported when something is submitted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from engine.sweeps import LOGS_DIR, RunSpec, SweepRecord, write_run_start
+from engine.sweeps import plan
+from engine.sweeps.fileformat import RunSpec
+from engine.sweeps.job import UNSAVED, Job, run_job
+from engine.sweeps.record import LOGS_DIR, SweepRecord
+from engine.sweeps.status import slurm_states
 
-# Passed to every job, so that it writes where the submitting process reads (sbatch exports the
-# environment by default, but clusters may be set up with --export=NONE).
-ENV_PASSED = ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "NADA_TUI_OFFLINE_TESTS")
-STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR2")
 DEFAULT_SLURM_MINUTES = 60
 LOCAL_TIMEOUT_MINUTES = 7 * 24 * 60  # submitit's local default is 2 minutes: no limit we would want
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything one run needs, pickled into its job."""
-
-    sweep_name: str
-    record_dir: str
-    run: RunSpec
-    sessions_root: str
-    env: dict[str, str] = field(default_factory=dict)
-    resume: str | None = None  # a session id to continue instead of starting a new one
-    threads: int | None = None  # torch CPU threads; None: what the scheduler gave, else torch's default
-    device: str | None = None
-    checkpoint_every: int = 50
-    sweep_file: str | None = None  # for the "continue with" hint in the log
-
-
-def passed_env() -> dict[str, str]:
-    return {k: os.environ[k] for k in ENV_PASSED if k in os.environ}
-
-
-def _job_id() -> str | None:
-    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
-        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
-    return os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
-
-
-def _say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-class _Interrupted(Exception):
-    pass
-
-
-# ----- inside a job ---------------------------------------------------------------------------------
-def run_job(job: Job) -> dict[str, Any]:
-    """Train one run of a sweep (the function each submitit job calls). Returns a summary; raises when
-    the run fails, so that the scheduler marks the job failed too."""
-    os.environ.update(job.env)
-    import torch
-
-    from engine import runs, sessions
-    from engine.events import LogMessage, StepMetrics, TrainingFailed
-
-    threads = job.threads or int(os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_CPUS_ON_NODE") or 0)
-    if threads > 0:
-        # Slurm here may not pin CPUs: without this each run would start one thread per core of the node.
-        torch.set_num_threads(threads)
-    spec = job.run
-    stopped: list[str] = []
-    current: list[runs.Run] = []
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if not stopped:
-            stopped.append(name)
-            _say(f"{name}: saving the latest step and stopping (the session stays resumable)")
-        if current:
-            current[0].request_stop()
-        elif len(stopped) == 1:
-            raise _Interrupted(name)
-
-    previous = {}
-    for name in STOP_SIGNALS:
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            previous[sig] = signal.signal(sig, on_signal)
-    where = f"run {spec.index + 1} of sweep '{job.sweep_name}'"
-    try:
-        try:
-            if job.resume:
-                _say(f"{where}: resuming session {job.resume}")
-                run = runs.resume_session(
-                    job.resume, root=job.sessions_root, device=job.device, checkpoint_every=job.checkpoint_every
-                )
-            else:
-                _say(f"{where}: {spec.name} ({spec.model_id})")
-                run = runs.start_session(
-                    spec.config,
-                    spec.model_id,
-                    name=spec.name,
-                    device=job.device,
-                    root=job.sessions_root,
-                    checkpoint_every=job.checkpoint_every,
-                    sweep={"name": job.sweep_name, "values": dict(spec.values)},
-                )
-        except _Interrupted:
-            return {"index": spec.index, "session": job.resume, "status": "interrupted", "step": 0}
-        except sessions.AlreadyFinished:
-            return {"index": spec.index, "session": job.resume, "status": "finished", "step": spec.config.iterations}
-        current.append(run)
-        write_run_start(job.record_dir, spec.index, run.session_id, _job_id())
-        _say(f"session {run.session_id} at {run.path}")
-        original = run.checkpoint
-
-        def checkpoint(trainer: Any, reason: str) -> Path:
-            # A stop forced on a sweep run (scancel, preemption, time limit, Ctrl-C) is an interruption,
-            # not a user's "stop": the save keeps the status "running", and once this process exits and
-            # drops the session lock, the session reads as "interrupted" - what a killed run looks like.
-            if reason == "stop" and stopped:
-                reason = "interval"
-            return original(trainer, reason)
-
-        run.checkpoint = checkpoint  # type: ignore[method-assign]
-        total = spec.config.iterations
-        every = max(1, total // 10)
-
-        def on_event(event: Any) -> None:
-            if isinstance(event, StepMetrics):
-                if event.step % every == 0 or event.step in (1, event.total_steps):
-                    loss = event.losses.get("total", float("nan"))
-                    _say(f"step {event.step}/{event.total_steps}  loss {loss:.4f}  {event.it_per_s:.1f} it/s")
-            elif isinstance(event, LogMessage) and event.level != "info":
-                _say(f"{event.level}: {event.text}")
-            elif isinstance(event, TrainingFailed):
-                _say(f"failed: {event.message}")
-
-        try:
-            if stopped:  # a signal came while the models loaded: keep the new session, train nothing
-                result = None
-            else:
-                result = runs.train_session(run, on_event=on_event, handle_signals=False)
-        finally:
-            run.close()
-        if result is None or (stopped and result.status not in ("finished", "failed")):
-            step = result.step if result is not None else 0
-            again = shlex.quote(job.sweep_file) if job.sweep_file else "FILE"
-            _say(f"interrupted at step {step}/{total}; continue with: nada-tui sweep {again} --resume")
-            return {"index": spec.index, "session": run.session_id, "status": "interrupted", "step": step}
-        summary = {
-            "index": spec.index,
-            "session": run.session_id,
-            "status": result.status,
-            "step": result.step,
-            "loss": result.losses.get("total"),
-        }
-        if result.status == "failed":
-            raise RuntimeError(f"{where} failed (session {run.session_id}): {result.message}")
-        _say(f"{result.status} at step {result.step}/{total}")
-        return summary
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 # ----- Slurm ----------------------------------------------------------------------------------------
@@ -213,24 +58,64 @@ def slurm_parameters(options: Mapping[str, Any], record: SweepRecord, all_demo: 
     return params
 
 
-def submit_slurm(record: SweepRecord, jobs: Sequence[Job], params: Mapping[str, Any]) -> dict[int, str]:
-    """Submit the jobs as one Slurm job array; run index -> Slurm job id ("1234_0")."""
+def parse_max_array_size(config_text: str) -> int | None:
+    """MaxArraySize from `scontrol show config` output ("MaxArraySize = 1001"), or None."""
+    for line in config_text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "MaxArraySize" and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
+def max_array_size() -> int | None:
+    """The cluster's MaxArraySize (a job array's indices must stay below it), or None when scontrol
+    cannot say."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["scontrol", "show", "config"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_max_array_size(out.stdout) if out.returncode == 0 else None
+
+
+class SubmitError(RuntimeError):
+    """sbatch refused a submission; whatever part of it was submitted has been cancelled."""
+
+
+def submit_slurm(
+    record: SweepRecord, jobs: Sequence[Job], params: Mapping[str, Any], max_array: int | None
+) -> dict[int, str]:
+    """Submit the jobs as Slurm job arrays of at most `max_array` runs each (the cluster's MaxArraySize;
+    None: one array); run index -> Slurm job id ("1234_0"). All or nothing: when sbatch refuses a part,
+    the parts already submitted are cancelled and SubmitError says why."""
     import submitit
 
     executor = submitit.SlurmExecutor(folder=record.dir / LOGS_DIR, max_num_timeout=0)
     executor.update_parameters(**params)
-    submitted = []
-    with executor.batch():
-        for job in jobs:
-            submitted.append(executor.submit(run_job, job))
-    return {job.run.index: str(s.job_id) for job, s in zip(jobs, submitted, strict=True)}
+    ids: dict[int, str] = {}
+    for part in plan.chunks(jobs, max_array or len(jobs)):
+        submitted = []
+        try:
+            with executor.batch():
+                for job in part:
+                    submitted.append(executor.submit(run_job, job))
+        except Exception as exc:  # submitit raises its own errors with sbatch's message inside
+            cancel_slurm(list(ids.values()))
+            text = str(exc).strip()
+            if "array" in text.lower():
+                limit = f"MaxArraySize is {max_array}" if max_array else "scontrol did not say its MaxArraySize"
+                text += f" (Slurm's job arrays are limited by MaxArraySize; {limit})"
+            raise SubmitError(f"sbatch refused the sweep: {text}") from None
+        ids.update({job.run.index: str(s.job_id) for job, s in zip(part, submitted, strict=True)})
+    return ids
 
 
 def wait_slurm(job_ids: Sequence[str], poll_s: float = 2.0, timeout_s: float | None = None) -> bool:
     """Wait until squeue no longer lists any of the jobs (submitit asks sacct, which needs accounting).
     False on timeout."""
-    from engine.sweeps import slurm_states
-
     end = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         states = slurm_states(job_ids)
@@ -273,6 +158,7 @@ class LocalOutcome:
     loss: float | None = None
     message: str | None = None
     seconds: float = 0.0
+    saved_step: int | None = None  # the step the session holds, when a run's last save failed
 
 
 @contextlib.contextmanager
@@ -327,7 +213,9 @@ def run_local(
                     res.get("session"),
                     int(res.get("step", 0)),
                     res.get("loss"),
+                    message=res.get("checkpoint_error"),
                     seconds=elapsed,
+                    saved_step=res.get("saved_step"),
                 )
             except Exception as exc:  # noqa: BLE001 - the run's own error, reported, not raised
                 message = str(exc).strip().splitlines()
@@ -391,11 +279,16 @@ def _signal_local(entries: Any) -> None:
 
 
 def _describe(o: LocalOutcome, spec: RunSpec, n: int) -> str:
-    head = f"run {spec.index + 1}/{n} {o.status}"
-    if o.session:
-        head += f": session {o.session}, step {o.step}/{spec.config.iterations}"
-    if o.loss is not None:
-        head += f", loss {o.loss:.4f}"
+    total = spec.config.iterations
+    if o.status == UNSAVED:  # as `nada-tui train` says it: what was trained, and what the session holds
+        head = (f"run {spec.index + 1}/{n} trained to step {o.step}/{total}, but saving it failed: "
+                f"session {o.session} holds step {o.saved_step}/{total}")
+    else:
+        head = f"run {spec.index + 1}/{n} {o.status}"
+        if o.session:
+            head += f": session {o.session}, step {o.step}/{total}"
+        if o.loss is not None:
+            head += f", loss {o.loss:.4f}"
     if o.message:
         head += f": {o.message}"
     return head + f" ({o.seconds:.0f} s)"

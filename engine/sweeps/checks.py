@@ -1,0 +1,65 @@
+"""The checks of a parsed sweep that need the model registry and CLIP's tokenizer (they import torch, so
+they run only before a submission or a dry run, never for `sweep status`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import SETTINGS
+from engine.sweeps.fileformat import RunSpec, Sweep, SweepError
+from engine.sweeps.locator import key_lines
+
+
+def check_sweep(sweep: Sweep) -> Sweep:
+    """The checks that need the model registry and CLIP's tokenizer (imports torch): known model names,
+    prompts CLIP can use. Fills in a registry model's own source prompt where the file gives none."""
+    from engine.clip_loss import PromptError, validate_prompts
+
+    try:
+        from engine import zoo
+    except ImportError:  # pragma: no cover - the registry is part of the package
+        zoo = None  # type: ignore[assignment]
+    runs = []
+    for run in sweep.runs:
+        config = run.config
+        if not run.demo and zoo is not None and not Path(run.model_id).is_absolute():
+            entry = zoo.GENERATORS.get(run.model_id)
+            imported = zoo.read_records().get(run.model_id) if run.model_id in zoo.imported_names() else None
+            if entry is None and imported is None:
+                raise _at(sweep, run, "model", zoo.unknown_model_message(run.model_id))
+            if not config.source.strip():
+                prompt = entry.source_prompt if entry is not None else (imported or {}).get("source_prompt", "")
+                config = config.replace(source=prompt or "")
+        if not config.source.strip():
+            raise _at(sweep, run, "source", f'run {run.index + 1} has no source prompt: set source = "..."')
+        try:
+            validate_prompts(config.source, config.target, config.templates)
+        except PromptError as exc:
+            raise _at(
+                sweep, run, "target" if "target" in str(exc).lower() else "source", f"run {run.index + 1}: {exc}"
+            ) from None
+        runs.append(
+            run if config is run.config else RunSpec(run.index, run.name, run.model_id, config, run.demo, run.values)
+        )
+    return Sweep(sweep.name, sweep.path, tuple(runs), dict(sweep.slurm), sweep.keys, sweep.shown)
+
+
+def _at(sweep: Sweep, run: RunSpec, key: str, message: str) -> SweepError:
+    """An error about `key` of a run, at the line where the file sets it (grid, entry, or defaults)."""
+    line = None
+    if sweep.path is not None:
+        try:
+            lines = key_lines(sweep.path.read_text(encoding="utf-8"))
+        except OSError:
+            lines = {}
+        names = [key] + (
+            [SETTINGS[key].sweep_key, SETTINGS[key].sweep_key.replace("-", "_")] if key in SETTINGS else []
+        )
+        # The grid first (it is what differs between runs), then [[runs]] entries, then [defaults].
+        entries = sorted({p[1] for p in lines if len(p) == 2 and p[0] == "runs" and isinstance(p[1], int)})
+        for where in [("grid",), *[("runs", e) for e in entries], ("defaults",)]:
+            line = next((lines[(*where, n)] for n in names if (*where, n) in lines), None)
+            if line is not None:
+                break
+    return SweepError(message, sweep.shown or sweep.path, line, key)
+
