@@ -88,7 +88,7 @@ def named_layers(name: str, n_latent: int) -> tuple[int, ...]:
 
 
 def layer_sets_markdown(sizes: Iterable[int] = (64, 256, 512, 1024)) -> str:
-    """The README's table of the named layer sets (a test checks the README holds exactly this)."""
+    """The table of the named layer sets in docs/settings.md (a test checks the page holds exactly this)."""
     sizes = tuple(sizes)
     spans = {"coarse": "4-8 px", "medium": "16-32 px", "fine": "64 px and up", "all": "every StyledConv"}
     head = " | ".join(f"{s} px" + (" (demo)" if s == 64 else "") for s in sizes)

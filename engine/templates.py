@@ -1,7 +1,7 @@
 """The 79 CLIP ImageNet prompt templates that StyleGAN-NADA averages text directions over.
 
 They suit short class names ("dog", "sketch"), not whole sentences: "a photo of a {}." filled with
-"a photo of a dog" reads badly. Templates are off by default (see README).
+"a photo of a dog" reads badly. Templates are off by default (see docs/reference-differences.md).
 """
 
 IMAGENET_TEMPLATES: tuple[str, ...] = (

@@ -1,4 +1,4 @@
-"""The settings table: one place for every setting, torch-free, and the README's table made from it."""
+"""The settings table: one place for every setting, torch-free, and docs/settings.md's table made from it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from engine.config import SETTINGS, ConfigError, TrainConfig, lookup, markdown_table
 from nada_tui.cli._common import add_config_flags, config_changes
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+SETTINGS_DOC = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
 
 def test_importing_the_settings_does_not_import_torch() -> None:
@@ -20,9 +20,9 @@ def test_importing_the_settings_does_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_readme_settings_table_is_the_generated_one() -> None:
-    assert markdown_table() in README.read_text(encoding="utf-8"), (
-        "README's settings table differs from engine.config.markdown_table(): paste its output into the README"
+def test_docs_settings_table_is_the_generated_one() -> None:
+    assert markdown_table() in SETTINGS_DOC.read_text(encoding="utf-8"), (
+        "docs/settings.md's table differs from engine.config.markdown_table(): paste its output there"
     )
 
 

@@ -1,5 +1,5 @@
 """Steering which layers train: the `layers` setting (named sets, explicit indices), pins (live, recorded in
-metrics.jsonl, saved and restored on resume), their checks, flags and the README's layer-set table."""
+metrics.jsonl, saved and restored on resume), their checks, flags and the layer-set table in docs/settings.md."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from engine.freezing import LayerChoice, index_resolution, layer_sets_markdown, 
 from engine.trainer import Trainer, TrainingWorker
 from nada_tui.cli._common import add_config_flags, config_changes
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+SETTINGS_DOC = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 ORACLE = (("oracle", 1.0),)
 
 
@@ -80,9 +80,9 @@ def test_named_sets_follow_resolution_at_every_size() -> None:
         assert named_layers("all", n) == coarse + medium + fine
 
 
-def test_readme_has_the_generated_layer_set_table() -> None:
-    assert layer_sets_markdown() in README.read_text(encoding="utf-8"), (
-        "README's layer-set table differs from engine.freezing.layer_sets_markdown(): paste its output"
+def test_docs_have_the_generated_layer_set_table() -> None:
+    assert layer_sets_markdown() in SETTINGS_DOC.read_text(encoding="utf-8"), (
+        "docs/settings.md's layer-set table differs from engine.freezing.layer_sets_markdown(): paste its output"
     )
 
 
