@@ -19,7 +19,8 @@ from nada_tui import config, graphics, sixel
 from nada_tui.__main__ import build_parser, main
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import Preview, RunBuffer
-from nada_tui.widgets.previews import PairView, fit, halfblock_strips, prepare
+from nada_tui.widgets.pixel_image import fit, halfblock_strips, prepare
+from nada_tui.widgets.previews import PairView
 
 # ----- the renderer ---------------------------------------------------------------------------------
 
@@ -126,8 +127,9 @@ def test_halfblocks_draw_the_cells_rich_pixels_draws(size):
     assert [cells(row) for row in halfblock_strips(image)] == theirs
 
 
-def decode_sixel(data: str) -> np.ndarray:
-    """A small Sixel decoder for the test: the RGB image the terminal would draw."""
+def decode_sixel(data: str, painted: np.ndarray | None = None) -> np.ndarray:
+    """A small Sixel decoder for the test: the RGB image the terminal would draw (and, into `painted`
+    when given, which of its pixels are drawn at all)."""
     body = data[data.index("q") + 1 : data.rindex("\x1b\\")]
     w, h = map(int, re.match(r'"1;1;(\d+);(\d+)', body).groups())
     out = np.zeros((h, w, 3))
@@ -152,6 +154,8 @@ def decode_sixel(data: str) -> np.ndarray:
         for r in range(6):
             if bits >> r & 1 and band + r < h:
                 out[band + r, x : x + count] = colours[colour]
+                if painted is not None:
+                    painted[band + r, x : x + count] = True
         x += count
     return out
 
@@ -160,6 +164,18 @@ def test_sixel_decodes_to_the_image():
     image = tile().resize((48, 40), Image.Resampling.NEAREST)
     drawn = decode_sixel(sixel.encode(image))
     assert np.abs(drawn - np.asarray(image, dtype=np.float64)).mean() < 3
+
+
+def test_sixel_padding_leaves_the_cell_background_showing():
+    # A 16 px tile in a 5 x 3 cell box of 10 x 20 px cells is drawn 48 x 48 px and padded to 50 x 60;
+    # the padding must not be painted (a painted one showed as a grey strip under every tile in xterm).
+    p = prepare(tile(), None, 5, 3, graphics.Graphics("sixel", (10, 20)), align="left")
+    assert p is not None and p.cells == (5, 3)
+    painted = np.zeros((60, 50), dtype=bool)
+    drawn = decode_sixel(p.payload, painted)
+    assert painted[:48, :48].all() and not painted[48:].any() and not painted[:, 48:].any()
+    big = np.kron(np.asarray(tile(), dtype=np.float64), np.ones((3, 3, 1)))
+    assert np.abs(drawn[:48, :48] - big).mean() < 3
 
 
 # ----- the zoom, by keys ----------------------------------------------------------------------------
