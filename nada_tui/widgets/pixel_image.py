@@ -47,6 +47,12 @@ INLINE_CELLS = 400
 _ZERO_WIDTH = ((ControlType.CURSOR_FORWARD, 0),)
 
 
+def box_rows(rows: int) -> int:
+    """The height of a PixelImage that shows an image `rows` cells tall: a Sixel image is drawn from
+    the row below it (see PixelImage.render_lines), so it needs one more."""
+    return rows + (1 if graphics.current().renderer == "sixel" else 0)
+
+
 def fit(src: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
     """The size `src` is shown at in a `box` (both in pixels): the largest whole multiple when it
     fits at least once, else shrunk to fit with its aspect kept."""
