@@ -219,6 +219,41 @@ async def test_zoom_steps_through_the_seeds():
         await wait_until(lambda: len(captions(app)) == 4, "all seeds again")
 
 
+def scales(app: NadaApp) -> list[float]:
+    """The scale each pair's caption names ("seed 0  2x" -> 2.0); [] until every pair has one."""
+    found = [re.search(r"  (\d+(?:\.\d+)?)x$", c) for c in captions(app)]
+    return [float(m.group(1)) for m in found] if found and all(found) else []
+
+
+async def test_previews_grow_with_their_panel_and_the_form_folds_while_training():
+    # Issue 18 defect 10: at 120x40 the setup form kept a third of the screen and each preview was
+    # drawn at a fraction of the room it had. While a run trains the form folds away (F4 brings it back)
+    # and the previews grow with the terminal.
+    from _pilot import screen_text
+
+    def form_shown() -> bool:
+        return any("DEMO: tiny offline models" in line for line in screen_text(app))
+
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(form_shown, "the setup form")
+        app.view.buffer = previewed_buffer()  # a running run
+        await wait_until(lambda: len(scales(app)) == 4 and not form_shown(), "the previews, the form folded")
+        small = scales(app)[0]
+        assert small >= 1, captions(app)  # 16 px seeds, at least one cell a pixel (0.62x with the form shown)
+        await pilot.press("f4")
+        await wait_until(form_shown, "the form, unfolded")
+        await pilot.press("f4")
+        await wait_until(lambda: not form_shown(), "the form, folded again")
+        await pilot.resize_terminal(200, 60)
+        await wait_until(lambda: scales(app) and scales(app)[0] > small, "larger previews")
+        # the images take the room of their pair: as wide as half of it, or as tall as its row
+        pair = app.screen.query(PairView).first()
+        image = pair.query_one(".after")
+        drawn = image.prepared.cells
+        assert drawn[0] >= image.content_size.width - 2 or drawn[1] >= image.content_size.height - 1
+
+
 async def test_a_loading_run_shows_where_its_seeds_go_and_its_first_preview_fills_them():
     app = NadaApp(demo=True, device="cpu")
     async with app.run_test(size=(120, 36)):
