@@ -56,6 +56,7 @@ async def test_train_pause_weight_retrain_then_sessions_generate_delete(tmp_path
         await pilot.press("f6")
         await wait_for(app, lambda: step_shown(app) > step + 2, "training again")
 
+        await pilot.press("f4")  # the setup form, folded away while the run trains
         await type_into(pilot, "#global_weight", "0.3", submit=True)
         await wait_for(app, lambda: "g=0.30" in status(app), "the new global weight")
         assert any("Global weight 0.3" in m for _, _, m in app.shown)
