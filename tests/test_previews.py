@@ -313,3 +313,18 @@ async def test_sessions_screen_steps_through_saved_previews(session_with_samples
         await wait_until(lambda: "step 4" in caption() and f"{n - 1}/{n}" in caption(), "an earlier preview")
         await pilot.press("right", "right")  # stops at the newest
         await wait_until(lambda: "step 6" in caption(), "the newest again")
+
+
+async def test_few_colours_are_said_under_the_previews_not_over_them(monkeypatch):
+    # Issue 18 defect 11: a toast about the missing truecolor covered the previews at 80x24 for 12 s.
+    # The advice now sits in the previews panel's bottom border, and no toast comes.
+    from _pilot import RecordingApp, screen_text
+    from textual import constants
+
+    monkeypatch.setattr(constants, "COLOR_SYSTEM", "256")
+    app = RecordingApp()
+    async with app.run_test(size=(80, 24)):
+        app.view.buffer = previewed_buffer()
+        await wait_until(lambda: len(scales(app)) == 4, "the previews")
+        assert any("halfblocks (256 colours: try COLORTERM=truecolor)" in line for line in screen_text(app))
+        assert app.shown == []

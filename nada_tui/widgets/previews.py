@@ -132,8 +132,13 @@ class PreviewPanel(Vertical):
         self.query_one("#preview-caption", StatusBar).set_text(Text(self._text, style="dim"))
 
     def _subtitle(self) -> str:
+        """The renderer, and where half blocks get fewer than truecolor colours, what to do (said here, under
+        the posterized previews, rather than in a toast that covered them)."""
         g = graphics.current()
-        return f"{g.renderer} · z zoom"
+        colours = self.app.console.color_system
+        few = "" if g.renderer != "halfblocks" or colours == "truecolor" else \
+            f" ({colours or 'no'} colours: try COLORTERM=truecolor)"
+        return f"{g.renderer}{few} · z zoom"
 
     def show(self, step: int, frozen: Any, adapted: Any, seeds: tuple[int, ...]) -> None:
         """A preview: `frozen` and `adapted` are PIL rows of one tile per seed."""
