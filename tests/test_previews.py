@@ -290,6 +290,10 @@ def test_export_timelapse_labels_each_step(session_with_samples, tmp_path, capsy
             frames.append(np.asarray(anim.convert("RGB"), dtype=np.float64))
     with Image.open(samples[-1]) as last:
         sample = np.asarray(last.convert("RGB"), dtype=np.float64)
+    # enlarged by a whole factor to at least 1024 px across (the demo's grid is 128 px), pixels kept square
+    k = frames[-1].shape[1] // sample.shape[1]
+    assert frames[-1].shape[1] == k * sample.shape[1] >= export.TIMELAPSE_MIN_WIDTH
+    sample = np.kron(sample, np.ones((k, k, 1)))
     band = frames[-1].shape[0] - sample.shape[0]
     assert band >= 12 and np.abs(frames[-1][band:] - sample).mean() < 1  # lossless, under the label band
     assert np.abs(frames[0][:band] - frames[-1][:band]).mean() > 0.5  # "step 2" is not "step 6"
