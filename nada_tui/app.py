@@ -28,7 +28,7 @@ from textual.screen import Screen
 
 from engine.config import TrainConfig
 from engine.events import PreviewReady, StateChanged, StepMetrics, TrainingFailed, TrainingFinished
-from nada_tui import config, graphics, themes
+from nada_tui import config, graphics, process, themes
 from nada_tui.commands import SessionsProvider
 from nada_tui.messages import (
     DeleteRequested,
@@ -53,14 +53,7 @@ from nada_tui.messages import (
     StartRequested,
     StopRequested,
 )
-from nada_tui.process import (
-    ThreadPerTaskExecutor,
-    draw_on_the_terminal,
-    exit_now,
-    exit_soon,
-    freeze_while_training,
-    guard_timers,
-)
+from nada_tui.process import ThreadPerTaskExecutor, draw_on_the_terminal, exit_now, exit_soon, guard_timers
 from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
 from nada_tui.screens.compare import CompareScreen
 from nada_tui.screens.dialogs import ConfirmDialog
@@ -354,7 +347,7 @@ class NadaApp(App):
         buf.add_log("info", f"session {run.session_id}: training to step {buf.config.iterations}")
         self.post_message(SessionsChanged())
         self.worker.start()
-        freeze_while_training(self.worker)
+        process.freeze_while_training(self.worker)
 
     @on(RunLoadFailed)
     def _run_load_failed(self, message: RunLoadFailed) -> None:
