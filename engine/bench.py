@@ -18,7 +18,8 @@ ours. Peak memory: CUDA max allocated, or the CPU process's peak RSS.
     python -m engine.bench --threads 1             # tiny + real 256 px (cm 2) with a ViT-B/32-shaped CLIP
     python -m engine.bench --device cuda --sizes 256 1024   # every precision (fp32, tf32, bf16)
     python -m engine.bench --precision bf16 --device cuda
-    python -m engine.bench --tui                   # also steps/s with the TUI attached vs headless
+
+The app's cost to training (steps/s with the TUI attached vs headless) is `python -m nada_tui.bench`.
 
 On a busy CPU use --threads 1: OpenMP threads that wait for cores held by other processes can make a
 step several times slower, and not equally for every path. Every part is timed by the wall clock and,
@@ -259,7 +260,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall", help="the table's clock (cpu: process CPU time, CPU only)"
     )
-    p.add_argument("--tui", action="store_true", help="also measure steps/s with the TUI attached")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -350,14 +350,6 @@ def main(argv: list[str] | None = None) -> int:
                     )
     for line in summary:
         print(line)
-    if args.tui:
-        from nada_tui.bench import measure_tui_overhead  # only here: the engine never needs the TUI
-
-        tui = measure_tui_overhead()
-        print(
-            f"TUI attached: {tui['tui_steps_per_s']:.2f} steps/s, headless: {tui['headless_steps_per_s']:.2f} "
-            f"steps/s ({100 * tui['tui_steps_per_s'] / tui['headless_steps_per_s']:.1f}% of headless)"
-        )
     if last_speedup is not None:
         print(f"interval speedup: {last_speedup:.2f}x")
     return 0

@@ -92,7 +92,8 @@ def labels_for(infos: Sequence[SessionInfo], keys: Sequence[str]) -> tuple[str, 
     out = []
     for info in infos:
         values = settings_of(info)
-        text = ", ".join(f"{short_key(k)}={values.get(k, '?')}" for k in keys)
+        # An empty value (no layers pinned, no target images) is said, not left as a bare "pin-on=".
+        text = ", ".join(f"{short_key(k)}={values.get(k, '?') or 'none'}" for k in keys)
         out.append(text or info.name)
     return tuple(out)
 

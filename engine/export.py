@@ -237,6 +237,9 @@ def export_all(
 
 # ----- time-lapse ------------------------------------------------------------------------------------
 TIMELAPSE_FRAME_MS = 400
+# Frames narrower than this are enlarged by a whole factor, each pixel a square block as the previews
+# draw them: a demo's 64 px seeds made a 256 x 144 animation, too small to judge.
+TIMELAPSE_MIN_WIDTH = 1024
 
 
 def sample_step(path: Path) -> int | None:
@@ -268,7 +271,8 @@ def export_timelapse(
     root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """An animated WebP (or GIF, by the file's suffix) of the session's saved preview grids
-    (`samples/step_*.png`, frozen row over adapted row) in step order, each labelled with its step."""
+    (`samples/step_*.png`, frozen row over adapted row) in step order, each labelled with its step;
+    small grids enlarged by a whole factor to at least TIMELAPSE_MIN_WIDTH."""
     from PIL import Image
 
     path = ref.path if isinstance(ref, sessions.SessionInfo) else sessions.resolve(ref, root)
@@ -279,7 +283,9 @@ def export_timelapse(
     for f in files:
         with Image.open(f) as img:
             step = sample_step(f)
-            frames.append(label_frame(img, f"step {step}" if step is not None else f.stem))
+            k = max(1, -(-TIMELAPSE_MIN_WIDTH // img.width))  # ceil: at least the minimum width
+            big = img.resize((img.width * k, img.height * k), Image.Resampling.NEAREST) if k > 1 else img
+            frames.append(label_frame(big, f"step {step}" if step is not None else f.stem))
     size = frames[-1].size  # a resumed run may have another tile size: one frame size for the file
     frames = [fr if fr.size == size else fr.resize(size, Image.Resampling.LANCZOS) for fr in frames]
     fmt = "GIF" if Path(out_path).suffix.lower() == ".gif" else "WEBP"

@@ -7,9 +7,7 @@ adaptive freezing chose. The mapping network, constant input and to_rgb layers n
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import gc
 import math
 import threading
 import time
@@ -336,31 +334,6 @@ OOM_ADVICE = (
 CheckpointFn = Callable[[Trainer, str], Path | None]
 
 
-_frozen_runs = 0
-_frozen_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _long_lived_objects_frozen() -> Any:
-    """While training, leave what already exists (modules, models, the app's widgets) out of the cyclic
-    GC's full collections. Each one walks every object in the process: with torch, CLIP and Textual
-    loaded that is ~480k objects and a pause of ~220 ms, the GIL held and training stalled, about every
-    10 s of a demo run; frozen, the pause is ~10 ms. Unfrozen when the last run ends, so that a finished
-    trainer's reference cycles (and the memory they hold) are collected again."""
-    global _frozen_runs
-    with _frozen_lock:
-        _frozen_runs += 1
-        if _frozen_runs == 1:
-            gc.freeze()
-    try:
-        yield
-    finally:
-        with _frozen_lock:
-            _frozen_runs -= 1
-            if _frozen_runs == 0:
-                gc.unfreeze()
-
-
 class TrainingWorker:
     """Runs a Trainer on a background thread; pause/resume/stop take effect between steps.
 
@@ -450,10 +423,6 @@ class TrainingWorker:
             self.on_event(CheckpointSaved(step, path, reason))
 
     def run(self) -> None:
-        with _long_lived_objects_frozen():
-            self._run()
-
-    def _run(self) -> None:
         tr = self.trainer
         last: dict[str, float] = {}
         self._set_state("running")

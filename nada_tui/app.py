@@ -28,7 +28,7 @@ from textual.screen import Screen
 
 from engine.config import TrainConfig
 from engine.events import PreviewReady, StateChanged, StepMetrics, TrainingFailed, TrainingFinished
-from nada_tui import config, graphics, themes
+from nada_tui import config, graphics, process, themes
 from nada_tui.commands import SessionsProvider
 from nada_tui.messages import (
     DeleteRequested,
@@ -130,13 +130,6 @@ class NadaApp(App):
         problems = self._theme_failures + self.settings.problems
         if problems:
             self.notify("\n".join(problems), title="Skipped settings", severity="warning", timeout=10)
-        if not self.is_headless and self.console.color_system != "truecolor" and \
-                graphics.current().renderer == "halfblocks":  # Sixel and Kitty previews have their own colours
-            self.notify(
-                f"This terminal reports {self.console.color_system or 'no'} colours, so previews look posterized. "
-                "Over SSH COLORTERM is not forwarded: run with COLORTERM=truecolor (or "
-                "TEXTUAL_COLOR_SYSTEM=truecolor) if your terminal supports it.",
-                title="Fewer than truecolor colours", severity="warning", timeout=12)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         if self._open_session:
             self._open_at_start(self._open_session)
@@ -354,6 +347,7 @@ class NadaApp(App):
         buf.add_log("info", f"session {run.session_id}: training to step {buf.config.iterations}")
         self.post_message(SessionsChanged())
         self.worker.start()
+        process.freeze_while_training(self.worker)
 
     @on(RunLoadFailed)
     def _run_load_failed(self, message: RunLoadFailed) -> None:

@@ -24,7 +24,8 @@ def _rle(row: bytes) -> bytes:
 
 
 def encode(image: Any, colours: int = MAX_COLOURS) -> str:
-    """The DCS string that draws `image` at the cursor, one image pixel per screen pixel."""
+    """The DCS string that draws `image` at the cursor, one image pixel per screen pixel; where an RGBA
+    image is fully transparent nothing is drawn."""
     from PIL import Image
 
     rgb = image.convert("RGB")
@@ -32,12 +33,15 @@ def encode(image: Any, colours: int = MAX_COLOURS) -> str:
     idx = np.asarray(q, dtype=np.int64)
     h, w = idx.shape
     palette = np.array(q.getpalette()[: 3 * colours], dtype=np.int64).reshape(-1, 3)
+    clear = len(palette)  # an index past the palette: a pixel left undrawn
+    if image.mode == "RGBA":
+        idx = np.where(np.asarray(image.getchannel("A")) == 0, clear, idx)
     out = [b'\x1bP0;1;0q"1;1;%d;%d' % (w, h)]
-    for i in np.unique(idx):
+    for i in np.unique(idx[idx != clear]):
         r, g, b = (palette[i] * 100 + 127) // 255
         out.append(b"#%d;2;%d;%d;%d" % (i, r, g, b))
     cols = np.arange(w)
-    bits = np.zeros((len(palette), w), dtype=np.uint8)
+    bits = np.zeros((clear + 1, w), dtype=np.uint8)
     bands = []
     for y in range(0, h, 6):
         band = idx[y : y + 6]
@@ -45,7 +49,7 @@ def encode(image: Any, colours: int = MAX_COLOURS) -> str:
         for r in range(band.shape[0]):
             bits[band[r], cols] += np.uint8(1 << r)  # one colour per pixel: no index repeats in a row
         passes = []
-        for c in np.unique(band):
+        for c in np.unique(band[band != clear]):
             row = bits[c]
             last = int(np.flatnonzero(row)[-1]) + 1  # trailing zeros draw nothing: leave them out
             passes.append(b"#%d" % c + _rle((row[:last] + 63).tobytes()))

@@ -28,6 +28,9 @@ VARIABLE_DEFAULTS = {
     "loss-extra": "#bb9af7",
     "layer-active": "#ff9e64",
     "layer-idle": "#565f89",
+    # Panel borders: a colour of its own, so a light theme can keep them visible in a 256-colour xterm
+    # ($panel-lighten-2 turned white on light grey there).
+    "panel-border": "#45495e",
 }
 
 

@@ -234,3 +234,29 @@ def test_comparison_labels_what_differs_and_export_draws_every_column(tmp_path: 
     png = compare.export_png(comp, tmp_path)
     with Image.open(png) as img:
         assert img.height > len(comp.seeds) * compare.MIN_EXPORT_TILE
+
+
+async def test_compare_says_before_after_and_names_empty_values() -> None:
+    # Two sessions whose "before" images differ (the copy's frozen rows painted over) and whose pins
+    # differ, one with none: each column says "before | after" over its two images, and the empty pin
+    # value reads "none", not a bare "pin-on=".
+    a = train("a blue image", steps=2)
+    dst = copy_session(a, "20250101-120000-pinned", name="pinned", pin_on=[1])
+    for png in [*dst.glob("samples/*.png"), *dst.glob("*.png")]:
+        with Image.open(png) as img:
+            grid = img.convert("RGB")
+        grid.paste((255, 255, 255), (0, 0, grid.width, grid.height // 2))
+        grid.save(png)
+    infos = [sessions.read_info(sessions.session_path(i)) for i in (a, "20250101-120000-pinned")]
+    comp = compare.comparison(compare.load_items(infos), "two")
+    assert not comp.shared_before and comp.labels == ("pin-on=none", "pin-on=1")
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_sessions(pilot, 2, at_least=True, timeout=30)
+        await pilot.press("space", "down", "space", "c")
+        assert isinstance(app.screen, CompareScreen)
+        await wait_until(lambda: "step 2" in shown(app), "the comparison")
+        [head] = [line for line in screen_text(app) if "pin-on=" in line]
+        assert "pin-on=none" in head and "pin-on=1" in head, head
+        assert sum("before | after" in line for line in screen_text(app)) == 1  # one line, once per column
+        assert max(line.count("before | after") for line in screen_text(app)) == 2

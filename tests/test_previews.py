@@ -19,7 +19,8 @@ from nada_tui import config, graphics, sixel
 from nada_tui.__main__ import build_parser, main
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import Preview, RunBuffer
-from nada_tui.widgets.previews import PairView, fit, halfblock_strips, prepare
+from nada_tui.widgets.pixel_image import fit, halfblock_strips, prepare
+from nada_tui.widgets.previews import PairView
 
 # ----- the renderer ---------------------------------------------------------------------------------
 
@@ -126,8 +127,9 @@ def test_halfblocks_draw_the_cells_rich_pixels_draws(size):
     assert [cells(row) for row in halfblock_strips(image)] == theirs
 
 
-def decode_sixel(data: str) -> np.ndarray:
-    """A small Sixel decoder for the test: the RGB image the terminal would draw."""
+def decode_sixel(data: str, painted: np.ndarray | None = None) -> np.ndarray:
+    """A small Sixel decoder for the test: the RGB image the terminal would draw (and, into `painted`
+    when given, which of its pixels are drawn at all)."""
     body = data[data.index("q") + 1 : data.rindex("\x1b\\")]
     w, h = map(int, re.match(r'"1;1;(\d+);(\d+)', body).groups())
     out = np.zeros((h, w, 3))
@@ -152,6 +154,8 @@ def decode_sixel(data: str) -> np.ndarray:
         for r in range(6):
             if bits >> r & 1 and band + r < h:
                 out[band + r, x : x + count] = colours[colour]
+                if painted is not None:
+                    painted[band + r, x : x + count] = True
         x += count
     return out
 
@@ -160,6 +164,18 @@ def test_sixel_decodes_to_the_image():
     image = tile().resize((48, 40), Image.Resampling.NEAREST)
     drawn = decode_sixel(sixel.encode(image))
     assert np.abs(drawn - np.asarray(image, dtype=np.float64)).mean() < 3
+
+
+def test_sixel_padding_leaves_the_cell_background_showing():
+    # A 16 px tile in a 5 x 3 cell box of 10 x 20 px cells is drawn 48 x 48 px and padded to 50 x 60;
+    # the padding must not be painted (a painted one showed as a grey strip under every tile in xterm).
+    p = prepare(tile(), None, 5, 3, graphics.Graphics("sixel", (10, 20)), align="left")
+    assert p is not None and p.cells == (5, 3)
+    painted = np.zeros((60, 50), dtype=bool)
+    drawn = decode_sixel(p.payload, painted)
+    assert painted[:48, :48].all() and not painted[48:].any() and not painted[:, 48:].any()
+    big = np.kron(np.asarray(tile(), dtype=np.float64), np.ones((3, 3, 1)))
+    assert np.abs(drawn[:48, :48] - big).mean() < 3
 
 
 # ----- the zoom, by keys ----------------------------------------------------------------------------
@@ -203,6 +219,41 @@ async def test_zoom_steps_through_the_seeds():
         await wait_until(lambda: len(captions(app)) == 4, "all seeds again")
 
 
+def scales(app: NadaApp) -> list[float]:
+    """The scale each pair's caption names ("seed 0  2x" -> 2.0); [] until every pair has one."""
+    found = [re.search(r"  (\d+(?:\.\d+)?)x$", c) for c in captions(app)]
+    return [float(m.group(1)) for m in found] if found and all(found) else []
+
+
+async def test_previews_grow_with_their_panel_and_the_form_folds_while_training():
+    # Issue 18 defect 10: at 120x40 the setup form kept a third of the screen and each preview was
+    # drawn at a fraction of the room it had. While a run trains the form folds away (F4 brings it back)
+    # and the previews grow with the terminal.
+    from _pilot import screen_text
+
+    def form_shown() -> bool:
+        return any("DEMO: tiny offline models" in line for line in screen_text(app))
+
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(form_shown, "the setup form")
+        app.view.buffer = previewed_buffer()  # a running run
+        await wait_until(lambda: len(scales(app)) == 4 and not form_shown(), "the previews, the form folded")
+        small = scales(app)[0]
+        assert small >= 1, captions(app)  # 16 px seeds, at least one cell a pixel (0.62x with the form shown)
+        await pilot.press("f4")
+        await wait_until(form_shown, "the form, unfolded")
+        await pilot.press("f4")
+        await wait_until(lambda: not form_shown(), "the form, folded again")
+        await pilot.resize_terminal(200, 60)
+        await wait_until(lambda: scales(app) and scales(app)[0] > small, "larger previews")
+        # the images take the room of their pair: as wide as half of it, or as tall as its row
+        pair = app.screen.query(PairView).first()
+        image = pair.query_one(".after")
+        drawn = image.prepared.cells
+        assert drawn[0] >= image.content_size.width - 2 or drawn[1] >= image.content_size.height - 1
+
+
 async def test_a_loading_run_shows_where_its_seeds_go_and_its_first_preview_fills_them():
     app = NadaApp(demo=True, device="cpu")
     async with app.run_test(size=(120, 36)):
@@ -239,6 +290,10 @@ def test_export_timelapse_labels_each_step(session_with_samples, tmp_path, capsy
             frames.append(np.asarray(anim.convert("RGB"), dtype=np.float64))
     with Image.open(samples[-1]) as last:
         sample = np.asarray(last.convert("RGB"), dtype=np.float64)
+    # enlarged by a whole factor to at least 1024 px across (the demo's grid is 128 px), pixels kept square
+    k = frames[-1].shape[1] // sample.shape[1]
+    assert frames[-1].shape[1] == k * sample.shape[1] >= export.TIMELAPSE_MIN_WIDTH
+    sample = np.kron(sample, np.ones((k, k, 1)))
     band = frames[-1].shape[0] - sample.shape[0]
     assert band >= 12 and np.abs(frames[-1][band:] - sample).mean() < 1  # lossless, under the label band
     assert np.abs(frames[0][:band] - frames[-1][:band]).mean() > 0.5  # "step 2" is not "step 6"
@@ -262,3 +317,18 @@ async def test_sessions_screen_steps_through_saved_previews(session_with_samples
         await wait_until(lambda: "step 4" in caption() and f"{n - 1}/{n}" in caption(), "an earlier preview")
         await pilot.press("right", "right")  # stops at the newest
         await wait_until(lambda: "step 6" in caption(), "the newest again")
+
+
+async def test_few_colours_are_said_under_the_previews_not_over_them(monkeypatch):
+    # Issue 18 defect 11: a toast about the missing truecolor covered the previews at 80x24 for 12 s.
+    # The advice now sits in the previews panel's bottom border, and no toast comes.
+    from _pilot import RecordingApp, screen_text
+    from textual import constants
+
+    monkeypatch.setattr(constants, "COLOR_SYSTEM", "256")
+    app = RecordingApp()
+    async with app.run_test(size=(80, 24)):
+        app.view.buffer = previewed_buffer()
+        await wait_until(lambda: len(scales(app)) == 4, "the previews")
+        assert any("halfblocks (256 colours: try COLORTERM=truecolor)" in line for line in screen_text(app))
+        assert app.shown == []

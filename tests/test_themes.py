@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from nada_tui import themes
 from nada_tui.app import NadaApp
 
@@ -45,3 +47,31 @@ async def test_app_registers_user_themes_and_notifies_failures(private_home: Pat
         app.theme = "nada-light"
         await pilot.pause()
         assert app.theme_variables["loss-total"] == "#c64343"
+
+
+def _contrast_in_256_colours(a, b) -> float:
+    """WCAG contrast ratio of two Textual colours as a 256-colour terminal (xterm) shows them."""
+    from rich.color import Color as RichColor
+    from rich.color import ColorSystem
+
+    def luminance(colour) -> float:
+        rgb = RichColor.parse(colour.hex).downgrade(ColorSystem.EIGHT_BIT).get_truecolor()
+        lin = [c / 255 / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    lo, hi = sorted((luminance(a), luminance(b)))
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["nada-dark", "nada-light"])
+async def test_panel_borders_stand_out_in_a_256_colour_terminal(theme: str) -> None:
+    # Issue 18 defect 11: under the light theme in xterm the panel borders were invisible ($panel-lighten-2
+    # became white on light grey).
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.theme = theme
+        await pilot.pause()
+        chart = app.screen.query_one("#chart")
+        border = chart.styles.border_top[1]
+        background = chart.background_colors[1]
+        assert _contrast_in_256_colours(border, background) >= 2.5, (theme, border.hex, background.hex)

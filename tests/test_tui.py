@@ -56,6 +56,7 @@ async def test_train_pause_weight_retrain_then_sessions_generate_delete(tmp_path
         await pilot.press("f6")
         await wait_for(app, lambda: step_shown(app) > step + 2, "training again")
 
+        await pilot.press("f4")  # the setup form, folded away while the run trains
         await type_into(pilot, "#global_weight", "0.3", submit=True)
         await wait_for(app, lambda: "g=0.30" in status(app), "the new global weight")
         assert any("Global weight 0.3" in m for _, _, m in app.shown)
@@ -171,18 +172,20 @@ async def test_bad_prompts_and_load_errors_are_messages_and_write_nothing() -> N
 async def test_help_and_keymap(private_home: Path) -> None:
     cfg = private_home / "config" / "nada-tui"
     cfg.mkdir(parents=True)
-    (cfg / "config.toml").write_text('theme = "nada-light"\n[keymap]\n"app.sessions" = "f4"\n')
+    # f9: a key nothing else uses (f4 folds the setup form)
+    (cfg / "config.toml").write_text('theme = "nada-light"\n[keymap]\n"app.sessions" = "f9"\n')
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
         assert app.theme == "nada-light"
-        await pilot.press("f4")
+        await pilot.press("f9")
         assert isinstance(app.screen, SessionsScreen)
         await pilot.press("f2")
         assert isinstance(app.screen, TrainScreen)
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
-        assert any(r[2] == "app.sessions" and "F4" in r[0].upper() for r in app.binding_rows())
+        assert any(r[2] == "app.sessions" and "F9" in r[0].upper() for r in app.binding_rows())
+        assert any(r[2] == "train.setup" and "F4" in r[0].upper() for r in app.binding_rows())  # in the help
         await pilot.press("escape")
         assert isinstance(app.screen, TrainScreen)
 

@@ -1,4 +1,6 @@
-"""SVG snapshots of the main screens at 80x24 and 160x48, from fixed injected data (no live training).
+"""SVG snapshots of the main screens at 80x24 and 160x48 (the train screen while a run trains at 80x24,
+120x40, 160x48 and 200x60: the setup form folded, the previews filling their panel), from fixed injected
+data (no live training).
 
 The run's buffer is injected through the app's view state (what a training run would have filled);
 everything else is reached with keys. Update after an intended change with
@@ -94,14 +96,14 @@ async def to_sessions(pilot) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (160, 48), (200, 60)])
 def test_train_screen(snap_compare, size) -> None:
     assert snap_compare(NadaApp(demo=True, device="cpu"), terminal_size=size, run_before=inject)
 
 
 def test_train_monitor_tab_80x24(snap_compare) -> None:
     async def before(pilot) -> None:
-        await inject(pilot, "ctrl+t")
+        await inject(pilot, "alt+2")
 
     assert snap_compare(NadaApp(demo=True, device="cpu"), terminal_size=(80, 24), run_before=before)
 

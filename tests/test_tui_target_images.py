@@ -14,8 +14,8 @@ from PIL import Image
 from textual.widgets import DataTable, Input, Label
 
 from engine import sessions
-from nada_tui.screens.file_picker import ImagePicker
 from nada_tui.screens.sessions import SessionsScreen
+from nada_tui.widgets.file_picker import ImagePicker
 
 pytestmark = pytest.mark.usefixtures("small_demo", "one_thread")
 
@@ -88,3 +88,28 @@ async def test_pick_a_folder_of_target_images_by_keys_and_train(tmp_path: Path, 
                        "the retrained run", timeout=60)
         fork = next(i for i in sessions.list_sessions() if i.id != info.id)
         assert fork.parent_id == info.id and fork.target_image_count == 3
+
+
+@pytest.mark.parametrize("renderer", ["halfblocks", "sixel"])
+async def test_thumbnails_are_drawn_like_every_image(tmp_path: Path, renderer: str) -> None:
+    # The thumbnails go through the app's one image widget, so a Sixel terminal gets real pixels
+    # (before, they were rich-pixels half blocks whatever the terminal could draw).
+    from nada_tui import graphics
+    from nada_tui.widgets.pixel_image import PixelImage
+
+    blue = blue_pngs(tmp_path / "blue")
+    before = graphics.current()
+    graphics.use(graphics.Graphics(renderer, (10, 20), "test"))
+    try:
+        app = RecordingApp()
+        async with app.run_test(size=(160, 60)) as pilot:
+            await ready(pilot)
+            await type_into(pilot, "#target_images", str(blue))
+            await wait_for(app, lambda: text_of(app, "#target-images-hint").startswith("3 images"), "the hint")
+            thumbs = app.screen.query_one("#target-thumbs", PixelImage)
+            # three 10-cell thumbnails, a column apart, 5 rows tall
+            await wait_for(app, lambda: thumbs.prepared is not None and thumbs.prepared.cells == (32, 5),
+                           "the thumbnails")
+            assert thumbs.display and thumbs.prepared.kind == renderer
+    finally:
+        graphics.use(before)

@@ -80,3 +80,26 @@ async def test_dialog_sentences_wrap_instead_of_being_cut() -> None:
                                       "undone.", yes="Delete", no="Keep", danger=True))
         await pilot.pause()
         assert "undone." in app.export_screenshot()
+
+
+async def test_the_loss_axis_stays_at_or_above_zero_for_losses() -> None:
+    # The losses are never negative; the axis used to be padded below the lowest value (and a flat
+    # curve half a unit down), so its bottom label read "-0.01" or "-0.50".
+    from textual.app import App
+
+    from nada_tui.widgets.loss_chart import LossChart
+
+    class ChartApp(App):
+        def compose(self):
+            yield LossChart()
+
+    for values in ([0.3, 0.2, 0.1, 0.02, 0.001], [0.0] * 5):
+        app = ChartApp()
+        async with app.run_test(size=(60, 14)) as pilot:
+            chart = app.query_one(LossChart)
+            for step, v in enumerate(values):
+                chart.add("total", step, v, label="total")
+            chart.refresh_chart()
+            await pilot.pause()
+            labels = [line.split("│")[0].strip() for line in chart.plain_lines()[1:] if "│" in line]
+            assert labels and all(not label.startswith("-") for label in labels), labels

@@ -220,10 +220,13 @@ def test_cuda_training_steps(generator, oracle):
 
 def test_long_lived_objects_are_left_out_of_full_collections_only_while_training(generator, oracle):
     # A full collection walks every object in the process (a ~220 ms pause with torch, CLIP and
-    # Textual loaded); while a run trains, what existed before it is frozen out of those walks, and
-    # afterwards it is collectable again, so a finished run's reference cycles do not leak.
+    # Textual loaded); while a run trains in the app, what existed before it is frozen out of those
+    # walks (nada_tui.process), and afterwards it is collectable again, so a finished run's reference
+    # cycles do not leak.
     import gc
     import weakref
+
+    from nada_tui.process import freeze_while_training
 
     class Cycle:
         pass
@@ -239,8 +242,11 @@ def test_long_lived_objects_are_left_out_of_full_collections_only_while_training
         if isinstance(e, ev.StepMetrics):
             frozen_while_training.append(gc.get_freeze_count())
 
-    TrainingWorker(make(generator, oracle, iterations=3), on_event).run()
-    assert frozen_while_training and min(frozen_while_training) > before
+    worker = TrainingWorker(make(generator, oracle, iterations=3), on_event)
+    worker.start()
+    waiter = freeze_while_training(worker)
+    waiter.join(60)
+    assert frozen_while_training and frozen_while_training[-1] > before  # frozen a moment after the start
     assert gc.get_freeze_count() == before
     gc.collect()
     assert gone() is None

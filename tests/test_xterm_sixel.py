@@ -5,8 +5,9 @@ The session is trained here (a few steps of the 32 px tiny generator), then `nad
 it read-only. The pair captions say at what scale the previews are drawn ("4x"); the same app, run
 headless at xterm's size and cell size, reads that scale from them, and the test looks in the
 screenshot for the saved grid's first seed (frozen and adapted tiles) enlarged by it, pixel for
-pixel. Skipped, with the reason, where xterm, Xvfb or ImageMagick's `import` are missing
-(.ci/run installs them).
+pixel. The compare view is checked the same way: reached by keys (sent with xdotool), its tiles are
+Sixel images too. Skipped, with the reason, where xterm, Xvfb, ImageMagick's `import` or xdotool are
+missing (.ci/run installs them).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ MAX_MEAN_ERROR = 6.0  # per channel, 0..255: Sixel's 256-colour palette costs a 
 
 
 def missing_tools() -> str | None:
-    absent = [t for t in ("xterm", "Xvfb", "import") if shutil.which(t) is None]
-    return f"needs {', '.join(absent)} (Debian: xterm, xvfb, imagemagick)" if absent else None
+    absent = [t for t in ("xterm", "Xvfb", "import", "xdotool") if shutil.which(t) is None]
+    return f"needs {', '.join(absent)} (Debian: xterm, xvfb, imagemagick, xdotool)" if absent else None
 
 
 @pytest.fixture
@@ -189,6 +190,79 @@ def test_xterm_sixel_shows_the_sessions_pixels(x_display, tmp_path):
         assert err_a < MAX_MEAN_ERROR, f"seed 0 after: best match off by {err_a:.1f} per channel at ({xa}, {ya})"
         # before | after, side by side on the same rows
         assert ya == yf and xa > xf + frozen.shape[1] * k - 1
+    finally:
+        app.terminate()
+        app.wait(10)
+
+
+async def _compare_scale(cell: tuple[int, int]) -> int:
+    """The whole factor the compare view draws its first tile at, at xterm's size with Sixel."""
+    from nada_tui.screens.compare import CompareScreen
+    from nada_tui.widgets.pixel_image import PixelImage
+
+    before = graphics.current()
+    graphics.use(graphics.Graphics("sixel", cell, "test"))
+    try:
+        app = NadaApp(device="cpu")
+        async with app.run_test(size=(COLS, ROWS)) as pilot:
+            await pilot.press("f3")
+            await pilot.pause(2)
+            await pilot.press("space", "down", "space", "c")
+            for _ in range(600):
+                tiles = list(app.screen.query(PixelImage)) if isinstance(app.screen, CompareScreen) else []
+                if tiles and tiles[0].prepared is not None:
+                    assert tiles[0].prepared.kind == "sixel"
+                    return round(tiles[0].prepared.scale)
+                await asyncio.sleep(0.05)
+    finally:
+        graphics.use(before)
+    raise AssertionError("the compare view drew no tile")
+
+
+def keys(display: str, *names: str) -> None:
+    """Key presses into the xterm (the pointer over it: with no window manager, focus follows it)."""
+    env = {**os.environ, "DISPLAY": display}
+    subprocess.run(["xdotool", "mousemove", "200", "200"], env=env, check=True, timeout=10)
+    for name in names:
+        subprocess.run(["xdotool", "key", name], env=env, check=True, timeout=10)
+        time.sleep(0.5)
+
+
+@pytest.mark.skipif(missing_tools() is not None, reason=missing_tools() or "")
+def test_xterm_sixel_draws_the_compare_view(x_display, tmp_path):
+    # Issue 17: the compare view drew rich-pixels half blocks whatever the terminal could do (in xterm,
+    # posterized to 16 colours); it now draws through the one pixel widget, so Sixel reaches it.
+    first = saved_session()
+    saved_session_to = demo_session(iterations=4, target="a green image")
+    with Image.open(sessions.load(first).path / sessions.GRID_FILE) as im:
+        grid = np.asarray(im.convert("RGB"), dtype=np.float64)
+    side = grid.shape[0] // 2
+    frozen = grid[:side, :side]  # seed 0 before: the shared "before" column
+    assert saved_session_to != first
+
+    cell = cell_size(x_display, tmp_path)
+    k = asyncio.run(_compare_scale(cell))
+    assert k >= 2, f"compare tiles at {k}x: too small to judge"
+
+    app = in_xterm(x_display, tmp_path, sys.executable, "-m", "nada_tui")
+    try:
+        time.sleep(15)  # the app up, the model registry read
+        keys(x_display, "F3")
+        time.sleep(5)
+        keys(x_display, "space", "Down", "space", "c")
+        shot = tmp_path / "compare.png"
+        big = np.kron(frozen, np.ones((k, k, 1)))
+        deadline = time.monotonic() + 90
+        while True:
+            time.sleep(2)
+            err, y, x = best_match(screenshot(x_display, shot), big)
+            if err < MAX_MEAN_ERROR or time.monotonic() > deadline:
+                break
+        keep = os.environ.get("NADA_TUI_KEEP_SCREENSHOT")
+        if keep:
+            shutil.copy(shot, keep + ".compare.png")
+        assert app.poll() is None, "the app exited"
+        assert err < MAX_MEAN_ERROR, f"seed 0 before in the compare view: off by {err:.1f} per channel at ({x}, {y})"
     finally:
         app.terminate()
         app.wait(10)

@@ -3,9 +3,10 @@ each labelled with the settings that differ between them (for a sweep: its grid 
 column comes first when every session starts from the same images; otherwise each column shows
 before | after. Opened from the sessions screen (`c`) for the marked sessions or a whole sweep.
 
-Everything slow happens on this screen's thread workers: reading the grids (engine.compare), cutting
-and scaling the tiles into rich-pixels half blocks, writing the exported PNG. The grids are looked at
-again every few seconds, so runs that are still training move on in place.
+Each tile is a `PixelImage` (Sixel, Kitty or half blocks, as everywhere in the app), which scales it on
+its own thread; reading the grids (engine.compare) and writing the exported PNG run on this screen's
+thread workers. The grids are looked at again every few seconds, so runs that are still training move
+on in place.
 """
 
 from __future__ import annotations
@@ -25,23 +26,25 @@ from textual.widgets import Footer, Static
 
 from engine import paths
 from nada_tui.screens.dialogs import FormDialog
+from nada_tui.widgets.pixel_image import PixelImage
 from nada_tui.widgets.status_bar import StatusBar
 
 SEED_COL = 6  # the left column with the seed numbers
 COLUMN_GAP = 2
-MIN_SIDE, MAX_SIDE = 16, 160  # tile side in pixels: one cell wide, half a cell tall
+MIN_SIDE, MAX_SIDE = 16, 160  # tile side in cells across; half as many rows (square in a 1:2 cell)
+BEFORE_AFTER = "before | after"  # the head line over a column that shows both
 LABEL_MAX = 36  # a column may be this wide for its label where the screen has room
 REFRESH_S = 2.0  # how often the grids are looked at for new previews
 
 
 def fit_side(width: int, height: int, columns: int, per_column: int, seeds: int, head_lines: int,
              zoom: int = 0) -> int:
-    """The tile side (even, in pixels) that fits every column across and, if it can, every seed down;
+    """The tile side (even, in cells across) that fits every column across and, if it can, every seed down;
     `zoom` steps of 25% from there. Too many seeds scroll: tiles never go below MIN_SIDE."""
     across = (width - SEED_COL - 2) // max(columns, 1) - COLUMN_GAP - (per_column - 1)
     side_w = across // per_column
     rows = height - 2 - head_lines - 1  # the status bar, the footer, the labels, a spare row
-    side_h = 2 * (rows // max(seeds, 1) - 1)  # each tile: side/2 rows and a blank row
+    side_h = 2 * (rows // max(seeds, 1) - 1)  # each tile: side/2 rows and a row below
     side = min(side_w, side_h)
     side = int(side * (1 + 0.25 * zoom)) if zoom else side
     side = max(MIN_SIDE, min(MAX_SIDE, side))
@@ -65,7 +68,9 @@ class CompareScreen(Screen):
     CompareScreen .compare-column { width: auto; height: auto; margin-right: 2; }
     CompareScreen .compare-seeds { width: 6; height: auto; color: $text-muted; }
     CompareScreen .compare-head { height: auto; }
-    CompareScreen .compare-tile { width: auto; height: auto; margin-bottom: 1; }
+    CompareScreen .compare-tile { width: auto; height: auto; }
+    CompareScreen .compare-tile PixelImage { width: auto; }
+    CompareScreen .compare-tile .after { margin-left: 1; }
     CompareScreen #compare-message { color: $text-muted; padding: 1 2; }
     """
 
@@ -77,7 +82,6 @@ class CompareScreen(Screen):
         self.zoom = 0
         self._stamps: dict[str, Any] = {}
         self._drawn: tuple[int, int, int] | None = None  # (width, height, zoom) of the drawing shown
-        self._busy = False
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="compare-status", classes="status-bar")
@@ -121,7 +125,6 @@ class CompareScreen(Screen):
         self.app.call_from_thread(self._was_read, comp, stamps)
 
     def _failed(self, text: str) -> None:
-        self._busy = False
         self._message(text)
 
     def _was_read(self, comp: Any, stamps: dict[str, Any]) -> None:
@@ -132,7 +135,7 @@ class CompareScreen(Screen):
         self._draw()
 
     def _look_again(self) -> None:
-        if self.comparison is not None and not self._busy and self.app.screen is self:
+        if self.comparison is not None and self.app.screen is self:
             self._check_stamps(dict(self._stamps))
 
     @work(thread=True, exclusive=True, group="compare-stamps", exit_on_error=False)
@@ -157,8 +160,7 @@ class CompareScreen(Screen):
         self._drawn = key
         if not comp.seeds:
             self._message("None of these sessions has saved a preview yet; they appear here as they train.")
-        self._busy = True
-        self._build(comp, self.size.width, self.size.height, self.zoom)
+        self._show(comp, *self._columns(comp, self.size.width, self.size.height, self.zoom))
 
     def _message(self, text: str) -> None:
         msg = self.query_one("#compare-message", Static)
@@ -182,65 +184,55 @@ class CompareScreen(Screen):
         for it, label in zip(comp.items, comp.labels, strict=True):
             step = f"step {it.step}" if it.step is not None else "no preview yet"
             status = it.info.status if it.info.status != "finished" else ""
-            heads.append([*wrap(label, label_w), " ".join(x for x in (step, status) if x)])
+            under = [BEFORE_AFTER] if per == 2 else []
+            heads.append([*wrap(label, label_w), *under, " ".join(x for x in (step, status) if x)])
         lines = max(len(h) for h in heads)
         side = min(side, fit_side(width, height, columns, per, seeds, lines, zoom))
         return side, max(per * side + per - 1, label_w), heads
 
-    @work(thread=True, exclusive=True, group="compare-draw", exit_on_error=False)
-    def _build(self, comp: Any, width: int, height: int, zoom: int) -> None:
-        """Tiles scaled and turned into half-block renderables here, off the UI thread."""
-        try:
-            drawing = self._columns(comp, width, height, zoom)
-        except Exception as exc:  # a bad image, a bug: said on the screen, never a stuck view
-            self.app.call_from_thread(self._failed, f"Could not draw the previews: {exc}")
-            return
-        self.app.call_from_thread(self._show, comp, *drawing)
-
     def _columns(self, comp: Any, width: int, height: int, zoom: int) -> tuple[Any, ...]:
-        """(side, column width, head lines, columns): each column's head and its tiles as renderables."""
-        from PIL import Image
-        from rich_pixels import Pixels
-
+        """(side, column width, head lines, columns): each column's head and, per seed, its images (one,
+        or before and after)."""
         side, col_w, heads = self.layout_for(comp, width, height, zoom)
         lines = max(len(h) for h in heads)
-
-        def pixels(*tiles: Any) -> Any:
-            out = Image.new("RGB", (len(tiles) * side + len(tiles) - 1, side), (0, 0, 0))
-            for n, tile in enumerate(tiles):
-                out.paste(tile.resize((side, side), Image.Resampling.LANCZOS), (n * (side + 1), 0))
-            return Pixels.from_image(out)
-
-        columns: list[tuple[list[str], list[Any], bool]] = []  # (head lines, tiles by seed, dim)
+        columns: list[tuple[list[str], list[tuple[Any, ...]], bool]] = []  # (head lines, tiles by seed, dim)
         if comp.shared_before:
             first = next(it for it in comp.items if it.has_grid)
-            columns.append((heads[0], [pixels(first.frozen[s]) for s in comp.seeds], False))
+            columns.append((heads[0], [(first.frozen[s],) for s in comp.seeds], False))
         for it, head in zip(comp.items, heads[1 if comp.shared_before else 0:], strict=True):
             if not it.has_grid or not all(s in it.adapted for s in comp.seeds):
                 columns.append((head, [], True))
             elif comp.shared_before:
-                columns.append((head, [pixels(it.adapted[s]) for s in comp.seeds], False))
+                columns.append((head, [(it.adapted[s],) for s in comp.seeds], False))
             else:
-                columns.append((head, [pixels(it.frozen[s], it.adapted[s]) for s in comp.seeds], False))
+                columns.append((head, [(it.frozen[s], it.adapted[s]) for s in comp.seeds], False))
         return side, col_w, lines, columns
 
     def _show(self, comp: Any, side: int, col_w: int, lines: int,
-              columns: list[tuple[list[str], list[Any], bool]]) -> None:
-        self._busy = False
-        if comp is not self.comparison:
-            return
+              columns: list[tuple[list[str], list[tuple[Any, ...]], bool]]) -> None:
         box = self.query_one("#compare-columns", Horizontal)
         box.remove_children()
         if not comp.seeds:
             return
         self._message("")
-        rows = side // 2
+        rows = side // 2 + 1  # the row below the image: a gap, and where a Sixel image is drawn from
 
         def static(content: Any, classes: str, height: int | None = None) -> Static:
             w = Static(content, classes=classes)
             if height is not None:
                 w.styles.height = height
             return w
+
+        def tile(images: tuple[Any, ...]) -> Horizontal:
+            widgets = []
+            for n, image in enumerate(images):
+                w = PixelImage(align="left", classes="after" if n else "before")
+                w.styles.width, w.styles.height = side, rows
+                w.show(image)
+                widgets.append(w)
+            row = Horizontal(*widgets, classes="compare-tile")
+            row.styles.height = rows
+            return row
 
         seed_parts = [static(Text("\n" * (lines - 1) + "seed"), "compare-head", lines)]
         seed_parts += [static(Text("\n" * (rows // 2) + str(s), style="bold"), "compare-tile", rows)
@@ -249,14 +241,14 @@ class CompareScreen(Screen):
         for head, tiles, dim in columns:
             head_text = Text()
             for n, line in enumerate(head):
-                head_text.append(line, style="bold" if n < len(head) - 1 else "dim")
+                head_text.append(line, style="bold" if n < len(head) - 1 and line != BEFORE_AFTER else "dim")
                 if n < len(head) - 1:
                     head_text.append("\n")
-            parts = [static(head_text, "compare-head", lines)]
+            parts: list[Any] = [static(head_text, "compare-head", lines)]
             if dim or not tiles:
                 parts.append(static(Text("other seeds" if head[-1].startswith("step") else "no preview yet",
                                          style="dim"), "compare-tile"))
-            parts += [static(t, "compare-tile", rows) for t in tiles]
+            parts += [tile(images) for images in tiles]
             built.append(Vertical(*parts, classes="compare-column"))
             built[-1].styles.width = col_w
         box.mount_all(built)

@@ -2,7 +2,8 @@
 
 It draws from the app's `ViewState` on a 4 Hz timer, only when the run's buffer changed, and turns keys
 and buttons into request messages; the app owns the run. Wide terminals (>= 120 columns) show every
-panel at once; narrow ones show one tab at a time.
+panel at once; narrow ones show one tab at a time. While a run trains the setup form folds away and
+gives its room to the watch panels (on a narrow terminal: the previews tab comes up); F4 unfolds it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ CHART_INTERVAL_S = 0.5  # the chart is the costliest panel: at most 2 redraws a 
 PREVIEW_INTERVAL_S = 0.9
 WIDE = 120
 TABS = ("setup", "monitor", "previews", "log")
+TRAINING_STATES = ("loading", "running", "paused")  # the setup form is folded away in these
 LOSS_COLOURS = {"total": "loss-total", "directional": "loss-directional", "global": "loss-global"}
 
 
@@ -59,6 +61,7 @@ class TrainScreen(Screen):
         Binding("f8", "stop", "Stop", id="train.stop"),
         Binding("ctrl+r", "retrain", "Retrain", id="train.retrain"),
         Binding("ctrl+s", "save_now", "Save", id="train.save"),
+        Binding("f4", "toggle_setup", "Setup", id="train.setup"),
         Binding("ctrl+d", "download", "Download model", id="train.download", show=False),
         Binding("left_square_bracket", "smoothing(-0.1)", "Less smoothing", id="chart.smooth_less", show=False),
         Binding("right_square_bracket", "smoothing(0.1)", "More smoothing", id="chart.smooth_more", show=False),
@@ -90,6 +93,9 @@ class TrainScreen(Screen):
         self._log_fed = 0
         self._preview_drawn: Any = None
         self._preview_at = 0.0
+        self.unfolded = False  # the user unfolded the setup form while a run trains (F4)
+        self._folded = False  # the form is folded now
+        self._tab_moved_for: RunBuffer | None = None  # the run for which the previews tab came up
 
     # ----- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -152,8 +158,9 @@ class TrainScreen(Screen):
         self.set_class(not wide, "-narrow")
         self.set_class(zoom, "-zoom")
         self.query_one("#tabs", Tabs).display = not wide and not zoom
+        self._folded = self._training() and not self.unfolded
         show = {
-            "setup-panel": wide or self.tab == "setup",
+            "setup-panel": (wide and not self._folded) or (not wide and self.tab == "setup"),
             "centre": wide or self.tab in ("monitor", "previews"),
             "chart": wide or self.tab == "monitor",
             "previews": wide or self.tab == "previews",
@@ -179,12 +186,27 @@ class TrainScreen(Screen):
         self.query_one("#tabs", Tabs).active = tab
         self._apply_layout()
 
+    def _training(self) -> bool:
+        buf = self.view.buffer
+        return buf is not None and buf.state in TRAINING_STATES
+
+    def action_toggle_setup(self) -> None:
+        """Fold or unfold the setup form (narrow: the setup tab, or back to the previews)."""
+        if self.size.width < WIDE:
+            self.action_tab("previews" if self.tab == "setup" else "setup")
+            return
+        if self._training():  # otherwise the form is shown anyway
+            self.unfolded = not self.unfolded
+            self._apply_layout()
+
     def action_next_tab(self) -> None:
         self.action_tab(TABS[(TABS.index(self.tab) + 1) % len(TABS)])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_tab":
             return self.size.width < WIDE  # tabs only exist on narrow terminals
+        if action == "toggle_setup":  # shown, dimmed, while there is nothing to fold
+            return True if self.size.width < WIDE or self._training() else None
         if action == "zoom_step":  # arrows belong to fields and tabs unless a preview is zoomed
             return self.query_one(PreviewPanel).zoom is not None
         return True
@@ -328,9 +350,17 @@ class TrainScreen(Screen):
             self.query_one(PreviewPanel).show(p.step, p.frozen, p.adapted, p.seeds)
         self.form.show_download(buf.load_progress if buf.state == "loading" else None)
         self._draw_status(buf)
+        if self._training() and self._tab_moved_for is not buf:  # narrow: a run's first frames show
+            self._tab_moved_for = buf
+            if self.size.width < WIDE and self.tab == "setup":
+                self.action_tab("previews")
+        if self._folded != (self._training() and not self.unfolded):  # a run started or ended
+            self._apply_layout()
+            self.refresh_bindings()
 
     def _start_over(self, buf: RunBuffer | None) -> None:
         self._buffer = buf
+        self.unfolded = False  # each run folds the form again
         self._fed, self._chart_fed, self._log_fed = 0, -1, 0
         self._preview_drawn = None
         self._drawn_version = -1

@@ -166,6 +166,8 @@ class LossChart(Widget):
             y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
         pad = (y_hi - y_lo) * 0.05
         y_lo, y_hi = y_lo - pad, y_hi + pad
+        if not self.log_scale and finite.min() >= 0:
+            y_lo = max(y_lo, 0.0)  # losses are never negative: the axis does not pretend they could be
         span_x = max(x_max - x_min, 1e-9)
 
         # per cell: OR of braille bits, and the layer that drew last (its style wins the cell)

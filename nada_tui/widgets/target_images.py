@@ -1,7 +1,8 @@
 """The setup form's target-images field: a line of paths (shell-quoted, so a path may hold spaces), a
-Browse button and ctrl+o for the picker (`nada_tui/screens/file_picker.py`), a hint with the count or what
-is wrong, and thumbnails of the images as they will train. Images are read and thumbnails built on a
-thread, a moment after the typing stops; the form reads the paths from the `#target_images` input."""
+Browse button and ctrl+o for the picker (`nada_tui/widgets/file_picker.py`), a hint with the count or what
+is wrong, and thumbnails of the images as they will train, drawn by `PixelImage` (Sixel, Kitty or half
+blocks). Images are read and the sheet of thumbnails built on a thread, a moment after the typing stops;
+the form reads the paths from the `#target_images` input."""
 
 from __future__ import annotations
 
@@ -15,32 +16,39 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label
 from textual.worker import get_current_worker
 
 from engine.config import ConfigError, Setting
 from engine.target_images import FIELD, describe, load_target_images
+from nada_tui import graphics
+from nada_tui.widgets.file_picker import ImagePicker
+from nada_tui.widgets.pixel_image import PixelImage, box_rows
 
-THUMB_PX = 10  # a thumbnail is THUMB_PX cells wide and THUMB_PX / 2 rows tall (half blocks)
+THUMB_PX = 10  # a thumbnail is THUMB_PX cells wide and THUMB_PX / 2 rows tall
 THUMB_ROWS = 2  # rows of thumbnails at most; the hint gives the full count
 DEBOUNCE_S = 0.4
 
 
-def thumbnails(images: list[Any], width_cells: int) -> Any:
+def thumbnails(images: list[Any], width_cells: int, per_cell: tuple[int, int] = (1, 2)) -> tuple[Any, int, int]:
     """Square centre crops (what CLIP's preprocessing keeps) of the first images that fit in
-    `width_cells` columns and THUMB_ROWS rows, as one rich-pixels renderable. Runs off the UI thread."""
+    `width_cells` columns and THUMB_ROWS rows, on one sheet with `per_cell` pixels to a cell; returns
+    (sheet, columns, rows) in cells. Runs off the UI thread."""
     from PIL import Image, ImageOps
-    from rich_pixels import Pixels
 
+    pw, ph = per_cell
+    tw, th = THUMB_PX * pw, THUMB_PX // 2 * ph  # one thumbnail's pixels: THUMB_PX x THUMB_PX / 2 cells
     per_row = max(1, (width_cells + 1) // (THUMB_PX + 1))
     shown = images[: per_row * THUMB_ROWS]
     rows = (len(shown) + per_row - 1) // per_row
     cols = min(per_row, len(shown))
-    sheet = Image.new("RGB", (cols * (THUMB_PX + 1) - 1, rows * (THUMB_PX + 2) - 2), (0, 0, 0))
+    cells = (cols * (THUMB_PX + 1) - 1, rows * (THUMB_PX // 2 + 1) - 1)
+    sheet = Image.new("RGB", (cells[0] * pw, cells[1] * ph), (0, 0, 0))
     for i, img in enumerate(shown):
-        tile = ImageOps.fit(img, (THUMB_PX, THUMB_PX), Image.Resampling.BOX)
-        sheet.paste(tile, ((i % per_row) * (THUMB_PX + 1), (i // per_row) * (THUMB_PX + 2)))
-    return Pixels.from_image(sheet)
+        tile = ImageOps.fit(img, (min(tw, th), min(tw, th)), Image.Resampling.BOX)
+        x = (i % per_row) * (THUMB_PX + 1) * pw + (tw - tile.width) // 2
+        sheet.paste(tile, (x, (i // per_row) * (THUMB_PX // 2 + 1) * ph))
+    return sheet, *cells
 
 
 class TargetImagesField(Vertical):
@@ -51,7 +59,7 @@ class TargetImagesField(Vertical):
     TargetImagesField .paths-row { height: 1; }
     TargetImagesField .paths-row Input { width: 1fr; }
     TargetImagesField .paths-row Button { width: auto; min-width: 10; margin-left: 1; }
-    TargetImagesField #target-thumbs { height: auto; }
+    TargetImagesField #target-thumbs { width: auto; height: auto; }
     """
     BINDINGS = [Binding("ctrl+o", "pick", "Pick target images", id="form.pick_images")]
 
@@ -71,7 +79,7 @@ class TargetImagesField(Vertical):
                         tooltip=s.help)
             yield Button("Browse", id="pick-images", compact=True)
         yield Label("", id="target-images-hint", classes="hint")
-        yield Static("", id="target-thumbs")
+        yield PixelImage(align="left", id="target-thumbs")
 
     def on_mount(self) -> None:
         self.reload()
@@ -82,8 +90,6 @@ class TargetImagesField(Vertical):
 
     # ----- the picker ---------------------------------------------------------------------------
     def action_pick(self) -> None:
-        from nada_tui.screens.file_picker import ImagePicker
-
         try:
             current = self.setting.parse(self.input.value)
         except ConfigError:
@@ -137,17 +143,22 @@ class TargetImagesField(Vertical):
         sizes = sorted({t.image.size for t in images}, key=lambda s: s[0] * s[1])
         span = f"{sizes[0][0]}x{sizes[0][1]}" + (f" .. {sizes[-1][0]}x{sizes[-1][1]}" if len(sizes) > 1 else "")
         hint = f"{describe('', len(images))} ({span} px as they train)"
-        pixels = thumbnails([t.image for t in images], width)
+        sheet = thumbnails([t.image for t in images], width, graphics.current().pixels_per_cell)
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._show, text, hint, pixels, False)
+            self.app.call_from_thread(self._show, text, hint, sheet, False)
 
-    def _show(self, text: str, hint: str, pixels: Any, error: bool) -> None:
+    def _show(self, text: str, hint: str, sheet: tuple[Any, int, int] | None, error: bool) -> None:
         if text != self.input.value:
             return  # typed on meanwhile: a newer read is on its way
         label = self.query_one("#target-images-hint", Label)
         if error and text == self._session_text:
             hint += " (the session keeps copies: resume, fork and retrain use those)"
         label.update(Text(hint, style="bold red") if error else hint)
-        thumbs = self.query_one("#target-thumbs", Static)
-        thumbs.update(pixels if pixels is not None else "")
-        thumbs.display = pixels is not None
+        thumbs = self.query_one("#target-thumbs", PixelImage)
+        thumbs.display = sheet is not None
+        if sheet is None:
+            thumbs.show(None)
+            return
+        image, cols, rows = sheet
+        thumbs.styles.width, thumbs.styles.height = cols, box_rows(rows)
+        self.call_after_refresh(thumbs.show, image)  # at its new size

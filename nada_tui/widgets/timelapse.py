@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from nada_tui.widgets.previews import PixelImage
+from nada_tui.widgets.pixel_image import PixelImage
 
 
 def frames_of(info: Any) -> list[tuple[int | None, Path]]:

@@ -4,7 +4,8 @@ Keys: up/down move, enter opens a folder (or marks a file), space marks the file
 cursor (a marked folder means every image in it), backspace shows the parent folder, u uses the marked
 ones (or, with none marked, the one under the cursor), escape cancels. The path line at the top jumps to
 any folder: type it and press enter. The screen returns the chosen paths through `dismiss`; the form
-that opened it decides what to do with them.
+that opened it decides what to do with them. A modal screen kept among the widgets: it is part of the
+target-images field (nada_tui/widgets/target_images.py), and no widget imports from nada_tui.screens.
 """
 
 from __future__ import annotations
