@@ -19,15 +19,12 @@ from typing import Any, BinaryIO
 import torch
 
 from engine import atomic, sessions
+from engine.errors import ExportError
 from engine.generator_files import save_rosinality
 from engine.sampling import grid, render_seeds, to_pil
 from engine.stylegan2 import Generator
 
 MAX_IMAGES = 100_000
-
-
-class ExportError(ValueError):
-    """Bad export/generate arguments; the message says what is allowed."""
 
 
 def _from_0_to_1(value: float, what: str) -> float:

@@ -23,6 +23,7 @@ from engine.sessions.errors import (
     SessionError,
     SessionLocked,
     SessionNotFound,
+    SessionsFolderError,
 )
 from engine.sessions.ids import clean_name, root_dir, session_path, slugify
 from engine.sessions.info import SessionInfo, disk_usage, read_info, read_metrics, samples
@@ -81,6 +82,7 @@ __all__ = [
     "SessionLock",
     "SessionLocked",
     "SessionNotFound",
+    "SessionsFolderError",
     "SessionWriter",
     "adapted_weights",
     "checkpoint_weights",

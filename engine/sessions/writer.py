@@ -20,7 +20,7 @@ from PIL import Image
 from engine import atomic
 from engine.events import Event, PreviewReady, StepMetrics, TrainingFailed, TrainingFinished
 from engine.sessions import layout
-from engine.sessions.ids import clean_name, now_iso
+from engine.sessions.ids import now_iso
 from engine.sessions.info import SessionInfo, read_info
 from engine.sessions.lock import SessionLock
 from engine.sessions.state import Stateful, encode_state
@@ -111,10 +111,6 @@ class SessionWriter:
         data = {**self.data, **changes, "updated": now_iso()}
         atomic.write_json(self.path / layout.SESSION_FILE, data)
         self.data = data  # only after the write succeeded, so memory matches the disk
-
-    def set_name(self, name: str) -> None:
-        with self._mutex:
-            self._write_json(name=clean_name(name))
 
     def set_status(self, status: str, message: str | None = None) -> None:
         if status not in layout.STATUSES:
