@@ -6,7 +6,8 @@ sessions.create(...)` is the way in. One job a module:
 - `errors`: the typed errors (SessionError and its subclasses).
 - `ids`: display names, slugs, id checks, the directory of an id, timestamps.
 - `lock`: the one-writer `flock` (SessionLock, is_locked, lock_owner).
-- `info`: reading one session (SessionInfo with damage reported, metrics, samples, size on disk).
+- `info`: reading one session (SessionInfo with damage reported, samples, size on disk).
+- `metrics`: metrics.jsonl, a typed `MetricsLine` per logged step.
 - `state`: the one codec of saved trainer state (`Trainer.state_dict()` <-> bytes) and of weights files.
 - `writer`: SessionWriter, the writer of a session while it trains.
 - `store`: list, resolve, load, create, open for resuming, rename, delete, leftovers.
@@ -26,7 +27,7 @@ from engine.sessions.errors import (
     SessionsFolderError,
 )
 from engine.sessions.ids import clean_name, root_dir, session_path, slugify
-from engine.sessions.info import SessionInfo, disk_usage, read_info, read_metrics, samples
+from engine.sessions.info import SessionInfo, disk_usage, read_info, samples
 from engine.sessions.layout import (
     CHECKPOINT_FILE,
     GRID_FILE,
@@ -39,6 +40,7 @@ from engine.sessions.layout import (
     TARGETS_DIR,
 )
 from engine.sessions.lock import SessionLock, is_locked, lock_owner
+from engine.sessions.metrics import MetricsLine, read_metrics
 from engine.sessions.state import (
     decode_state,
     encode_state,
@@ -77,6 +79,7 @@ __all__ = [
     "AmbiguousSession",
     "DamagedSession",
     "InvalidName",
+    "MetricsLine",
     "SessionError",
     "SessionInfo",
     "SessionLock",

@@ -205,24 +205,6 @@ def read_info(path: Path, check_lock: bool = True) -> SessionInfo:
     )
 
 
-def read_metrics(path: Path, max_step: int | None = None) -> list[dict[str, Any]]:
-    """The per-step records of a session (torn or garbled lines are skipped), in step order."""
-    out: dict[int, dict[str, Any]] = {}
-    try:
-        with open(path / layout.METRICS_FILE, "rb") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                    step = int(rec["step"])
-                except (ValueError, KeyError, TypeError):
-                    continue
-                if max_step is None or step <= max_step:
-                    out[step] = rec  # a later line for the same step (after a resume) wins
-    except FileNotFoundError:
-        return []
-    return [out[s] for s in sorted(out)]
-
-
 def samples(path: Path) -> list[Path]:
     """The preview grids, oldest step first."""
     return sorted((path / layout.SAMPLES_DIR).glob("step_*.png"))

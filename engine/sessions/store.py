@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import time
@@ -27,8 +26,9 @@ from engine.sessions.ids import (
     session_dirs,
     session_path,
 )
-from engine.sessions.info import SessionInfo, read_info, read_metrics, samples
+from engine.sessions.info import SessionInfo, read_info, samples
 from engine.sessions.lock import SessionLock
+from engine.sessions.metrics import metrics_text, read_metrics
 from engine.sessions.state import encode_state, encode_weights, read_state, read_weights_file
 from engine.sessions.targets import read_targets, write_targets
 from engine.sessions.writer import SessionWriter
@@ -218,7 +218,7 @@ def open_writer(ref: str, root: Root = None) -> tuple[SessionWriter, dict[str, A
         atomic.clean_temp_files(path)
         atomic.clean_temp_files(path / layout.SAMPLES_DIR)
         kept = read_metrics(path, max_step=step)
-        atomic.write_text(path / layout.METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept))
+        atomic.write_text(path / layout.METRICS_FILE, metrics_text(kept))
         for png in samples(path):  # previews past the checkpoint belong to steps that will be redone
             with contextlib.suppress(ValueError, OSError):
                 if int(png.stem.split("_")[1]) > step:
