@@ -179,3 +179,31 @@ def test_the_cli_warns_about_an_animated_target(tmp_path, capsys):
                  "--preview-every", "0", "--device", "cpu"]) == 0
     out = capsys.readouterr().err  # progress and warnings go to stderr
     assert f"warning: {path} is animated (2 frames): only its first frame is used" in out
+
+
+def _within(seconds: float, call):
+    """`call()`'s result, or a failure when it is still blocked after `seconds` (a daemon thread: a FIFO
+    open that never returns must not keep the test process alive)."""
+    import threading
+
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(call()), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert out, f"still blocked after {seconds} s"
+    return out[0]
+
+
+def test_a_fifo_as_config_or_theme_file_is_refused(tmp_path):
+    from engine import paths
+    from nada_tui.config import load_settings
+    from nada_tui.themes import load_dir
+
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    fifo(config)
+    settings = _within(20, load_settings)
+    assert [p for p in settings.problems if f"{config} is a FIFO (named pipe), not a regular file" in p]
+    fifo(tmp_path / "dark.toml")
+    themes, failures = _within(20, lambda: load_dir(tmp_path))
+    assert themes == [] and failures == ["dark.toml is a FIFO (named pipe), not a regular file"]
