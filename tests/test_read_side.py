@@ -4,15 +4,18 @@ broken sessions folder or session.json is reported, never a traceback."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from _sessions import demo_session
+from _sessions import demo_session, fill_disk_after
 
-from engine import paths, sessions, zoo
+from engine import paths, runs, sessions, zoo
+from engine.config import DEMO_GENERATOR_ID, demo_config
 from engine.errors import CheckpointError, UnknownModel
 from nada_tui.__main__ import main
 
@@ -138,3 +141,23 @@ def test_any_name_is_a_reference(capsys):
     assert capsys.readouterr().out.startswith(f"{a}  'a/b'")
     with pytest.raises(sessions.SessionNotFound, match="not a session id"):
         sessions.resolve("../etc")
+
+
+@pytest.mark.usefixtures("small_demo")
+def test_a_read_only_or_full_data_folder_is_named(monkeypatch):
+    data = Path(os.environ["XDG_DATA_HOME"])
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if self.is_relative_to(data) and not self.exists():
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "mkdir", read_only)
+        with pytest.raises(sessions.SessionsFolderError, match=f"{data} is on a read-only file system"):
+            runs.start_session(demo_config(iterations=1), DEMO_GENERATOR_ID, device="cpu")
+    fill_disk_after(monkeypatch, 0)
+    with pytest.raises(sessions.SessionsFolderError, match=f"the disk holding {paths.sessions_dir()} is full"):
+        runs.start_session(demo_config(iterations=1), DEMO_GENERATOR_ID, device="cpu")
+    assert sessions.list_sessions() == []

@@ -198,9 +198,11 @@ def create(
         else:
             raise SessionError("Could not find a free session id; try again in a second.")
         atomic.fsync_dir(base)
-    except BaseException:
+    except BaseException as exc:
         lock.release()
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, SessionError):  # a full disk, a folder gone read-only
+            raise folder_error(base, exc, "save") from None
         raise
     lock.directory = final
     return SessionWriter(final, data, lock)
