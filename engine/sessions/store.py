@@ -28,7 +28,7 @@ from engine.sessions.ids import (
 )
 from engine.sessions.info import SessionInfo, read_info, samples
 from engine.sessions.lock import SessionLock
-from engine.sessions.metrics import metrics_text, read_metrics
+from engine.sessions.metrics import MetricsLine, metrics_text, read_metrics
 from engine.sessions.state import encode_state, encode_weights, read_state, read_weights_file
 from engine.sessions.targets import read_targets, write_targets
 from engine.sessions.writer import SessionWriter
@@ -225,7 +225,7 @@ def open_writer(ref: str, root: Root = None) -> tuple[SessionWriter, dict[str, A
             with contextlib.suppress(ValueError, OSError):
                 if int(png.stem.split("_")[1]) > step:
                     png.unlink()
-        last = {k: v for k, v in kept[-1].get("losses", {}).items() if v is not None} if kept else {}
+        last = {k: v for k, v in kept[-1].losses.items() if v is not None} if kept else {}
         writer = SessionWriter(path, {**info.data, "step": step}, lock, last_losses=last)
         writer.warnings.extend(_metrics_gaps(kept, step))
         return writer, state
@@ -234,10 +234,10 @@ def open_writer(ref: str, root: Root = None) -> tuple[SessionWriter, dict[str, A
         raise
 
 
-def _metrics_gaps(kept: list[dict[str, Any]], step: int) -> list[str]:
+def _metrics_gaps(kept: list[MetricsLine], step: int) -> list[str]:
     """A warning when metrics.jsonl lacks lines for saved steps (a truncated or damaged file): the loss
     curve will have a gap there, though the weights continue unharmed."""
-    have = {int(r["step"]) for r in kept}
+    have = {r.step for r in kept}
     gaps = [s for s in range(1, step + 1) if s not in have]
     if not gaps:
         return []
