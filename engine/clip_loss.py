@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.config import CONTEXT_LENGTH
+from engine.errors import PromptError
 from engine.templates import IMAGENET_TEMPLATES
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -30,15 +31,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # generators agree, the direction is undefined and 1/|diff| would give Adam a gradient spike that
 # freezes its second-moment estimate for hundreds of steps. Above it the loss is exactly 1 - cos.
 MIN_DIRECTION_NORM = 1e-2
-
-
-class PromptError(ValueError):
-    """A source/target prompt that cannot be used; the message says what to change, `field` which prompt
-    ("source" or "target") to change."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def _clip_module():

@@ -15,7 +15,6 @@ import hashlib
 import http.client
 import ipaddress
 import os
-import shutil
 import socket
 import threading
 import time
@@ -286,18 +285,3 @@ def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text
 
-
-def copy_into_place(src: str | Path, dest: str | Path) -> Path:
-    """Copy a local file to `dest` atomically (temp name, fsync, rename)."""
-    src, dest = Path(src), Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    try:
-        with open(src, "rb") as fi, open(tmp, "wb") as fo:
-            shutil.copyfileobj(fi, fo, CHUNK)
-            fo.flush()
-            os.fsync(fo.fileno())
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest

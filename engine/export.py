@@ -19,15 +19,12 @@ from typing import Any, BinaryIO
 import torch
 
 from engine import atomic, sessions
+from engine.errors import ExportError
 from engine.generator_files import save_rosinality
 from engine.sampling import grid, render_seeds, to_pil
 from engine.stylegan2 import Generator
 
 MAX_IMAGES = 100_000
-
-
-class ExportError(ValueError):
-    """Bad export/generate arguments; the message says what is allowed."""
 
 
 def _from_0_to_1(value: float, what: str) -> float:
@@ -181,10 +178,14 @@ def _write_grid(
     return _write_file(out_path, lambda buf: image.save(buf, format="PNG"))
 
 
-def metrics_csv(records: Sequence[dict[str, Any]]) -> str:
+def _cell(value: float | int | None) -> float | int | str:
+    return "" if value is None else value
+
+
+def metrics_csv(records: Sequence[sessions.MetricsLine]) -> str:
     loss_keys: list[str] = []
     for r in records:
-        for k in r.get("losses", {}):
+        for k in r.losses:
             if k not in loss_keys:
                 loss_keys.append(k)
     # "total" first, then the terms, then per-model terms: the columns people plot first come first.
@@ -193,18 +194,17 @@ def metrics_csv(records: Sequence[dict[str, Any]]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["step", *loss_keys, "lr", "k", "trained", "global_weight", "it_per_s", "elapsed_s", "time"])
     for r in records:
-        losses = r.get("losses", {})
         w.writerow(
             [
-                r.get("step"),
-                *[("" if losses.get(k) is None else losses[k]) for k in loss_keys],
-                r.get("lr", ""),
-                r.get("k", ""),
-                " ".join(str(i) for i in r.get("trained", [])),
-                r.get("global_weight", ""),
-                r.get("it_per_s", ""),
-                r.get("elapsed_s", ""),
-                r.get("time", ""),
+                r.step,
+                *[_cell(r.losses.get(k)) for k in loss_keys],
+                _cell(r.lr),
+                _cell(r.k),
+                " ".join(str(i) for i in r.trained),
+                _cell(r.global_weight),
+                _cell(r.it_per_s),
+                _cell(r.elapsed_s),
+                _cell(r.time),
             ]
         )
     return buf.getvalue()

@@ -22,20 +22,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine import atomic
+from engine import atomic, user_files
 from engine.download import sha256_file
+from engine.errors import CheckpointError
 from engine.stylegan2 import Generator, GeneratorConfig
+from engine.tensor_checks import nonfinite_names
 
 EXPECTED = (
     "expected a StyleGAN2 generator: a rosinality/StyleGAN-NADA .pt checkpoint ({'g_ema': ...}), "
     "a bare g_ema state dict, an NVIDIA StyleGAN2 TensorFlow .pkl or a stylegan2-ada-pytorch .pkl"
 )
-# Legacy (pre-zip) torch.save files start with a pickled magic number.
-_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-
-
-class CheckpointError(ValueError):
-    """A file that cannot be used as a generator; the message names the file and what was expected."""
 
 
 def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
@@ -79,12 +75,7 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist; {EXPECTED}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a directory; {EXPECTED}")
-    if not path.is_file():
-        raise CheckpointError(f"{path} is not a regular file; {EXPECTED}")
+    user_files.check(path, CheckpointError, f"; {EXPECTED}")  # before opening: a FIFO would block for ever
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes: an interrupted download or copy?); {EXPECTED}")
 
@@ -206,12 +197,12 @@ def build_generator(
             f"{source}: the weights do not fit a StyleGAN2 generator of the inferred shape "
             f"(size {config.size}, {config.n_mlp} mapping layers): {_short(exc)}"
         ) from None
-    # A NaN or inf anywhere makes its tensor's sum non-finite: one cheap reduction per tensor.
-    items = [(k, v) for k, v in g.state_dict().items() if v.is_floating_point()]
-    sums = torch.stack([v.sum() for _, v in items])
-    nonfinite = [k for (k, _), ok in zip(items, torch.isfinite(sums).tolist(), strict=True) if not ok]
+    # Every tensor the generator uses, buffers and the truncation centre included: one NaN or inf in any
+    # of them makes every image black.
+    nonfinite = nonfinite_names({**g.state_dict(), "latent_avg": g.latent_avg})
     if nonfinite:
-        raise CheckpointError(f"{source}: weights {nonfinite[:5]} contain NaN or inf; the file is damaged")
+        names = ", ".join(repr(k) for k in nonfinite[:5])
+        raise CheckpointError(f"{source}: tensor {names} contains NaN or inf; the file is damaged")
     return g
 
 

@@ -264,6 +264,7 @@ def start_session(
     `sweep`: {"name": ..., "values": {setting: value}} when the run is one point of a sweep."""
     images = read_target_images(config)
     trainer, base = build_trainer(config, model_id, device, progress=progress, images=images)
+    trainer.warnings.extend(t.note for t in images if t.note)  # an animation trains on its first frame
     writer = sessions.create(trainer.state_dict(), base, name=name, root=root, sweep=sweep, target_images=images)
     return Run(writer, trainer, checkpoint_every)
 

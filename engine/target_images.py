@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
+from engine import user_files
 from engine.config import ConfigError, TrainConfig
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class TargetImage:
 
     source: Path
     image: Image.Image
+    note: str | None = None  # something to tell the user about it (an animation of which one frame is used)
 
 
 # ----- settings that belong together -----------------------------------------------------------------
@@ -134,8 +136,9 @@ def find_image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     out: dict[Path, None] = {}
     for given in paths:
         path = Path(os.fspath(given)).expanduser()
-        if not path.exists():
-            raise TargetImageError(f"{given} does not exist: check the path (files or folders of {_KINDS} images)")
+        found_problem = user_files.problem(path, folder_ok=True)
+        if found_problem is not None:
+            raise TargetImageError(f"{given} {found_problem}: give files or folders of {_KINDS} images")
         if path.is_dir():
             found = _folder_images(path)
         elif not _is_image_name(path):
@@ -192,8 +195,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """One image, checked and converted: 8-bit RGB, longer side at most MAX_SIDE px. Raises
-    TargetImageError for a missing, corrupt, truncated or oversized file."""
+    TargetImageError for a missing, corrupt, truncated or oversized file, or one that is not a regular file."""
+    return read_target(path).image
+
+
+def read_target(path: str | os.PathLike[str]) -> TargetImage:
+    """`load_image` with a note for the user: an animated image (WebP, APNG) trains on its first frame."""
     path = Path(path)
+    frames = 1
+    found_problem = user_files.problem(path)  # before opening: a FIFO would block here for ever
+    if found_problem is not None:
+        raise TargetImageError(f"{path} {found_problem}: give {_KINDS} image files")
     try:
         with warnings.catch_warnings():
             # PIL only warns between 1x and 2x its pixel limit; we refuse everything above it below.
@@ -206,6 +218,7 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
                         f"{path} is {img.width} x {img.height} px: its longer side is more than {MAX_ASPECT} times "
                         "its shorter one, and CLIP would see only a square from its middle. Crop it nearer to a square"
                     )
+                frames = int(getattr(img, "n_frames", 1) or 1)
                 img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale, far less memory
                 img.load()
                 img = ImageOps.exif_transpose(img) or img
@@ -229,12 +242,17 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
             f"{path} cannot be read: {exc or type(exc).__name__} (truncated or corrupt?): re-export it, or leave it out"
         ) from None
     rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)  # only ever shrinks
-    return rgb
+    note = None
+    if frames > 1:
+        note = (f"{path} is animated ({frames} frames): only its first frame is used as a target image; "
+                "export the frame you want as a PNG to choose another")
+    return TargetImage(path, rgb, note)
 
 
 def load_target_images(paths: Iterable[str | os.PathLike[str]]) -> list[TargetImage]:
-    """Every image named by `paths`, read and checked (see the module docstring); [] for no paths."""
-    return [TargetImage(f, load_image(f)) for f in find_image_files(paths)]
+    """Every image named by `paths`, read and checked (see the module docstring); [] for no paths. The
+    notes of animated images are in each TargetImage's `note`."""
+    return [read_target(f) for f in find_image_files(paths)]
 
 
 # ----- embeddings (torch from here on) ---------------------------------------------------------------

@@ -14,21 +14,23 @@ CLIP's sha256 is part of its official URL and is always checked.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine import atomic, paths
-from engine.clip_loss import ClipEncoder, load_clip
+from engine import atomic, paths, user_files
 from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE
-from engine.demo import colour_oracle, demo_generator
 from engine.download import DownloadError, ProgressFn, download, mirrored_url, sha256_file
-from engine.generator_files import CheckpointError, generator_info, load_generator, save_rosinality
+from engine.errors import CheckpointError, UnknownModel
 from engine.registry import DEMO_CLIP, DEMO_GENERATOR, ModelEntry
-from engine.stylegan2 import Generator
+
+if TYPE_CHECKING:  # loading imports torch when called: listing and resolving models never does
+    from engine.clip_loss import ClipEncoder
+    from engine.stylegan2 import Generator
 
 TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
 ADA_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
@@ -318,13 +320,40 @@ def ensure_downloaded(name: str, progress: ProgressFn | None = None) -> Path | N
         return Path(info["path"])
     if name in CLIP_MODELS:
         return None if CLIP_MODELS[name].demo else download_clip_file(name, progress)
-    raise KeyError(unknown_model_message(name))
+    raise UnknownModel(unknown_model_message(name))
 
 
 def unknown_model_message(name: str) -> str:
-    gens = ", ".join(GENERATORS)
+    gens = ", ".join([*GENERATORS, *imported_names()])
     clips = ", ".join(CLIP_MODELS)
     return f"unknown model {name!r}: generators are {gens} (or a checkpoint path); CLIP models are {clips}"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A generator the user named, resolved without loading it."""
+
+    id: str  # what `load_generator_by_id` takes: a registry or imported name, or a file's absolute path
+    source_prompt: str  # the model's own description of what it makes ("" when it has none)
+    demo: bool = False
+
+
+def resolve_model(ref: str) -> ModelChoice:
+    """A registry name, an imported name or a generator file's path -> ModelChoice. Reads no weights and
+    imports no torch. Raises UnknownModel for a name that is none of these, CheckpointError for a path
+    that is not a regular file (a FIFO would block the loader for ever)."""
+    if ref in GENERATORS:
+        e = GENERATORS[ref]
+        return ModelChoice(ref, e.source_prompt, e.demo)
+    if _NAME_RE.match(ref) and ref in imported_names():
+        return ModelChoice(ref, str(read_records().get(ref, {}).get("source_prompt") or ""))
+    path = Path(ref).expanduser()
+    if os.path.lexists(path) or "/" in ref or "\\" in ref or ref.endswith((".pt", ".pkl")):
+        from engine.generator_files import EXPECTED
+
+        user_files.check(path, CheckpointError, f"; {EXPECTED}")
+        return ModelChoice(str(path.resolve()), "")
+    raise UnknownModel(unknown_model_message(ref))
 
 
 # ----- loading --------------------------------------------------------------------------------------------
@@ -351,6 +380,8 @@ def _lock_for_model(name: str) -> threading.Lock:
 
 def _load_or_convert(e: GeneratorEntry, conv: Path, progress: ProgressFn | None) -> tuple[Generator, dict]:
     """The cached rosinality file if present, else download + convert + cache (once per model)."""
+    from engine.generator_files import generator_info, load_generator, save_rosinality
+
     if conv.is_file():
         return load_generator(conv)
     raw = download_generator_file(e.name, progress)
@@ -374,6 +405,9 @@ def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None =
     so the conversion runs once. Raises DownloadError (offline: says where to put the file) or
     CheckpointError.
     """
+    from engine.demo import demo_generator
+    from engine.generator_files import generator_info, load_generator
+
     key = str(name_or_path)
     if key == DEMO_GENERATOR_ID:
         g = demo_generator()
@@ -403,8 +437,8 @@ def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None =
             description=rec.get("description", "imported checkpoint"),
         )
         return g, info
-    if not path.exists() and ("/" not in key and "\\" not in key and not key.endswith((".pt", ".pkl"))):
-        raise CheckpointError(unknown_model_message(key))
+    if not os.path.lexists(path) and ("/" not in key and "\\" not in key and not key.endswith((".pt", ".pkl"))):
+        raise UnknownModel(unknown_model_message(key))
     g, info = load_generator(path)
     info.update(name=path.stem, demo=False, source_prompt="", description=f"local file {path}")
     return g, info
@@ -412,14 +446,20 @@ def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None =
 
 def load_clip_by_name(name: str, device: str = "cpu", progress: ProgressFn | None = None) -> ClipEncoder:
     """A CLIP registry name (downloaded and verified on first use), the demo id, or a local file."""
+    from engine.clip_loss import load_clip
+    from engine.demo import colour_oracle
+
     if name == DEMO_CLIP_ID:
         return colour_oracle().to(device)
     if name in CLIP_MODELS:
         return load_clip(download_clip_file(name, progress), name, device)
     path = Path(name).expanduser()
-    if path.is_file():
+    if os.path.lexists(path):
+        found = user_files.problem(path)
+        if found is not None:  # a FIFO would block the loader for ever
+            raise UnknownModel(f"CLIP model {name}: the file {found}")
         return load_clip(path, path.stem, device)
-    raise KeyError(f"unknown CLIP model {name!r}: choose one of {', '.join(CLIP_MODELS)} or give a file path")
+    raise UnknownModel(f"unknown CLIP model {name!r}: choose one of {', '.join(CLIP_MODELS)} or give a file path")
 
 
 def import_checkpoint(path: str | Path, name: str, description: str = "", source_prompt: str = "") -> dict:
@@ -434,6 +474,8 @@ def import_checkpoint(path: str | Path, name: str, description: str = "", source
     dest = converted_path(name)
     if dest.exists():
         raise ValueError(f"a model named {name!r} already exists at {dest}: choose another name or delete it")
+    from engine.generator_files import load_generator, save_rosinality
+
     g, info = load_generator(path)
     save_rosinality(g, dest)
     _record(
@@ -456,6 +498,8 @@ __all__ = [
     "ClipEntry",
     "DownloadError",
     "GeneratorEntry",
+    "ModelChoice",
+    "UnknownModel",
     "download_clip_file",
     "download_generator_file",
     "ensure_downloaded",
@@ -464,4 +508,5 @@ __all__ = [
     "list_models",
     "load_clip_by_name",
     "load_generator_by_id",
+    "resolve_model",
 ]

@@ -243,11 +243,14 @@ class NadaApp(App):
 
     @work(thread=True, group="load", exit_on_error=False, description="load models")
     def _load_run(self, token: str, build: Callable[[Callable], Any]) -> None:
-        from engine.sessions import SessionError
+        from engine.sessions import SessionError, SessionsFolderError
         from engine.target_images import TargetImageError
 
         try:
             run = build(lambda p: self.post_message(LoadProgress(token, p)))
+        except SessionsFolderError as exc:  # the message names the folder and what is wrong with it
+            self.post_message(RunLoadFailed(token, str(exc), "Cannot save the session"))
+            return
         except SessionError as exc:  # locked by another process, damaged, already finished
             self.post_message(RunLoadFailed(token, str(exc), "Cannot use this session"))
             return

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import paths
+from engine import paths, user_files
 
 DEFAULT_THEME = "nada-dark"
 
@@ -39,6 +39,9 @@ def load_settings(path: Path | None = None) -> Settings:
     path = path or paths.config_file()
     s = Settings()
     if not path.exists():
+        return s
+    if (found := user_files.problem(path)) is not None:  # a FIFO would block the app's start for ever
+        s.problems.append(f"{path} {found}; using defaults")
         return s
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ a frame when `version` has not moved.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from engine.events import (
     TrainingFailed,
     TrainingFinished,
 )
+from engine.sessions.metrics import MetricsLine
 
 ACTIVE_STATES = ("loading", "running", "paused", "stopping")
 FAILURE_TITLES = {"nan": "Loss became NaN", "oom": "Out of memory"}
@@ -61,7 +62,7 @@ class RunBuffer:
     # final save failed), or a saved status
     read_only: bool = False
     version: int = 0
-    records: list[dict[str, Any]] = field(default_factory=list)  # {"step": n, "losses": {...}}
+    records: list[MetricsLine] = field(default_factory=list)  # the steps' losses, as saved ones read back
     last: StepMetrics | None = None
     chosen: tuple[int, ...] | None = None  # the layers the last logged selection trains
     log: list[tuple[str, str, str]] = field(default_factory=list)  # (time, level, text)
@@ -87,7 +88,7 @@ class RunBuffer:
         notice = None
         match event:
             case StepMetrics():
-                self.records.append({"step": event.step, "losses": event.losses})
+                self.records.append(MetricsLine(event.step, dict(event.losses)))
                 self.last = event
             case SelectionDone(step=step, chosen=chosen) if tuple(chosen) != self.chosen:
                 # Only a change is news: the layer map shows every selection, and a line every
@@ -140,18 +141,18 @@ class RunBuffer:
         self.touch()
 
     @classmethod
-    def saved(cls, info: Any, records: Sequence[Mapping[str, Any]]) -> RunBuffer:
+    def saved(cls, info: Any, records: Sequence[MetricsLine]) -> RunBuffer:
         """A saved session (an engine.sessions.SessionInfo) and its metrics, read-only."""
         config = info.config
         buf = cls(f"open-{info.id}", config, info.model_id, info.id, state=info.status, read_only=True)
-        buf.records = [{"step": r["step"], "losses": r["losses"]} for r in records if "losses" in r]
+        buf.records = [r for r in records if r.losses]
         if records:
             r = records[-1]
+            gw = config.global_weight if r.global_weight is None else r.global_weight
             buf.last = StepMetrics(
-                step=r["step"], total_steps=info.iterations, losses=r["losses"], lr=float(r.get("lr", 0.0)),
-                it_per_s=float(r.get("it_per_s", 0.0)), elapsed_s=float(r.get("elapsed_s", 0.0)),
-                trained_indices=tuple(r.get("trained", ())), k=int(r.get("k", 0)), scores=None,
-                next_selection=None, global_weight=float(r.get("global_weight", config.global_weight)),
+                step=r.step, total_steps=info.iterations, losses=dict(r.losses), lr=r.lr or 0.0,
+                it_per_s=r.it_per_s or 0.0, elapsed_s=r.elapsed_s or 0.0, trained_indices=r.trained, k=r.k or 0,
+                scores=None, next_selection=None, global_weight=gw,
             )
         buf.add_log("info", f"opened {info.id} read-only: Resume (r on the sessions screen) continues it")
         return buf

@@ -14,7 +14,7 @@ from typing import Any
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-from engine import paths
+from engine import paths, user_files
 
 COLOUR_FIELDS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground", "background",
                  "surface", "panel", "boost")
@@ -65,6 +65,8 @@ def theme_from_dict(data: dict[str, Any], origin: str) -> Theme:
 
 
 def load_theme_file(path: Path) -> Theme:
+    if (found := user_files.problem(path)) is not None:  # a FIFO would block the app's start for ever
+        raise ThemeFileError(f"{path.name} {found}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

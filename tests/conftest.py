@@ -40,9 +40,9 @@ def clip_tiny():
 @pytest.fixture
 def small_demo(monkeypatch):
     """The 32 px tiny generator stands in for the 64 px demo one: the same code paths, 4x cheaper."""
-    from engine import zoo
+    from engine import demo
 
-    monkeypatch.setattr(zoo, "demo_generator", lambda: tiny_generator(size=32, seed=0))
+    monkeypatch.setattr(demo, "demo_generator", lambda: tiny_generator(size=32, seed=0))  # zoo imports it per call
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_session(tmp_path):
         run = runs.resume_session(info.id, device="cpu")  # resumable, from the file's step
         try:
             assert run.trainer.step_count == ckpt_step
-            assert [r["step"] for r in sessions.read_metrics(info.path)] == list(range(1, ckpt_step + 1))
+            assert [r.step for r in sessions.read_metrics(info.path)] == list(range(1, ckpt_step + 1))
         finally:
             run.close()
     # After all that, one clean resume to a fixed end finishes normally.

@@ -46,7 +46,7 @@ def test_usage_errors_exit_2_and_leave_nothing(capsys):
         (["train", "--demo", "--source", "a blue image", "--target", "a blue image"], "same"),
         (["train", "--demo", "--target", ""], "target"),
         (["train", "--demo", "--global-weight", "2"], "global_weight"),
-        (["train", "--checkpoint", "/no/such/file.pt"], "no such file"),
+        (["train", "--checkpoint", "/no/such/file.pt"], "does not exist"),
         (["resume", "nothing-here"], "No session"),
         (["sessions", "show", "../etc"], "not a session id"),
         (["generate", "x", "--out", "/tmp/never"], "No session"),

@@ -231,8 +231,8 @@ def test_pins_are_recorded_saved_and_restored_on_resume() -> None:
         runs.train_session(run, on_event=on_event, handle_signals=False)
     run.close()
     lines = sessions.read_metrics(run.path)
-    assert [(r["step"], r.get("pins")) for r in lines] == [
-        (1, {"on": [1], "off": []}), (2, None), (3, {"on": [1, 2], "off": [0]}), (4, None), (5, None)]
+    assert [(r.step, r.pins) for r in lines] == [
+        (1, ((1,), ())), (2, None), (3, ((1, 2), (0,))), (4, None), (5, None)]
     assert sessions.load(run.session_id).config.pin_on == (1, 2)
 
     resumed = runs.resume_session(run.session_id, device="cpu")
@@ -241,7 +241,7 @@ def test_pins_are_recorded_saved_and_restored_on_resume() -> None:
         res = runs.train_session(resumed, handle_signals=False)
     assert res.status == "finished"
     lines = sessions.read_metrics(run.path)
-    assert [r["step"] for r in lines] == list(range(1, 9))
-    assert lines[4]["pins"] == {"on": [1, 2], "off": [0]}  # the first line after a resume says them again
+    assert [r.step for r in lines] == list(range(1, 9))
+    assert lines[4].pins == ((1, 2), (0,))  # the first line after a resume says them again
     for r in lines[2:]:
-        assert {1, 2} <= set(r["trained"]) and 0 not in r["trained"]
+        assert {1, 2} <= set(r.trained) and 0 not in r.trained

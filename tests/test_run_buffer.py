@@ -24,7 +24,7 @@ def test_a_run_from_loading_to_finished() -> None:
     for step in (1, 2, 3):
         buf.apply(metrics(step, 1.0 / step))
     assert buf.version > version
-    assert [r["step"] for r in buf.records] == [1, 2, 3] and buf.last.step == 3
+    assert [r.step for r in buf.records] == [1, 2, 3] and buf.last.step == 3
     buf.apply(ev.SelectionDone(0, (0.1, 0.3, 0.2), (1, 2)))
     assert buf.log[-1][2] == "step 0: selection trains w1,2"
     lines = len(buf.log)

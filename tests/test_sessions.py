@@ -61,7 +61,7 @@ class Kill(BaseException):
 
 
 def losses_of(path) -> list[float]:
-    return [r["losses"]["total"] for r in sessions.read_metrics(path)]
+    return [r.losses["total"] for r in sessions.read_metrics(path)]
 
 
 def test_layout_and_listing():
@@ -75,7 +75,7 @@ def test_layout_and_listing():
     data = json.loads((res.path / "session.json").read_text())
     assert data["schema_version"] == sessions.SCHEMA_VERSION and data["status"] == "finished"
     assert data["step"] == 6 and data["config"]["iterations"] == 6 and data["base_model"]["weights_sha256"]
-    assert [r["step"] for r in sessions.read_metrics(res.path)] == list(range(1, 7))
+    assert [r.step for r in sessions.read_metrics(res.path)] == list(range(1, 7))
     # Only trainable tensors that changed are stored, never the mapping network or to_rgb layers.
     weights = sessions.read_weights_file(res.path / "checkpoint.safetensors")
     assert weights and all(k.startswith(("conv1.", "convs.")) for k in weights)
@@ -118,7 +118,7 @@ def test_resume_extends_a_finished_session_and_refuses_without_more_iterations()
     run = runs.resume_session(res.session_id, device="cpu", iterations=6)
     with run:
         out = runs.train_session(run, handle_signals=False)
-    assert out.step == 6 and [r["step"] for r in sessions.read_metrics(res.path)] == list(range(1, 7))
+    assert out.step == 6 and [r.step for r in sessions.read_metrics(res.path)] == list(range(1, 7))
     assert sessions.load(res.session_id).iterations == 6
 
 
@@ -288,7 +288,7 @@ def test_atomic_write_failure_leaves_old_file(tmp_path, monkeypatch):
 
 def test_metrics_reader_skips_torn_lines(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "losses": {}}\n{"step": 2, "los')
-    assert [r["step"] for r in sessions.read_metrics(tmp_path)] == [1]
+    assert [r.step for r in sessions.read_metrics(tmp_path)] == [1]
 
 
 def test_bad_names_and_empty_root():

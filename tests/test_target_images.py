@@ -252,7 +252,7 @@ def train(config: TrainConfig, **kw) -> runs.RunResult:
 def test_session_copies_survive_the_originals_resume_fork_export(tmp_path, small_demo, one_thread):
     folder = solid(tmp_path / "blue", BLUE, size=(900, 700))
     full = train(session_config(folder))
-    reference = [r["losses"]["total"] for r in sessions.read_metrics(full.path)]
+    reference = [r.losses["total"] for r in sessions.read_metrics(full.path)]
     part = train(session_config(folder, iterations=3))
     shutil.rmtree(folder)  # the originals are gone
 
@@ -269,7 +269,7 @@ def test_session_copies_survive_the_originals_resume_fork_export(tmp_path, small
     with runs.resume_session(part.session_id, device="cpu", iterations=6) as run:
         res = runs.train_session(run, handle_signals=False)
     assert res.status == "finished"
-    assert [r["losses"]["total"] for r in sessions.read_metrics(part.path)] == reference  # the same curve
+    assert [r.losses["total"] for r in sessions.read_metrics(part.path)] == reference  # the same curve
 
     with runs.fork_session(part.session_id, {"target": "a green image", "iterations": 2}, device="cpu") as fork:
         assert fork.trainer.image_weight == 0.5

@@ -73,6 +73,6 @@ async def test_pin_layers_by_keys_and_mouse_during_a_run() -> None:
         await wait_for(app, lambda: sessions.load(info.id).status == "stopped", "the session saved")
         saved = sessions.load(info.id)
         assert (saved.config.pin_on, saved.config.pin_off) == ((), (2, 3))
-        pins = [r["pins"] for r in sessions.read_metrics(saved.path) if "pins" in r]
-        assert pins[0] == {"on": [2], "off": []} and pins[-1] == {"on": [], "off": [2, 3]}
+        pins = [r.pins for r in sessions.read_metrics(saved.path) if r.pins is not None]
+        assert pins[0] == ((2,), ()) and pins[-1] == ((), (2, 3))
         assert any("pinned on" in text for _, _, text in app.view.buffer.log)  # type: ignore[union-attr]

@@ -17,7 +17,7 @@ from PIL import Image
 
 from engine.config import DEMO_GENERATOR_ID, demo_config
 from engine.events import StepMetrics
-from engine.sessions import SessionInfo
+from engine.sessions import MetricsLine, SessionInfo
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import Preview, RunBuffer
 from nada_tui.screens import sessions as sessions_screen
@@ -28,9 +28,9 @@ def fixed_buffer() -> RunBuffer:
     for step in range(1, 121):
         d = 0.9 * math.exp(-step / 40) + 0.05 + 0.03 * math.sin(step)
         g = 0.7 * math.exp(-step / 60) + 0.1 + 0.02 * math.cos(step * 1.3)
-        buf.records.append({"step": step, "losses": {"total": d, "directional": d, "global": g}})
+        buf.records.append(MetricsLine(step, {"total": d, "directional": d, "global": g}))
     scores = (0.02, 0.31, 0.18, 0.05, 0.22, 0.04, 0.12, 0.09, 0.15, 0.01)
-    buf.last = StepMetrics(120, 300, buf.records[-1]["losses"], 0.0016, 6.2, 19.4, (1, 2, 4, 6, 8), 5, scores,
+    buf.last = StepMetrics(120, 300, dict(buf.records[-1].losses), 0.0016, 6.2, 19.4, (1, 2, 4, 6, 8), 5, scores,
                            130, 0.2, None)
     buf.log = [("12:00:01", "info", "session 20260101-120000-a-blue-image: training to step 300"),
                ("12:00:02", "info", "step 0: selection trains w1,2,4,6,8"),
@@ -83,8 +83,8 @@ def infos() -> list[sessions_screen.Row]:
 def fixed_sessions(monkeypatch):
     from engine import sessions
 
-    records = [{"step": s, "losses": {"total": 1 / (1 + s / 30), "directional": 1 / (1 + s / 30),
-                                      "global": 0.5 / (1 + s / 60)}} for s in range(1, 301)]
+    records = [sessions.MetricsLine(s, {"total": 1 / (1 + s / 30), "directional": 1 / (1 + s / 30),
+                                        "global": 0.5 / (1 + s / 60)}) for s in range(1, 301)]
     monkeypatch.setattr(sessions_screen, "read_rows", lambda watcher=None: infos())
     monkeypatch.setattr(sessions, "read_metrics", lambda path, max_step=None: records)
     monkeypatch.setattr(sessions_screen, "session_grid", lambda info: None)

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from engine.config import DEMO_GENERATOR_ID, demo_config
 from engine.events import StepMetrics
+from engine.sessions import MetricsLine
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import Preview, RunBuffer
 
@@ -44,7 +45,7 @@ def rows(blue: float) -> tuple[Image.Image, Image.Image]:
 def previewed_buffer() -> RunBuffer:
     buf = RunBuffer("run-snap", demo_config(), DEMO_GENERATOR_ID, SID, state="running")
     losses = {"total": 0.2, "directional": 0.2, "global": 0.1}
-    buf.records = [{"step": s, "losses": losses} for s in range(1, 121)]
+    buf.records = [MetricsLine(s, losses) for s in range(1, 121)]
     buf.last = StepMetrics(120, 300, losses, 0.0016, 6.2, 19.4, (1, 2), 2, None, 130, 0.2, None)
     buf.preview = Preview(100, *rows(1.0), (0, 1, 2, 3))
     buf.version = 1

@@ -6,7 +6,8 @@ sessions.create(...)` is the way in. One job a module:
 - `errors`: the typed errors (SessionError and its subclasses).
 - `ids`: display names, slugs, id checks, the directory of an id, timestamps.
 - `lock`: the one-writer `flock` (SessionLock, is_locked, lock_owner).
-- `info`: reading one session (SessionInfo with damage reported, metrics, samples, size on disk).
+- `info`: reading one session (SessionInfo with damage reported, samples, size on disk).
+- `metrics`: metrics.jsonl, a typed `MetricsLine` per logged step.
 - `state`: the one codec of saved trainer state (`Trainer.state_dict()` <-> bytes) and of weights files.
 - `writer`: SessionWriter, the writer of a session while it trains.
 - `store`: list, resolve, load, create, open for resuming, rename, delete, leftovers.
@@ -14,9 +15,6 @@ sessions.create(...)` is the way in. One job a module:
 
 Nothing here prints or imports textual.
 """
-
-import importlib
-from typing import Any
 
 from engine.sessions.errors import (
     AlreadyFinished,
@@ -26,9 +24,10 @@ from engine.sessions.errors import (
     SessionError,
     SessionLocked,
     SessionNotFound,
+    SessionsFolderError,
 )
 from engine.sessions.ids import clean_name, root_dir, session_path, slugify
-from engine.sessions.info import SessionInfo, disk_usage, read_info, read_metrics, samples
+from engine.sessions.info import SessionInfo, disk_usage, read_info, samples
 from engine.sessions.layout import (
     CHECKPOINT_FILE,
     GRID_FILE,
@@ -41,40 +40,30 @@ from engine.sessions.layout import (
     TARGETS_DIR,
 )
 from engine.sessions.lock import SessionLock, is_locked, lock_owner
-
-# The names below need torch (the state codec, the writer, and the store that loads weights): they are
-# imported on first use, so that reading sessions (`sessions list`, `sweep status`) imports no torch.
-_LAZY = {
-    "decode_state": "state",
-    "encode_state": "state",
-    "encode_weights": "state",
-    "read_state": "state",
-    "read_weights_file": "state",
-    "weights_sha256": "state",
-    "adapted_weights": "store",
-    "checkpoint_weights": "store",
-    "create": "store",
-    "delete": "store",
-    "list_sessions": "store",
-    "load": "store",
-    "open_writer": "store",
-    "remove_leftovers": "store",
-    "rename": "store",
-    "resolve": "store",
-    "start_weights": "store",
-    "target_images": "store",
-    "SessionWriter": "writer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
+from engine.sessions.metrics import MetricsLine, read_metrics
+from engine.sessions.state import (
+    decode_state,
+    encode_state,
+    encode_weights,
+    read_state,
+    read_weights_file,
+    weights_sha256,
+)
+from engine.sessions.store import (
+    adapted_weights,
+    checkpoint_weights,
+    create,
+    delete,
+    list_sessions,
+    load,
+    open_writer,
+    remove_leftovers,
+    rename,
+    resolve,
+    start_weights,
+    target_images,
+)
+from engine.sessions.writer import SessionWriter
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -90,11 +79,13 @@ __all__ = [
     "AmbiguousSession",
     "DamagedSession",
     "InvalidName",
+    "MetricsLine",
     "SessionError",
     "SessionInfo",
     "SessionLock",
     "SessionLocked",
     "SessionNotFound",
+    "SessionsFolderError",
     "SessionWriter",
     "adapted_weights",
     "checkpoint_weights",

@@ -38,3 +38,8 @@ class InvalidName(SessionError):
 
 class AlreadyFinished(SessionError):
     """Resuming a session that has run all its iterations; give more."""
+
+
+class SessionsFolderError(SessionError, OSError):
+    """The sessions folder cannot be read or written (a file in its place, a read-only mount, ...); the
+    message names the folder at fault. An OSError too, as the failure underneath it was one."""

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from engine import paths
-from engine.sessions.errors import InvalidName, SessionNotFound
+from engine import paths, user_files
+from engine.sessions.errors import InvalidName, SessionNotFound, SessionsFolderError
 
 MAX_NAME_CHARS = 120
 SLUG_CHARS = 40
@@ -75,12 +75,22 @@ def session_path(session_id: str, root: str | os.PathLike[str] | None = None) ->
     return path
 
 
+def folder_error(base: Path, exc: OSError, doing: str) -> SessionsFolderError:
+    """The error for a sessions folder that cannot be used, saying which folder is at fault and why."""
+    return SessionsFolderError(
+        f"Cannot {doing} sessions in {base}: {user_files.folder_problem(base, exc)}. Fix that folder, or point "
+        "XDG_DATA_HOME at another one (`nada-tui locate sessions` prints where sessions go)."
+    )
+
+
 def session_dirs(base: Path) -> Iterator[os.DirEntry[str]]:
     """The session directories under `base` (none when it does not exist yet)."""
     try:
         entries = list(os.scandir(base))
     except FileNotFoundError:
         return
+    except OSError as exc:  # a file in the folder's place, no permission, ...
+        raise folder_error(base, exc, "read") from None
     for e in entries:
         # Hidden entries are in-progress creations/deletions and temp files.
         if not e.name.startswith(".") and e.is_dir(follow_symlinks=False):

@@ -98,6 +98,18 @@ def _load_json(path: Path) -> tuple[dict[str, Any], str | None]:
     return data, None
 
 
+_SHAPES = (  # the fields whose JSON type is checked before their contents
+    ("config", dict, "a table of settings"),
+    ("base_model", dict, "a table"),
+    ("clip_models", list, "a list of [name, weight] pairs"),
+)
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "a list", dict: "a table", str: "a string", bool: "true/false", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
 def _problem(path: Path, data: Mapping[str, Any]) -> str | None:
     """Why a parsed session.json cannot be used, or None."""
     version = data.get("schema_version")
@@ -106,6 +118,11 @@ def _problem(path: Path, data: Mapping[str, Any]) -> str | None:
             f"session.json has schema version {version!r}; this nada-tui reads version {layout.SCHEMA_VERSION} "
             "(made by another version of nada-tui?)"
         )
+    for key, kind, want in _SHAPES:
+        if key not in data:
+            return f"session.json has no {key!r}"
+        if not isinstance(data[key], kind):
+            return f"session.json's {key!r} is {_json_kind(data[key])}, not {want}"
     try:
         TrainConfig.from_dict(data["config"])
         str(data["base_model"]["id"])
@@ -186,24 +203,6 @@ def read_info(path: Path, check_lock: bool = True) -> SessionInfo:
         sweep=dict(sweep) if isinstance(sweep, Mapping) else None,
         data=data,
     )
-
-
-def read_metrics(path: Path, max_step: int | None = None) -> list[dict[str, Any]]:
-    """The per-step records of a session (torn or garbled lines are skipped), in step order."""
-    out: dict[int, dict[str, Any]] = {}
-    try:
-        with open(path / layout.METRICS_FILE, "rb") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                    step = int(rec["step"])
-                except (ValueError, KeyError, TypeError):
-                    continue
-                if max_step is None or step <= max_step:
-                    out[step] = rec  # a later line for the same step (after a resume) wins
-    except FileNotFoundError:
-        return []
-    return [out[s] for s in sorted(out)]
 
 
 def samples(path: Path) -> list[Path]:

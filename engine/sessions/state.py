@@ -17,12 +17,13 @@ import json
 import struct
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.sessions.errors import DamagedSession
 from engine.sessions.layout import SCHEMA_VERSION
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: reading a session's info never does
+    import torch
 
 STATE_FORMAT = "nada-tui-checkpoint"
 WEIGHTS_FORMAT = "nada-tui-weights"
@@ -49,6 +50,7 @@ def _weight_tensors(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
 def encode_state(state: Mapping[str, Any]) -> bytes:
     """`Trainer.state_dict()` as safetensors bytes."""
     import safetensors.torch as st
+    import torch
 
     tensors = _weight_tensors(state["weights"])
     for idx, slots in state["optimizer"].items():
@@ -79,6 +81,7 @@ def decode_state(data: bytes, where: str = "the checkpoint") -> dict[str, Any]:
         tensors = st.load(data)
     except (SafetensorError, struct.error, ValueError, AttributeError) as exc:
         raise DamagedSession(f"{where} cannot be read ({exc}); the session is damaged.") from None
+    _check_finite(tensors, where)
     return _state(meta, tensors, where)
 
 
@@ -96,9 +99,21 @@ def _read_file(path: Path, prefix: str = "") -> tuple[dict[str, str], dict[str, 
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+            meta, tensors = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
     except (SafetensorError, OSError, ValueError) as exc:
         raise DamagedSession(f"{path} cannot be read ({exc}); the session is damaged.") from None
+    _check_finite(tensors, str(path))
+    return meta, tensors
+
+
+def _check_finite(tensors: Mapping[str, torch.Tensor], where: str) -> None:
+    """DamagedSession naming the file and the first tensor that holds a NaN or an inf (such weights make
+    black images, and such optimizer state poisons every later step)."""
+    from engine.tensor_checks import nonfinite_names
+
+    bad = nonfinite_names(tensors)
+    if bad:
+        raise DamagedSession(f"{where}: tensor {bad[0]!r} contains NaN or inf; the session is damaged.")
 
 
 def _state(meta: Mapping[str, str], tensors: Mapping[str, torch.Tensor], where: str) -> dict[str, Any]:
@@ -111,6 +126,8 @@ def _state(meta: Mapping[str, str], tensors: Mapping[str, torch.Tensor], where: 
         param_names = list(json.loads(meta["optimizer_params"]) or [])
         rng = tensors.get("rng")
         if rng is None:  # only those step-0 files: the stream a fresh trainer starts with
+            import torch
+
             rng = torch.Generator().manual_seed(int(config["seed"])).get_state()
     except (KeyError, ValueError, TypeError) as exc:
         raise DamagedSession(f"{where} has broken metadata ({exc}).") from None

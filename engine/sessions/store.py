@@ -6,26 +6,36 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from engine import atomic
 from engine.sessions import layout
 from engine.sessions.errors import AmbiguousSession, DamagedSession, SessionError, SessionNotFound
-from engine.sessions.ids import check_id, clean_name, new_id, now_iso, root_dir, session_dirs, session_path
-from engine.sessions.info import SessionInfo, read_info, read_metrics, samples
+from engine.sessions.ids import (
+    check_id,
+    clean_name,
+    folder_error,
+    new_id,
+    now_iso,
+    root_dir,
+    session_dirs,
+    session_path,
+)
+from engine.sessions.info import SessionInfo, read_info, samples
 from engine.sessions.lock import SessionLock
+from engine.sessions.metrics import MetricsLine, metrics_text, read_metrics
 from engine.sessions.state import encode_state, encode_weights, read_state, read_weights_file
 from engine.sessions.targets import read_targets, write_targets
 from engine.sessions.writer import SessionWriter
 from engine.target_images import TargetImage, describe
+
+if TYPE_CHECKING:  # reading sessions never imports torch (`sessions list` starts at once)
+    import torch
 
 Root = str | os.PathLike[str] | None
 LEFTOVER_PREFIXES = (".creating-", ".deleting-")
@@ -40,16 +50,25 @@ def list_sessions(root: Root = None) -> list[SessionInfo]:
 
 
 def resolve(ref: str, root: Root = None) -> Path:
-    """A session by full id, unique id prefix, or (failing those) unique display name."""
+    """A session by full id, exact display name (any name: "a/b" too), unique id prefix, or (failing
+    those) unique display name in any case."""
     ref = str(ref).strip()
-    check_id(ref)
     base = root_dir(root)
     ids = sorted(e.name for e in session_dirs(base))
     if ref in ids:
         return session_path(ref, base)
-    matches = [i for i in ids if i.startswith(ref)]
-    if not matches:
-        matches = [i.id for i in list_sessions(base) if i.name.casefold() == ref.casefold()]
+    infos = list_sessions(base) if ref else []
+    matches = [i.id for i in infos if i.name == ref]  # before the id rules, which refuse "/" and ".."
+    try:
+        check_id(ref)
+    except SessionNotFound as exc:
+        not_an_id: SessionNotFound | None = exc
+    else:
+        not_an_id = None
+        matches = matches or [i for i in ids if i.startswith(ref)]
+    matches = matches or [i.id for i in infos if i.name.casefold() == ref.casefold()]
+    if not matches and not_an_id is not None:
+        raise not_an_id
     if len(matches) == 1:
         return session_path(matches[0], base)
     if matches:
@@ -126,10 +145,13 @@ def create(
     sweep_data = _sweep_record(sweep) if sweep is not None else None
     step = int(state["step"])
     base = root_dir(root)
-    base.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(base)
     tmp = base / f"{LEFTOVER_PREFIXES[0]}{os.getpid()}-{os.urandom(4).hex()}"
-    tmp.mkdir()
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(base)
+        tmp.mkdir()
+    except OSError as exc:  # a file in place of a folder, a read-only mount, a full disk
+        raise folder_error(base, exc, "save") from None
     lock = SessionLock(tmp)
     try:
         lock.acquire()
@@ -176,9 +198,11 @@ def create(
         else:
             raise SessionError("Could not find a free session id; try again in a second.")
         atomic.fsync_dir(base)
-    except BaseException:
+    except BaseException as exc:
         lock.release()
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, SessionError):  # a full disk, a folder gone read-only
+            raise folder_error(base, exc, "save") from None
         raise
     lock.directory = final
     return SessionWriter(final, data, lock)
@@ -196,12 +220,12 @@ def open_writer(ref: str, root: Root = None) -> tuple[SessionWriter, dict[str, A
         atomic.clean_temp_files(path)
         atomic.clean_temp_files(path / layout.SAMPLES_DIR)
         kept = read_metrics(path, max_step=step)
-        atomic.write_text(path / layout.METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept))
+        atomic.write_text(path / layout.METRICS_FILE, metrics_text(kept))
         for png in samples(path):  # previews past the checkpoint belong to steps that will be redone
             with contextlib.suppress(ValueError, OSError):
                 if int(png.stem.split("_")[1]) > step:
                     png.unlink()
-        last = {k: v for k, v in kept[-1].get("losses", {}).items() if v is not None} if kept else {}
+        last = {k: v for k, v in kept[-1].losses.items() if v is not None} if kept else {}
         writer = SessionWriter(path, {**info.data, "step": step}, lock, last_losses=last)
         writer.warnings.extend(_metrics_gaps(kept, step))
         return writer, state
@@ -210,10 +234,10 @@ def open_writer(ref: str, root: Root = None) -> tuple[SessionWriter, dict[str, A
         raise
 
 
-def _metrics_gaps(kept: list[dict[str, Any]], step: int) -> list[str]:
+def _metrics_gaps(kept: list[MetricsLine], step: int) -> list[str]:
     """A warning when metrics.jsonl lacks lines for saved steps (a truncated or damaged file): the loss
     curve will have a gap there, though the weights continue unharmed."""
-    have = {int(r["step"]) for r in kept}
+    have = {r.step for r in kept}
     gaps = [s for s in range(1, step + 1) if s not in have]
     if not gaps:
         return []
@@ -265,7 +289,7 @@ def remove_leftovers(root: Root = None, older_than_s: float = 3600.0) -> int:
     removed = 0
     try:
         entries = list(os.scandir(base))
-    except FileNotFoundError:
+    except OSError:  # no folder yet, or not a usable one (creating a session says what is wrong with it)
         return 0
     now = time.time()
     for e in entries:

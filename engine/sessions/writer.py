@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import math
 import os
 import threading
@@ -20,9 +19,10 @@ from PIL import Image
 from engine import atomic
 from engine.events import Event, PreviewReady, StepMetrics, TrainingFailed, TrainingFinished
 from engine.sessions import layout
-from engine.sessions.ids import clean_name, now_iso
+from engine.sessions.ids import now_iso
 from engine.sessions.info import SessionInfo, read_info
 from engine.sessions.lock import SessionLock
+from engine.sessions.metrics import MetricsLine, metrics_text
 from engine.sessions.state import Stateful, encode_state
 
 # The status a checkpoint leaves in session.json, by the reason it was taken.
@@ -112,10 +112,6 @@ class SessionWriter:
         atomic.write_json(self.path / layout.SESSION_FILE, data)
         self.data = data  # only after the write succeeded, so memory matches the disk
 
-    def set_name(self, name: str) -> None:
-        with self._mutex:
-            self._write_json(name=clean_name(name))
-
     def set_status(self, status: str, message: str | None = None) -> None:
         if status not in layout.STATUSES:
             raise ValueError(f"status must be one of {layout.STATUSES}")
@@ -194,21 +190,19 @@ class SessionWriter:
                 self._flush_metrics()
 
     def _append_metrics(self, m: StepMetrics) -> None:
-        rec = {
-            "step": m.step,
-            "losses": _losses(m.losses),
-            "lr": m.lr,
-            "it_per_s": round(m.it_per_s, 4),
-            "elapsed_s": round(m.elapsed_s, 4),
-            "k": m.k,
-            "trained": list(m.trained_indices),
-            "global_weight": m.global_weight,
-            "time": round(time.time(), 3),
-        }
         pins = (tuple(m.pin_on), tuple(m.pin_off))
-        if pins != self._pins:  # the step whose line holds "pins" is the first trained with them
-            rec["pins"] = {"on": list(pins[0]), "off": list(pins[1])}
-        line = json.dumps(rec, allow_nan=False) + "\n"
+        line = metrics_text([MetricsLine(
+            step=m.step,
+            losses=dict(m.losses),
+            lr=m.lr,
+            it_per_s=round(m.it_per_s, 4),
+            elapsed_s=round(m.elapsed_s, 4),
+            k=m.k,
+            trained=tuple(m.trained_indices),
+            global_weight=m.global_weight,
+            time=round(time.time(), 3),
+            pins=pins if pins != self._pins else None,  # the step whose line holds pins is the first with them
+        )])
         if self._metrics_torn:  # a failed write may have left half a line: start a fresh one
             line = "\n" + line
         try:

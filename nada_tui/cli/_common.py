@@ -189,26 +189,20 @@ class ProgressPrinter:
 def engine_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     """(usage errors -> exit 2, failures -> exit 1) raised while setting up a run."""
     from engine import sessions
-    from engine.clip_loss import PromptError
     from engine.config import ConfigError
-    from engine.export import ExportError
+    from engine.errors import CheckpointError, ExportError, PromptError  # torch-free: `sessions show` stays quick
 
-    usage: list[type[BaseException]] = [
+    usage: tuple[type[BaseException], ...] = (
         ConfigError,
         PromptError,
         ExportError,
+        CheckpointError,  # UnknownModel too
         sessions.SessionNotFound,
         sessions.AmbiguousSession,
         sessions.InvalidName,
         sessions.AlreadyFinished,
-    ]
-    try:
-        from engine.generator_files import CheckpointError
-
-        usage.append(CheckpointError)
-    except ImportError:
-        pass
-    return tuple(usage), (sessions.SessionError, RuntimeError, OSError, KeyError, ValueError)
+    )
+    return usage, (sessions.SessionError, RuntimeError, OSError, KeyError, ValueError)
 
 
 def setup_or_exit(fn: Any, *a: Any, **kw: Any) -> Any:
@@ -218,8 +212,6 @@ def setup_or_exit(fn: Any, *a: Any, **kw: Any) -> Any:
         return fn(*a, **kw)
     except usage as exc:
         raise CliError(str(exc), 2) from None
-    except KeyError as exc:  # the zoo says "unknown model" with a KeyError
-        raise CliError(str(exc.args[0]) if exc.args else str(exc), 2) from None
     except failure as exc:
         raise CliError(str(exc) or type(exc).__name__, 1) from None
 

@@ -128,7 +128,7 @@ def _summary(info: Any) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     from engine import paths, sessions
 
-    infos = sessions.list_sessions()
+    infos = setup_or_exit(sessions.list_sessions)  # a file in place of the sessions folder: said, exit 1
     if args.json:
         for info in infos:
             print(json.dumps(_summary(info)))
@@ -183,17 +183,18 @@ def cmd_show(args: argparse.Namespace) -> int:
               f"{resolve_image_weight(info.config):g}")
     print(f"  step       {info.step}/{info.iterations}   final loss {_loss(info.final_loss)}")
     print(f"  created    {info.created}   updated {info.updated}")
-    if info.data.get("parent"):
-        p = info.data["parent"]
+    parent = info.data.get("parent")
+    if info.parent_id and isinstance(parent, dict):
         print(
-            f"  forked     from {p.get('id')} at step {p.get('step')}"
-            f" ({'its weights' if p.get('from_weights') else 'the base model'})"
+            f"  forked     from {info.parent_id} at step {parent.get('step')}"
+            f" ({'its weights' if parent.get('from_weights') else 'the base model'})"
         )
     if info.clip_models:
         print("  clip       " + ", ".join(f"{n} x{w:g}" for n, w in info.clip_models))
-    cfg = info.data.get("config") or {}
-    skip = {"source", "target", "clip_models"}
-    print("  settings   " + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in skip))
+    cfg = info.data.get("config")
+    if isinstance(cfg, dict):  # a damaged session.json may hold anything here
+        skip = {"source", "target", "clip_models"}
+        print("  settings   " + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in skip))
     n_metrics = len(sessions.read_metrics(info.path))
     print(
         f"  files      {n_metrics} metric lines, {len(sessions.samples(info.path))} sample grids, "

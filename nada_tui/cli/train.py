@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from nada_tui.cli import CliError
 from nada_tui.cli._common import (
@@ -65,26 +66,15 @@ def run(args: argparse.Namespace) -> int:
         source = DEMO_SOURCE if source is None else source
         target = DEMO_TARGET if target is None and not images else target
         changes.setdefault("clip_models", ((DEMO_CLIP_ID, 1.0),))
-    elif args.model:
-        model_id = args.model
-        try:
-            from engine import zoo
-        except ImportError:
-            zoo = None
-        if zoo is not None:
-            entry = zoo.GENERATORS.get(args.model)
-            imported = zoo.read_records().get(args.model, {}) if args.model in zoo.imported_names() else None
-            if entry is None and imported is None:
-                raise CliError(zoo.unknown_model_message(args.model), 2)
-            if source is None:
-                source = entry.source_prompt if entry is not None else (imported or {}).get("source_prompt")
-    elif args.checkpoint:
-        from pathlib import Path
+    elif args.model or args.checkpoint:
+        from engine import zoo
 
-        path = Path(args.checkpoint).expanduser()
-        if not path.is_file():
-            raise CliError(f"--checkpoint {args.checkpoint}: no such file", 2)
-        model_id = str(path.resolve())
+        # A FIFO or another special file is refused here: opening one would block for ever.
+        ref = args.model or os.path.abspath(os.path.expanduser(args.checkpoint))  # --checkpoint is always a path
+        choice = setup_or_exit(zoo.resolve_model, ref)
+        model_id = choice.id
+        if source is None and choice.source_prompt:
+            source = choice.source_prompt
     else:
         raise CliError("choose a generator: --model NAME, --checkpoint PATH, or --demo (offline demo models)", 2)
     if source is None and (target is not None or not images):

@@ -15,9 +15,10 @@ model, then date and size (`fit_columns`). A damaged session's reason shows in t
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -46,6 +47,9 @@ from nada_tui.screens.dialogs import Choice, ConfirmDialog, FormDialog
 from nada_tui.widgets.loss_chart import LossChart
 from nada_tui.widgets.status_bar import StatusBar
 from nada_tui.widgets.timelapse import Timelapse, frames_of
+
+if TYPE_CHECKING:
+    from engine.sessions import MetricsLine
 
 
 @dataclass(frozen=True)
@@ -550,7 +554,7 @@ class SessionsScreen(Screen):
         frames = frames_of(info) if not info.damaged else []  # the images load in the Timelapse's own thread
         self.app.call_from_thread(self._show_detail, info, records, frames)
 
-    def _show_detail(self, info: Any, records: list[dict[str, Any]], frames: list[Any]) -> None:
+    def _show_detail(self, info: Any, records: list[MetricsLine], frames: list[Any]) -> None:
         if info.id != self._detail_id:
             return
         self._feed(self.query_one("#session-chart", LossChart), records)
@@ -562,15 +566,15 @@ class SessionsScreen(Screen):
         else:
             grid.update(msg)
 
-    def _feed(self, chart: LossChart, records: list[dict[str, Any]]) -> None:
+    def _feed(self, chart: LossChart, records: Sequence[MetricsLine]) -> None:
         colours = self.app.theme_variables
         for rec in records:
             for key, colour in (("total", "loss-total"), ("directional", "loss-directional"),
                                 ("global", "loss-global")):
-                if key in rec.get("losses", {}):
-                    chart.add(key, rec["step"], rec["losses"][key], colours.get(colour, "white"),
+                if key in rec.losses:
+                    chart.add(key, rec.step, rec.losses[key], colours.get(colour, "white"),
                               "dir" if key == "directional" else key)
-            self._fed_step = max(self._fed_step, int(rec.get("step", -1)))
+            self._fed_step = max(self._fed_step, rec.step)
         chart.refresh_chart()
 
     def _show_sweep(self, key: str) -> None:
@@ -593,11 +597,11 @@ class SessionsScreen(Screen):
         from engine import sessions
         from engine.compare import grid_stamp
 
-        records = [r for r in sessions.read_metrics(info.path) if int(r.get("step", -1)) > after_step]
+        records = [r for r in sessions.read_metrics(info.path) if r.step > after_step]
         stamp = grid_stamp(info.path)
         self.app.call_from_thread(self._followed, info, records, stamp, grid is not None and stamp != grid)
 
-    def _followed(self, info: Any, records: list[dict[str, Any]], stamp: Any, new_grid: bool) -> None:
+    def _followed(self, info: Any, records: list[MetricsLine], stamp: Any, new_grid: bool) -> None:
         if info.id != self._detail_id:
             return
         self._detail_grid = stamp
@@ -605,7 +609,7 @@ class SessionsScreen(Screen):
             self._detail_id = None  # a fresh look, as when the row is highlighted
             self._highlighted()
             return
-        records = [r for r in records if int(r.get("step", -1)) > self._fed_step]
+        records = [r for r in records if r.step > self._fed_step]
         if records:
             self._feed(self.query_one("#session-chart", LossChart), records)
 

@@ -378,15 +378,15 @@ class TrainScreen(Screen):
         new = buf.records[self._fed:]
         if new:
             variables = self.app.theme_variables
-            clip_names = {k.split("/", 1)[1] for r in new for k in r["losses"] if "/" in k}
+            clip_names = {k.split("/", 1)[1] for r in new for k in r.losses if "/" in k}
             per_clip = len(clip_names) > 1  # with one CLIP model the per-model terms equal the totals
             for rec in new:
-                for key, value in sorted(rec["losses"].items(), key=_series_order):
+                for key, value in sorted(rec.losses.items(), key=_series_order):
                     if "/" in key and not per_clip:
                         continue
                     colour = variables.get(LOSS_COLOURS.get(key, "loss-extra"), "white")
                     label = {"directional": "dir"}.get(key, key.replace("directional/", "dir/"))
-                    chart.add(key, rec["step"], value, colour, label)
+                    chart.add(key, rec.step, value, colour, label)
             self._fed = len(buf.records)
         now = time.monotonic()
         if self._fed != self._chart_fed and (now - self._chart_at >= CHART_INTERVAL_S or buf.state != "running"):

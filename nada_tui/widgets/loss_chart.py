@@ -87,11 +87,6 @@ class LossChart(Widget):
         self.log_scale = on
         self.refresh_chart()
 
-    def set_colour(self, key: str, colour: str) -> None:
-        if key in self.series:
-            self.series[key].colour = colour
-            self._version += 1
-
     def toggle(self, index: int) -> None:
         keys = list(self.series)
         if 0 <= index < len(keys):
@@ -102,9 +97,6 @@ class LossChart(Widget):
     def refresh_chart(self) -> None:
         self._version += 1
         self.refresh()
-
-    def point_count(self) -> int:
-        return max((len(s.values) for s in self.series.values()), default=0)
 
     # ----- drawing ----------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
@@ -125,10 +117,6 @@ class LossChart(Widget):
                   for line in self._draw(w, h)]
         self._cache = (key, strips)
         return strips
-
-    def plain_lines(self) -> list[str]:
-        """The chart as text (tests, debugging)."""
-        return [line.plain for line in self._draw(self.content_size.width, self.content_size.height)]
 
     def _transform(self, v: np.ndarray) -> np.ndarray:
         if self.log_scale:

@@ -142,7 +142,8 @@ class TargetImagesField(Vertical):
             return
         sizes = sorted({t.image.size for t in images}, key=lambda s: s[0] * s[1])
         span = f"{sizes[0][0]}x{sizes[0][1]}" + (f" .. {sizes[-1][0]}x{sizes[-1][1]}" if len(sizes) > 1 else "")
-        hint = f"{describe('', len(images))} ({span} px as they train)"
+        hint = "\n".join([f"{describe('', len(images))} ({span} px as they train)",
+                          *(t.note for t in images if t.note)])
         sheet = thumbnails([t.image for t in images], width, graphics.current().pixels_per_cell)
         if not worker.is_cancelled:
             self.app.call_from_thread(self._show, text, hint, sheet, False)
