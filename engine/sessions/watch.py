@@ -23,6 +23,7 @@ from engine.sessions import layout
 from engine.sessions.ids import root_dir, session_dirs
 from engine.sessions.info import SessionInfo, read_info
 from engine.sessions.lock import is_locked
+from engine.sessions.metrics import MetricsLine
 
 TAIL_BYTES = 8192
 
@@ -46,7 +47,7 @@ class Changes:
         return bool(self.changed or self.removed)
 
 
-def last_metrics(path: Path) -> dict[str, Any] | None:
+def last_metrics(path: Path) -> MetricsLine | None:
     """The last complete line of a metrics.jsonl (read from the end: runs can be long), or None."""
     try:
         with open(path, "rb") as f:
@@ -58,27 +59,20 @@ def last_metrics(path: Path) -> dict[str, Any] | None:
         return None
     for raw in reversed(tail.splitlines()):
         try:
-            rec = json.loads(raw)
+            line = MetricsLine.from_json(json.loads(raw))
         except ValueError:
             continue
-        if isinstance(rec, dict) and "step" in rec:
-            return rec
+        if line is not None:
+            return line
     return None
 
 
 def live_progress(info: SessionInfo) -> Live | None:
     """The session's newest step and loss when metrics.jsonl is ahead of (or level with) session.json."""
-    rec = last_metrics(info.path / layout.METRICS_FILE)
-    if rec is None:
+    line = last_metrics(info.path / layout.METRICS_FILE)
+    if line is None or line.step < info.step:
         return None
-    try:
-        step = int(rec["step"])
-    except (TypeError, ValueError):
-        return None
-    if step < info.step:
-        return None
-    total = (rec.get("losses") or {}).get("total")
-    return Live(step, float(total) if isinstance(total, int | float) else None)
+    return Live(line.step, line.total)
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

@@ -3,8 +3,6 @@ they run only before a submission or a dry run, never for `sweep status`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.config import SETTINGS
 from engine.sweeps.fileformat import RunSpec, Sweep, SweepError
 from engine.sweeps.locator import key_lines
@@ -13,23 +11,20 @@ from engine.sweeps.locator import key_lines
 def check_sweep(sweep: Sweep) -> Sweep:
     """The checks that need the model registry and CLIP's tokenizer (imports torch): known model names,
     prompts CLIP can use. Fills in a registry model's own source prompt where the file gives none."""
+    from engine import zoo
     from engine.clip_loss import PromptError, validate_prompts
+    from engine.errors import CheckpointError
 
-    try:
-        from engine import zoo
-    except ImportError:  # pragma: no cover - the registry is part of the package
-        zoo = None  # type: ignore[assignment]
     runs = []
     for run in sweep.runs:
         config = run.config
-        if not run.demo and zoo is not None and not Path(run.model_id).is_absolute():
-            entry = zoo.GENERATORS.get(run.model_id)
-            imported = zoo.read_records().get(run.model_id) if run.model_id in zoo.imported_names() else None
-            if entry is None and imported is None:
-                raise _at(sweep, run, "model", zoo.unknown_model_message(run.model_id))
+        if not run.demo:
+            try:
+                choice = zoo.resolve_model(run.model_id)
+            except CheckpointError as exc:  # UnknownModel too
+                raise _at(sweep, run, "model", str(exc)) from None
             if not config.source.strip():
-                prompt = entry.source_prompt if entry is not None else (imported or {}).get("source_prompt", "")
-                config = config.replace(source=prompt or "")
+                config = config.replace(source=choice.source_prompt)
         if not config.source.strip():
             raise _at(sweep, run, "source", f'run {run.index + 1} has no source prompt: set source = "..."')
         try:

@@ -108,10 +108,9 @@ def run_statuses(record: SweepRecord) -> list[RunStatus]:
             # Only a run that is training now is ahead of its session: once it has ended, the session's
             # saved step is the truth (metrics.jsonl also holds steps whose save failed).
             last = last_metrics(info.path / "metrics.jsonl") if info.status == "running" else None
-            if last is not None and int(last["step"]) >= row.step:
-                row.step = int(last["step"])
-                total = (last.get("losses") or {}).get("total")
-                row.loss = float(total) if isinstance(total, int | float) else row.loss
+            if last is not None and last.step >= row.step:
+                row.step = last.step
+                row.loss = last.total if last.total is not None else row.loss
             resubmitted = executor == "slurm" and in_queue in ("PENDING", "CONFIGURING")
             if info.status in ("interrupted", "stopped", "failed") and resubmitted:
                 row.status = "queued"  # its job has not started yet (a local sweep never runs a run twice)
