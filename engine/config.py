@@ -106,13 +106,13 @@ class TrainConfig:
                           between(1, 256))
     seed: int = _setting(0, "--seed", "seed", "random seed of the run", "a non-negative integer", IntSetting,
                          lambda v: 0 <= v < 2**63)
-    layers: str = _setting("auto", "--layers", LayersSetting,
+    layers: str = _setting("auto", "--layers", "layers",
                            "which W+ layers train: auto (adaptive selection: k, interval, falloff), all, coarse "
                            "(4-8 px), medium (16-32 px), fine (64 px and up), or W+ indices such as 0,1,4-7",
                            "auto, all, coarse, medium, fine, or W+ indices such as 0,1,4-7 that feed a "
                            "StyledConv of the model", LayersSetting, lambda v: parse_layers(v) == v, metavar="SPEC")
     # None: int(2 * n_latent / 3); 0: every StyledConv trains
-    auto_layer_k: int | None = _setting(None, "--k", AutoIntSetting, "W+ layers trained at a time: auto (2/3 of them), "
+    auto_layer_k: int | None = _setting(None, "--k", "k", "W+ layers trained at a time: auto (2/3 of them), "
                                         "0 = all, or a number", "auto, 0 (all layers) or more", AutoIntSetting,
                                         lambda v: v is None or v >= 0, default_text="auto = int(2 n_latent / 3)",
                                         metavar="K")

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from engine.run_options import RUN_OPTIONS
-from nada_tui import cli
+from nada_tui import cli, user_config
 
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for `cat` cut short by `| head`
 
@@ -71,6 +71,8 @@ def _main(argv: list[str] | None) -> int:
 
             return run_app(demo=args.demo, device=args.device, preview_renderer=args.preview_renderer,
                            open_session=args.open)
+        for problem in user_config.load_settings().problems:  # the app shows them itself, as a toast
+            print(f"nada-tui: skipped setting: {problem}", file=sys.stderr)
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that went away shows here, not in Python's flush at exit
         return code

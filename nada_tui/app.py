@@ -18,17 +18,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from engine.config import TrainConfig
 from engine.events import PreviewReady, StateChanged, StepMetrics, TrainingFailed, TrainingFinished
-from nada_tui import config, graphics, themes
+from nada_tui import graphics, themes, user_config
 from nada_tui.commands import SessionsProvider
 from nada_tui.messages import (
     DeleteRequested,
@@ -86,10 +88,12 @@ class NadaApp(App):
         Binding("q", "quit", "Quit", id="app.quit_q", show=False),
     ]
 
-    def __init__(self, demo: bool = False, device: str = "auto", settings: config.Settings | None = None,
+    def __init__(self, demo: bool = False, device: str = "auto", settings: user_config.Settings | None = None,
                  open_session: str | None = None) -> None:
         guard_timers()
-        settings = settings or config.load_settings()
+        settings = settings or user_config.load_settings()
+        keymap, keymap_problems = user_config.check_keymap(settings.keymap, nada_bindings())
+        settings = replace(settings, keymap=keymap, problems=[*settings.problems, *keymap_problems])
         super().__init__()
         self._open_session = open_session  # `nada-tui --open ID`: shown read-only once mounted
         self.settings = settings
@@ -114,8 +118,13 @@ class NadaApp(App):
         if settings.theme in self.available_themes:
             self.theme = settings.theme
         else:
-            self.theme = config.DEFAULT_THEME if config.DEFAULT_THEME in names else "textual-dark"
+            self.theme = user_config.DEFAULT_THEME if user_config.DEFAULT_THEME in names else "textual-dark"
             self._theme_failures.append(f"theme {settings.theme!r} from config.toml is not installed")
+
+    @property
+    def startup_problems(self) -> list[str]:
+        """What the config file asked for and could not have (shown as a toast, and on stderr at start)."""
+        return self._theme_failures + self.settings.problems
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(themes.VARIABLE_DEFAULTS)
@@ -127,7 +136,7 @@ class NadaApp(App):
     def on_mount(self) -> None:
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
-        problems = self._theme_failures + self.settings.problems
+        problems = self.startup_problems
         if problems:
             self.notify("\n".join(problems), title="Skipped settings", severity="warning", timeout=10)
         if not self.is_headless and self.console.color_system != "truecolor" and \
@@ -151,7 +160,7 @@ class NadaApp(App):
 
     def _theme_changed(self, theme: Any) -> None:
         if not self.is_headless:
-            config.save_theme(theme.name)
+            user_config.save_theme(theme.name)
 
     def tell(self, notice: Notice | None) -> None:
         if notice is not None:
@@ -631,14 +640,31 @@ class NadaApp(App):
         self.call_from_thread(self.notify, f"{message.model_id} is ready.")
 
 
+def nada_bindings() -> list[Binding]:
+    """Every binding of this package's screens and widgets (the ids config.toml's [keymap] may name)."""
+    out: list[Binding] = []
+    seen: set[type] = set()
+    todo: list[type] = [DOMNode]
+    while todo:
+        for cls in todo.pop().__subclasses__():
+            if cls not in seen:
+                seen.add(cls)
+                todo.append(cls)
+                if cls.__module__.startswith("nada_tui."):
+                    out.extend(b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding))
+    return out
+
+
 def run_app(demo: bool = False, device: str = "auto", preview_renderer: str | None = None,
             open_session: str | None = None) -> int:
     os.environ.setdefault("TEXTUAL_ANIMATIONS", "basic")
-    settings = config.load_settings()
+    settings = user_config.load_settings()
     # Before Textual owns the terminal: the graphics queries read the terminal's answers from stdin.
     graphics.configure(preview_renderer or settings.preview_renderer)
     draw_on_the_terminal()
     app = NadaApp(demo=demo, device=device, settings=settings, open_session=open_session)
+    for problem in app.startup_problems:  # still readable after the app has left the screen
+        print(f"nada-tui: skipped setting: {problem}", file=sys.stderr)
     app.run()
     app.finish_saving()
     exit_now(app.return_code or 0)  # skips the interpreter's slow teardown: see nada_tui/process.py
