@@ -25,7 +25,6 @@ from typing import Any
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.dom import DOMNode
 from textual.screen import Screen
 
 from engine.config import TrainConfig
@@ -92,7 +91,7 @@ class NadaApp(App):
                  open_session: str | None = None) -> None:
         guard_timers()
         settings = settings or user_config.load_settings()
-        keymap, keymap_problems = user_config.check_keymap(settings.keymap, nada_bindings())
+        keymap, keymap_problems = user_config.check_keymap(settings.keymap, user_config.nada_bindings())
         settings = replace(settings, keymap=keymap, problems=[*settings.problems, *keymap_problems])
         super().__init__()
         self._open_session = open_session  # `nada-tui --open ID`: shown read-only once mounted
@@ -638,21 +637,6 @@ class NadaApp(App):
             self.call_from_thread(self.notify, str(exc), title="Download failed", severity="error")
             return
         self.call_from_thread(self.notify, f"{message.model_id} is ready.")
-
-
-def nada_bindings() -> list[Binding]:
-    """Every binding of this package's screens and widgets (the ids config.toml's [keymap] may name)."""
-    out: list[Binding] = []
-    seen: set[type] = set()
-    todo: list[type] = [DOMNode]
-    while todo:
-        for cls in todo.pop().__subclasses__():
-            if cls not in seen:
-                seen.add(cls)
-                todo.append(cls)
-                if cls.__module__.startswith("nada_tui."):
-                    out.extend(b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding))
-    return out
 
 
 def run_app(demo: bool = False, device: str = "auto", preview_renderer: str | None = None,

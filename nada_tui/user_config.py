@@ -116,6 +116,24 @@ def _table(data: dict[str, Any], name: str, problems: list[str], path: Path) -> 
     return {}
 
 
+def nada_bindings() -> list[Any]:
+    """Every binding of this package's screens and widgets imported so far (the ids [keymap] may name)."""
+    from textual.binding import Binding
+    from textual.dom import DOMNode
+
+    out: list[Any] = []
+    seen: set[type] = set()
+    todo: list[type] = [DOMNode]
+    while todo:
+        for cls in todo.pop().__subclasses__():
+            if cls not in seen:
+                seen.add(cls)
+                todo.append(cls)
+                if cls.__module__.startswith("nada_tui."):
+                    out.extend(b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding))
+    return out
+
+
 def check_keymap(keymap: dict[str, str], bindings: Iterable[Any]) -> tuple[dict[str, str], list[str]]:
     """The keymap without what cannot work, and a line for each thing dropped: binding ids that no
     binding has, and printable keys (letters, digits, signs) for priority bindings, which would fire

@@ -50,7 +50,9 @@ def config_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def device_of(args: argparse.Namespace) -> str:
-    return getattr(args, "run_device", None) or getattr(args, "device", None) or "auto"
+    """The subcommand's --device, else the one given before the subcommand, else auto."""
+    given = [getattr(args, dest, None) for dest in ("run_device", "device")]
+    return next((d for d in given if d and d != "auto"), "auto")
 
 
 def _gone(stream: TextIO) -> TextIO:
