@@ -208,8 +208,8 @@ class Setting:
     def parse_checked(self, value: Any) -> Any:
         """`parse`, then the row's range check (a run option has no TrainConfig to check it later)."""
         parsed = self.parse(value)
-        if not self.check(parsed):
-            raise ConfigError(self.name, f"got {value!r}; allowed: {self.allowed}")
+        if not self.check(parsed):  # worded as TrainConfig.validate words it
+            raise ConfigError(self.name, f"got {parsed!r}; allowed: {self.allowed}")
         return parsed
 
     def format(self, value: Any) -> str:
