@@ -234,20 +234,23 @@ class Setting:
         shows = self.help_shows_default or self.default_text is not None
         return f"{self.help} (default {self.default_shown})" if shows else self.help
 
-    def flag_arguments(self) -> dict[str, Any]:
-        """argparse keywords for this kind (the value is checked by `parse`, so a bad one is refused by
-        argparse with the setting's own message)."""
+    def flag_arguments(self, checked: bool = False) -> dict[str, Any]:
+        """argparse keywords for this kind: a value `parse` refuses (or, when `checked`, one out of range)
+        is refused by argparse with the setting's own message."""
         def typed(text: str) -> Any:
             try:
-                return self.parse_checked(text)
+                return self.parse_checked(text) if checked else self.parse(text)
             except ConfigError as exc:
                 raise argparse.ArgumentTypeError(str(exc)) from None
 
         return {"type": typed, "metavar": self.metavar or self.value_name}
 
-    def add_flag(self, parser: Any, dest: str, default: Any = None) -> None:
-        """Register the flag on an argparse parser or group; `default` None means "not given"."""
-        parser.add_argument(self.flag, dest=dest, default=default, help=self.flag_help(), **self.flag_arguments())
+    def add_flag(self, parser: Any, dest: str, default: Any = None, checked: bool = False) -> None:
+        """Register the flag on an argparse parser or group; `default` None means "not given". `checked`:
+        the range is checked as the flag is read (run options: a training setting is checked with the
+        others when its TrainConfig is built, so that argparse does not end the program for it)."""
+        parser.add_argument(self.flag, dest=dest, default=default, help=self.flag_help(),
+                            **self.flag_arguments(checked))
 
     def from_flag(self, value: Any) -> Any:
         """The parsed flag's value as the setting's type (lists from repeated flags become tuples)."""
@@ -264,7 +267,7 @@ class TextSetting(Setting):
     def convert(self, value: Any) -> str:
         return str(value)
 
-    def flag_arguments(self) -> dict[str, Any]:
+    def flag_arguments(self, checked: bool = False) -> dict[str, Any]:
         return {"metavar": self.metavar or self.value_name}
 
 
@@ -280,7 +283,8 @@ class PathsSetting(Setting):
     def format(self, value: Any) -> str:
         return shlex.join(value or ())
 
-    def flag_arguments(self) -> dict[str, Any]:  # one or more: --target-images a.png b.png folder/
+    def flag_arguments(self, checked: bool = False) -> dict[str, Any]:
+        # one or more: --target-images a.png b.png folder/
         return {"nargs": "+", "metavar": self.metavar or self.value_name}
 
     def from_flag(self, value: Any) -> Any:
@@ -345,7 +349,7 @@ class BoolSetting(Setting):
     def format(self, value: Any) -> str:
         return "on" if value else "off"
 
-    def flag_arguments(self) -> dict[str, Any]:  # --templates / --no-templates
+    def flag_arguments(self, checked: bool = False) -> dict[str, Any]:  # --templates / --no-templates
         return {"action": argparse.BooleanOptionalAction}
 
 
@@ -355,7 +359,7 @@ class FlagSetting(BoolSetting):
     kind = "flag"
     help_shows_default = False
 
-    def flag_arguments(self) -> dict[str, Any]:
+    def flag_arguments(self, checked: bool = False) -> dict[str, Any]:
         return {"action": "store_true"}
 
 
@@ -365,8 +369,9 @@ class ChoiceSetting(Setting):
     def convert(self, value: Any) -> str:
         return str(value).strip().lower()
 
-    def flag_arguments(self) -> dict[str, Any]:  # argparse shows the choices: {auto,fp32,tf32,bf16}
-        return {**super().flag_arguments(), "choices": self.choices, "metavar": self.metavar or None}
+    def flag_arguments(self, checked: bool = False) -> dict[str, Any]:
+        # no metavar: argparse shows the choices, {auto,fp32,tf32,bf16}
+        return {**super().flag_arguments(checked), "choices": self.choices, "metavar": self.metavar or None}
 
 
 class SeedsSetting(Setting):
@@ -402,7 +407,7 @@ class ClipModelsSetting(Setting):
     def format(self, value: Any) -> str:
         return format_clip_models(value)
 
-    def flag_arguments(self) -> dict[str, Any]:  # repeat the flag for several models
+    def flag_arguments(self, checked: bool = False) -> dict[str, Any]:  # repeat the flag for several models
         def typed(text: str) -> tuple[str, float]:
             try:
                 return parse_clip_spec(text)

@@ -40,7 +40,7 @@ def add_run_options(p: argparse.ArgumentParser, *names: str) -> None:
     g = p.add_argument_group("run")
     for name in names:
         option = RUN_OPTIONS[name]
-        option.add_flag(g, dest=RUN_DESTS.get(name, name), default=option.default)
+        option.add_flag(g, dest=RUN_DESTS.get(name, name), default=option.default, checked=True)
 
 
 def config_changes(args: argparse.Namespace) -> dict[str, Any]:
