@@ -8,7 +8,8 @@ import re
 import sys
 from typing import Any
 
-from nada_tui import cli
+from engine.run_options import RUN_OPTIONS
+from nada_tui import cli, user_config
 
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for `cat` cut short by `| head`
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `nada-tui` alone for the app, `nada-tui --demo` to try it with tiny offline demo models.",
     )
     parser.add_argument("--demo", action="store_true", help="open the app with tiny offline demo models")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    RUN_OPTIONS["device"].add_flag(parser, dest="device", default="auto")
     parser.add_argument("--preview-renderer", choices=["auto", "kitty", "sixel", "halfblocks"], default=None,
                         help="how previews are drawn: auto asks the terminal (default: [preview] renderer in "
                              "config.toml, else auto)")
@@ -70,6 +71,8 @@ def _main(argv: list[str] | None) -> int:
 
             return run_app(demo=args.demo, device=args.device, preview_renderer=args.preview_renderer,
                            open_session=args.open)
+        for problem in user_config.load_settings().problems:  # the app shows them itself, as a toast
+            print(f"nada-tui: skipped setting: {problem}", file=sys.stderr)
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that went away shows here, not in Python's flush at exit
         return code

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from textual.screen import Screen
 
 from engine.config import TrainConfig
 from engine.events import PreviewReady, StateChanged, StepMetrics, TrainingFailed, TrainingFinished
-from nada_tui import config, graphics, process, themes
+from nada_tui import graphics, process, themes, user_config
 from nada_tui.commands import SessionsProvider
 from nada_tui.messages import (
     DeleteRequested,
@@ -86,10 +87,12 @@ class NadaApp(App):
         Binding("q", "quit", "Quit", id="app.quit_q", show=False),
     ]
 
-    def __init__(self, demo: bool = False, device: str = "auto", settings: config.Settings | None = None,
+    def __init__(self, demo: bool = False, device: str = "auto", settings: user_config.Settings | None = None,
                  open_session: str | None = None) -> None:
         guard_timers()
-        settings = settings or config.load_settings()
+        settings = settings or user_config.load_settings()
+        keymap, keymap_problems = user_config.check_keymap(settings.keymap, user_config.nada_bindings())
+        settings = replace(settings, keymap=keymap, problems=[*settings.problems, *keymap_problems])
         super().__init__()
         self._open_session = open_session  # `nada-tui --open ID`: shown read-only once mounted
         self.settings = settings
@@ -114,8 +117,13 @@ class NadaApp(App):
         if settings.theme in self.available_themes:
             self.theme = settings.theme
         else:
-            self.theme = config.DEFAULT_THEME if config.DEFAULT_THEME in names else "textual-dark"
+            self.theme = user_config.DEFAULT_THEME if user_config.DEFAULT_THEME in names else "textual-dark"
             self._theme_failures.append(f"theme {settings.theme!r} from config.toml is not installed")
+
+    @property
+    def startup_problems(self) -> list[str]:
+        """What the config file asked for and could not have (shown as a toast, and on stderr at start)."""
+        return self._theme_failures + self.settings.problems
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(themes.VARIABLE_DEFAULTS)
@@ -127,7 +135,7 @@ class NadaApp(App):
     def on_mount(self) -> None:
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
-        problems = self._theme_failures + self.settings.problems
+        problems = self.startup_problems
         if problems:
             self.notify("\n".join(problems), title="Skipped settings", severity="warning", timeout=10)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -144,7 +152,7 @@ class NadaApp(App):
 
     def _theme_changed(self, theme: Any) -> None:
         if not self.is_headless:
-            config.save_theme(theme.name)
+            user_config.save_theme(theme.name)
 
     def tell(self, notice: Notice | None) -> None:
         if notice is not None:
@@ -631,11 +639,13 @@ class NadaApp(App):
 def run_app(demo: bool = False, device: str = "auto", preview_renderer: str | None = None,
             open_session: str | None = None) -> int:
     os.environ.setdefault("TEXTUAL_ANIMATIONS", "basic")
-    settings = config.load_settings()
+    settings = user_config.load_settings()
     # Before Textual owns the terminal: the graphics queries read the terminal's answers from stdin.
     graphics.configure(preview_renderer or settings.preview_renderer)
     draw_on_the_terminal()
     app = NadaApp(demo=demo, device=device, settings=settings, open_session=open_session)
+    for problem in app.startup_problems:  # still readable after the app has left the screen
+        print(f"nada-tui: skipped setting: {problem}", file=sys.stderr)
     app.run()
     app.finish_saving()
     exit_now(app.return_code or 0)  # skips the interpreter's slow teardown: see nada_tui/process.py

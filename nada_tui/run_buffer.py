@@ -164,7 +164,7 @@ class ViewState:
     counter that moves whenever the saved sessions change. Written by the app alone."""
 
     demo: bool
-    settings: Any  # nada_tui.config.Settings
+    settings: Any  # nada_tui.user_config.Settings
     buffer: RunBuffer | None = None
     sessions_version: int = 0
 

@@ -146,7 +146,7 @@ def test_a_truncated_metrics_file_is_said_on_resume(capsys):
 
 
 def test_out_of_range_config_values_are_reported_once(tmp_path):
-    from nada_tui.config import load_settings
+    from nada_tui.user_config import load_settings
 
     path = tmp_path / "config.toml"
     path.write_text('[chart]\nsmoothing = 5\nlog_scale = "yes"\n')

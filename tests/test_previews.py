@@ -15,7 +15,7 @@ from PIL import Image
 
 from engine import export, sessions
 from engine.config import DEMO_GENERATOR_ID, demo_config
-from nada_tui import config, graphics, sixel
+from nada_tui import graphics, sixel, user_config
 from nada_tui.__main__ import build_parser, main
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import Preview, RunBuffer
@@ -55,9 +55,9 @@ def test_forced_choices_and_no_terminal():
 def test_config_and_command_line(private_home):
     path = Path(private_home) / "c.toml"
     path.write_text('[preview]\nrenderer = "sixel"\n')
-    assert config.load_settings(path).preview_renderer == "sixel"
+    assert user_config.load_settings(path).preview_renderer == "sixel"
     path.write_text('[preview]\nrenderer = "png"\n')
-    s = config.load_settings(path)
+    s = user_config.load_settings(path)
     assert s.preview_renderer == "auto" and any("renderer" in p for p in s.problems)
     args = build_parser().parse_args(["--preview-renderer", "kitty", "--open", "2026"])
     assert args.preview_renderer == "kitty" and args.open == "2026"

@@ -1,5 +1,6 @@
-"""What the subcommands share: the training-settings flags (generated from the settings table), the
-progress printer for training and downloads, engine errors as exit codes, and the end-of-run report."""
+"""What the subcommands share: the training-settings flags and the run options (generated from their
+tables), the progress printer for training and downloads, engine errors as exit codes, and the end-of-run
+report."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from engine.config import SETTINGS, ConfigError, Setting, parse_clip_spec
+from engine.config import SETTINGS
+from engine.run_options import RUN_OPTIONS
 from nada_tui.cli import CliError
 from nada_tui.formatting import fmt_bytes, fmt_clock
 
@@ -18,65 +20,39 @@ SIGNAL_EXIT = {"SIGINT": 130, "SIGHUP": 129, "SIGTERM": 143}
 DOWNLOAD_BAR = 28  # characters
 
 
-# ----- training settings as flags ----------------------------------------------------------------------
-def _flag_type(setting: Setting) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            return setting.parse(text)
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
+# ----- training settings and run options as flags ---------------------------------------------------------
+# The app's own `--device` (dest "device") shares the namespace with a subcommand's, so theirs is stored
+# apart: `nada-tui --device cpu train ...` keeps working.
+RUN_DESTS = {"device": "run_device"}
 
 
-def add_config_flags(p: argparse.ArgumentParser, prompts: bool = True) -> None:
-    """One flag per setting of engine.config.SETTINGS (dest `cfg_<field>`, default None = not given)."""
-    prompt_group = p.add_argument_group("prompts") if prompts else None
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per setting of engine.config.SETTINGS (dest `cfg_<field>`, default None = not given),
+    prompts and target images in a group of their own."""
+    prompt_group = p.add_argument_group("prompts")
     g = p.add_argument_group("training settings")
     for s in SETTINGS.values():
-        dest = f"cfg_{s.name}"
-        help_text = s.help if s.default_text is None and s.kind == "text" else f"{s.help} (default {_default(s)})"
-        if s.kind == "text":
-            if prompt_group is not None:
-                prompt_group.add_argument(s.flag, dest=dest, default=None, help=s.help)
-        elif s.kind == "bool":
-            g.add_argument(s.flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif s.kind == "clip":
-            g.add_argument(s.flag, dest=dest, action="append", type=_clip_flag, metavar=s.metavar, help=s.help)
-        elif s.kind == "paths":  # one or more: --target-images a.png b.png folder/
-            if prompt_group is not None:
-                prompt_group.add_argument(s.flag, dest=dest, nargs="+", default=None, metavar=s.metavar,
-                                          help=help_text)
-        else:
-            metavar = s.metavar or s.name.split("_")[-1].upper()
-            g.add_argument(s.flag, dest=dest, type=_flag_type(s), default=None, metavar=metavar, help=help_text,
-                           choices=s.choices or None)
+        s.add_flag(prompt_group if s.prompt else g, dest=f"cfg_{s.name}")
 
 
-def _default(s: Setting) -> str:
-    return s.default_text if s.default_text is not None else s.format(s.default)
-
-
-def _clip_flag(text: str) -> tuple[str, float]:
-    try:
-        return parse_clip_spec(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def add_run_options(p: argparse.ArgumentParser, *names: str) -> None:
+    """The run options `names` (engine.run_options.RUN_OPTIONS), with their defaults, in a "run" group."""
+    g = p.add_argument_group("run")
+    for name in names:
+        option = RUN_OPTIONS[name]
+        option.add_flag(g, dest=RUN_DESTS.get(name, name), default=option.default, checked=True)
 
 
 def config_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields given on the command line (absent flags keep their defaults)."""
-    out = {name: getattr(args, f"cfg_{name}", None) for name in SETTINGS}
-    if out.get("clip_models") is not None:
-        out["clip_models"] = tuple(out["clip_models"])
-    for s in SETTINGS.values():
-        if s.kind == "paths" and out.get(s.name) is not None:
-            out[s.name] = tuple(out[s.name])
-    return {k: v for k, v in out.items() if v is not None}
+    given = {s: getattr(args, f"cfg_{s.name}", None) for s in SETTINGS.values()}
+    return {s.name: s.from_flag(v) for s, v in given.items() if v is not None}
 
 
 def device_of(args: argparse.Namespace) -> str:
-    return getattr(args, "run_device", None) or getattr(args, "device", None) or "auto"
+    """The subcommand's --device, else the one given before the subcommand, else auto."""
+    given = [getattr(args, dest, None) for dest in ("run_device", "device")]
+    return next((d for d in given if d and d != "auto"), "auto")
 
 
 def _gone(stream: TextIO) -> TextIO:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nada_tui.cli._common import device_of, setup_or_exit
+from nada_tui.cli._common import add_run_options, device_of, setup_or_exit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,9 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the PNGs (created if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace images already in DIR")
-    p.add_argument(
-        "--device", dest="run_device", default=None, metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N"
-    )
+    add_run_options(p, "device")
     p.set_defaults(handler=run)
 
 

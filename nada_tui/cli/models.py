@@ -33,9 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     im = msub.add_parser("import", help="add your own generator checkpoint (.pt or NVIDIA .pkl) to the list")
     im.add_argument("path", metavar="PATH", help="checkpoint file")
-    im.add_argument("--name", required=True, help="name to list and load it by (letters, digits, . _ -)")
-    im.add_argument("--description", default="", help="one line shown in the list")
-    im.add_argument("--source-prompt", default="", help="default source prompt for its domain")
+    im.add_argument("--name", required=True, metavar="NAME",
+                    help="name to list and load it by (letters, digits, . _ -)")
+    im.add_argument("--description", default="", metavar="TEXT", help="one line shown in the list")
+    im.add_argument("--source-prompt", default="", metavar="TEXT", help="default source prompt for its domain")
     im.set_defaults(handler=run_import)
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nada_tui.cli import CliError
-from nada_tui.cli._common import ProgressPrinter, open_run, run_and_report
+from nada_tui.cli._common import ProgressPrinter, add_run_options, open_run, run_and_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,21 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--iters", type=int, default=None, metavar="N", help="train to N steps in total (extends a finished session)"
     )
-    p.add_argument(
-        "--checkpoint-every", type=int, default=50, metavar="N", help="save a checkpoint every N steps (default 50)"
-    )
-    p.add_argument(
-        "--device", dest="run_device", default=None, metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress; print only the session id")
+    add_run_options(p, "checkpoint_every", "device", "quiet")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine import runs
 
-    if args.checkpoint_every < 0:
-        raise CliError("--checkpoint-every must be 0 or more", 2)
     printer = ProgressPrinter(quiet=args.quiet)
     session_run = open_run(runs.resume_session, args.session, cli=args, printer=printer, iterations=args.iters)
     info = session_run.writer.info()

@@ -11,6 +11,7 @@ from nada_tui.cli import CliError
 from nada_tui.cli._common import (
     ProgressPrinter,
     add_config_flags,
+    add_run_options,
     config_changes,
     open_run,
     run_and_report,
@@ -90,15 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="base: the model the session started from (default); adapted: the session's latest weights",
     )
     add_config_flags(q)
-    r = q.add_argument_group("run")
-    r.add_argument(
-        "--checkpoint-every", type=int, default=50, metavar="N", help="save a checkpoint every N steps (default 50)"
-    )
-    r.add_argument(
-        "--device", dest="run_device", default=None, metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N"
-    )
-    r.add_argument("--name", help="a display name for the new session")
-    r.add_argument("--quiet", action="store_true", help="no progress; print only the new session's id")
+    add_run_options(q, "checkpoint_every", "device", "name", "quiet")
     q.set_defaults(handler=cmd_fork)
 
 
@@ -255,8 +248,6 @@ def cmd_fork(args: argparse.Namespace) -> int:
     from engine import runs, sessions
     from engine.clip_loss import validate_prompts
 
-    if args.checkpoint_every < 0:
-        raise CliError("--checkpoint-every must be 0 or more", 2)
     changes = config_changes(args)
     if "target" not in changes:
         raise CliError("--target is required: describe what the fork should make, e.g. --target 'a sketch of a dog'", 2)

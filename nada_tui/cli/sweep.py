@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from nada_tui.cli import CliError
+from nada_tui.cli._common import add_run_options
 
 STATUS_WORD = "status"
 DELETE_WORD = "delete"
@@ -71,13 +72,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="runs at a time (default: one per visible GPU, or 1 on CPU)",
     )
-    g.add_argument(
-        "--device",
-        dest="run_device",
-        default=None,
-        metavar="DEVICE",
-        help="auto (default), cpu, cuda or cuda:N, for every run",
-    )
     s = p.add_argument_group("Slurm (override the file's [slurm] table)")
     s.add_argument("--partition", default=None, metavar="P", help="the partition")
     s.add_argument(
@@ -102,13 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="runs of the job array that may run at once (default: all)",
     )
-    p.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=50,
-        metavar="N",
-        help="each run saves a checkpoint every N steps (default 50), and on any signal",
-    )
+    add_run_options(p, "checkpoint_every", "device")  # for every run
     p.set_defaults(handler=run)
 
 
@@ -123,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "gpus_per_job" else 1):
             raise CliError(f"--{flag.replace('_', '-')} must be {'0' if flag == 'gpus_per_job' else '1'} or more", 2)
-    if args.checkpoint_every < 0:
-        raise CliError("--checkpoint-every must be 0 or more", 2)
     return cmd_submit(args)
 
 

@@ -9,6 +9,7 @@ from nada_tui.cli import CliError
 from nada_tui.cli._common import (
     ProgressPrinter,
     add_config_flags,
+    add_run_options,
     config_changes,
     open_run,
     run_and_report,
@@ -35,19 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="tiny offline demo models (colour oracle; says nothing about real CLIP)",
     )
     add_config_flags(p)
-    r = p.add_argument_group("run")
-    r.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=50,
-        metavar="N",
-        help="save a checkpoint every N steps (default 50; 0 = only at the end or on a signal)",
-    )
-    r.add_argument(
-        "--device", dest="run_device", default=None, metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N"
-    )
-    r.add_argument("--name", help="a display name for the session (default: 'source -> target')")
-    r.add_argument("--quiet", action="store_true", help="no progress; print only the session id")
+    add_run_options(p, "checkpoint_every", "device", "name", "quiet")
     p.set_defaults(handler=run)
 
 
@@ -56,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
     from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE, DEMO_TARGET, TrainConfig, demo_config
 
     demo = args.train_demo or getattr(args, "demo", False)
-    if args.checkpoint_every < 0:
-        raise CliError("--checkpoint-every must be 0 or more", 2)
     changes = config_changes(args)
     source, target = changes.pop("source", None), changes.pop("target", None)
     images = bool(changes.get("target_images"))  # images alone need no target prompt (nor a source)

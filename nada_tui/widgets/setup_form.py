@@ -24,28 +24,31 @@ from engine.config import (
 )
 from engine.download import DownloadProgress
 from engine.registry import DEMO_CLIP, DEMO_GENERATOR, ModelEntry
+from engine.setting_kinds import TextSetting
 from engine.target_images import check_image_settings, find_image_files
 from nada_tui.formatting import fmt_bytes
 from nada_tui.messages import GlobalWeightChanged, PinsChanged
+from nada_tui.widgets import fields
 from nada_tui.widgets.target_images import TargetImagesField
 
-TEMPLATE_HINT = 'templates fill the prompt into 79 photo templates: best for short class names ("dog")'
-TEMPLATE_EXTRA_TOKENS = 7  # the longest template adds about this many tokens
-FULL_WIDTH = ("text", "clip", "bool", "choice", "paths")  # kinds with a row of their own; numbers go two a row
-OWN_ROW = ("global_weight",)  # the seed's one loss slider: a row of its own, with its range in the label
-WIDGET_TYPES = {"int": "integer", "k": "text", "float": "number", "seeds": "text"}
 BUTTONS = (
     (("Start F5", "btn-start", "success"), ("Pause F6", "btn-pause", "default"), ("Stop F8", "btn-stop", "error")),
     (("Retrain ^R", "btn-retrain", "primary"), ("Save ^S", "btn-save", "default")),
 )
 
 FORM_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS.values() if s.label)
+# The prompts' shared warning (empty, or the same prompt twice) sits under the last of them.
+PROMPTS = tuple(s.name for s in FORM_SETTINGS if isinstance(s, TextSetting))
+LAST_PROMPT = SETTINGS[PROMPTS[-1]]
+TEMPLATE_EXTRA_TOKENS = 7  # the longest template adds about this many tokens
 
 
 class SetupForm(VerticalScroll):
     def __init__(self, demo: bool, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.demo = demo
+        # What a blank field means (its placeholder shows it): the demo's own recipe in demo mode.
+        self.recipe = demo_config() if demo else TrainConfig()
         self.models: dict[str, ModelEntry] = {DEMO_GENERATOR.name: DEMO_GENERATOR}
         self.clips: dict[str, ModelEntry] = {DEMO_CLIP.name: DEMO_CLIP}
         self.count_tokens: Callable[[str], int] | None = None  # set once the tokenizer has loaded
@@ -55,7 +58,6 @@ class SetupForm(VerticalScroll):
 
     # ----- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        initial = demo_config() if self.demo else TrainConfig()
         if self.demo:
             yield Label("DEMO: tiny offline models, red -> blue", classes="demo-badge")
         yield Label("Model", classes="field-label")
@@ -66,46 +68,22 @@ class SetupForm(VerticalScroll):
         yield ProgressBar(id="download", show_eta=True, total=1)
         numbers: list[Setting] = []
         for s in FORM_SETTINGS:
-            if s.kind not in FULL_WIDTH and s.name not in OWN_ROW:
+            default = getattr(self.recipe, s.name)
+            if not fields.has_own_row(s):
                 numbers.append(s)
                 continue
-            yield from self._full_width(s, getattr(initial, s.name))
+            yield from fields.own_row(s, default, default)
+            if s is LAST_PROMPT:
+                yield Label("", id="prompt-warning", classes="warning")
         for i in range(0, len(numbers), 2):
             with Horizontal(classes="field-grid"):
                 for s in numbers[i:i + 2]:
-                    yield Label(s.label, classes="small-label")
-                    yield Input(s.format(getattr(initial, s.name)), id=s.name, type=WIDGET_TYPES.get(s.kind, "text"),
-                                placeholder="auto" if s.kind == "k" else "", classes="small-input", tooltip=s.help)
+                    default = getattr(self.recipe, s.name)
+                    yield from fields.small_field(s, default, default)
         for row in BUTTONS:
             with Horizontal(classes="buttons"):
                 for label, bid, variant in row:
                     yield Button(label, id=bid, variant=variant, compact=True)
-
-    def _full_width(self, s: Setting, value: object) -> ComposeResult:
-        if s.kind == "paths":
-            yield TargetImagesField(s, value)  # type: ignore[arg-type]
-            return
-        if s.kind == "bool":
-            with Horizontal(classes="field-row"):
-                yield Label(s.label, classes="inline-label")
-                yield Switch(bool(value), id=s.name, tooltip=s.help)
-            if s.name == "templates":
-                yield Label(TEMPLATE_HINT, classes="hint")
-            return
-        label = f"{s.label} (0 directional .. 1 global; live)" if s.name == "global_weight" else s.label
-        yield Label(label, classes="field-label")
-        if s.kind == "choice":
-            yield Select([(c, c) for c in s.choices], value=str(value), allow_blank=False, id=s.name, compact=True,
-                         tooltip=s.help)
-            return
-        placeholder = {"source": "a photo of a dog", "target": "a pencil drawing of a dog"}.get(s.name, "")
-        yield Input(s.format(value), id=s.name, placeholder=placeholder, tooltip=s.help)
-        if s.kind == "text":
-            yield Label("", id=f"{s.name}-tokens", classes="hint")
-            if s.name == "target":
-                yield Label("", id="prompt-warning", classes="warning")
-        elif s.kind == "clip":
-            yield Label("available: …", id="clip-hint", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#download", ProgressBar).display = False
@@ -148,7 +126,7 @@ class SetupForm(VerticalScroll):
 
     def _update_prompt_hints(self) -> None:
         extra = TEMPLATE_EXTRA_TOKENS if self.query_one("#templates", Switch).value else 0
-        for name in ("source", "target") if self.count_tokens is not None else ():
+        for name in PROMPTS if self.count_tokens is not None else ():
             text = self._text(name)
             label = self.query_one(f"#{name}-tokens", Label)
             try:
@@ -245,16 +223,10 @@ class SetupForm(VerticalScroll):
         PromptError (engine.clip_loss) for prompts CLIP cannot use."""
         values: dict[str, object] = {}
         for s in FORM_SETTINGS:
-            widget = self.query_one(f"#{s.name}")
-            if isinstance(widget, Switch):
-                values[s.name] = widget.value
-            elif isinstance(widget, Select):
-                values[s.name] = str(widget.value)
-            else:
-                text = widget.value.strip()  # type: ignore[attr-defined]
-                if text or s.kind in ("text", "k"):
-                    values[s.name] = text  # an emptied number field falls back to its default
-        config = TrainConfig.parse(values)
+            value = fields.read(self.query_one(f"#{s.name}"))
+            if value != "" or not s.blank_is_default:  # blank: the recipe's default, as its placeholder says
+                values[s.name] = value
+        config = TrainConfig.parse(values, base=self.recipe)
         unknown = [name for name, _ in config.clip_models if name not in self.clips]
         if unknown:
             raise ConfigError("clip_models", f"unknown CLIP model {unknown[0]!r}; available: "
@@ -273,15 +245,7 @@ class SetupForm(VerticalScroll):
         if model_id in self.models:
             self.query_one("#model", Select).value = model_id
         for s in FORM_SETTINGS:
-            widget = self.query_one(f"#{s.name}")
-            value = getattr(config, s.name)
-            with widget.prevent(Input.Changed):
-                if isinstance(widget, Switch):
-                    widget.value = bool(value)
-                elif isinstance(widget, Select):
-                    widget.value = str(value)
-                else:
-                    widget.value = s.format(value)  # type: ignore[attr-defined]
+            fields.write(self.query_one(f"#{s.name}"), s, getattr(config, s.name))
         self.filled_images = config.target_images
         self.query_one(TargetImagesField).reload(session=True)
         self._update_prompt_hints()
