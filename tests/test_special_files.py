@@ -196,7 +196,7 @@ def _within(seconds: float, call):
 
 def test_a_fifo_as_config_or_theme_file_is_refused(tmp_path):
     from engine import paths
-    from nada_tui.config import load_settings
+    from nada_tui.user_config import load_settings
     from nada_tui.themes import load_dir
 
     config = paths.config_file()
