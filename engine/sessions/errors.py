@@ -38,3 +38,7 @@ class InvalidName(SessionError):
 
 class AlreadyFinished(SessionError):
     """Resuming a session that has run all its iterations; give more."""
+
+
+class NonFiniteWeights(SessionError):
+    """Weights holding NaN or infinity: never written as a checkpoint."""
