@@ -19,6 +19,7 @@ ours. Peak memory: CUDA max allocated, or the CPU process's peak RSS.
     python -m engine.bench --device cuda --sizes 256 1024   # every precision (fp32, tf32, bf16)
     python -m engine.bench --precision bf16 --device cuda
     python -m engine.bench --tui                   # also steps/s with the TUI attached vs headless
+    python -m engine.bench --ops                   # aten ops per step (engine.opcount; its flags follow)
 
 On a busy CPU use --threads 1: OpenMP threads that wait for cores held by other processes can make a
 step several times slower, and not equally for every path. Every part is timed by the wall clock and,
@@ -260,8 +261,15 @@ def main(argv: list[str] | None = None) -> int:
         "--clock", choices=("wall", "cpu"), default="wall", help="the table's clock (cpu: process CPU time, CPU only)"
     )
     p.add_argument("--tui", action="store_true", help="also measure steps/s with the TUI attached")
+    p.add_argument("--ops", action="store_true", help="count aten ops per step instead (python -m engine.opcount)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args, rest = p.parse_known_args(argv)
+    if args.ops:
+        from engine import opcount
+
+        return opcount.main(rest)
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     warnings.simplefilter("ignore")
     if args.worker:
         given = json.loads(args.worker)
