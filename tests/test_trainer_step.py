@@ -47,19 +47,21 @@ def test_the_largest_seed_trains_through_the_cli(capsys):
 
 
 @pytest.mark.parametrize(
-    "a, b",
+    "a, b, steps",
     [
-        (dict(auto_layer_batch=8), dict(auto_layer_batch=4)),
-        (dict(auto_layer_interval=10), dict(auto_layer_interval=1)),
-        (dict(layers="auto"), dict(layers="all")),
-        (dict(auto_layer_k=3), dict(auto_layer_k=0)),
+        (dict(auto_layer_batch=8), dict(auto_layer_batch=4), 1),
+        (dict(auto_layer_interval=10), dict(auto_layer_interval=1), 2),
+        (dict(layers="auto"), dict(layers="all"), 1),
+        (dict(auto_layer_k=3), dict(auto_layer_k=0), 1),
     ],
 )
-def test_selection_settings_leave_the_training_batches_alone(generator, clip_tiny, a, b):
-    # Step 1 runs before any weight changes: its losses depend on the training batch alone, which
-    # selection (whatever its batch, interval, layer set or k) must not draw from.
-    first = [trainer(generator, clip_tiny, **kw).step().losses for kw in (a, b)]
-    assert first[0] == first[1]
+def test_selection_settings_leave_the_training_batches_alone(generator, clip_tiny, a, b, steps):
+    # A step's losses come before its update: step 1's depend on the training batch alone, which
+    # selection (whatever its batch, interval, layer set or k) must not draw from. With intervals 10 and
+    # 1 both select at step 1 (the same scores, the same update), and only interval 1 selects at step 2.
+    runs = [trainer(generator, clip_tiny, **kw) for kw in (a, b)]
+    losses = [[tr.step().losses for _ in range(steps)] for tr in runs]
+    assert losses[0] == losses[1]
 
 
 def test_a_nan_gradient_with_a_finite_loss_never_reaches_the_weights(generator, oracle):
@@ -109,3 +111,19 @@ def test_next_selection_and_selection_events_count_steps_from_one(generator, ora
     # Selection runs at the start of steps 1, 6 and 11 (1-based, as StepMetrics.step counts them).
     assert [e.step for e in events if isinstance(e, SelectionDone)] == [1, 6, 11]
     assert [m.next_selection for m in metrics] == [6] * 5 + [11] * 5 + [16] * 2
+
+
+def test_frozen_and_trained_renders_are_identical_before_training(generator, oracle, monkeypatch):
+    # Both renders take the same path, so the edit direction at step 1 is exactly zero, not rounding noise.
+    from engine.clip_loss import ClipLoss
+
+    seen = []
+    real = ClipLoss.__call__
+
+    def spy(self, frozen, trained, *rest):
+        seen.append((frozen, trained.detach()))
+        return real(self, frozen, trained, *rest)
+
+    monkeypatch.setattr(ClipLoss, "__call__", spy)
+    trainer(generator, oracle).step()
+    assert torch.equal(*seen[0])
