@@ -229,11 +229,11 @@ class Trainer:
 
         w_plus = self._latents(cfg.batch)
         noise = self.frozen.make_noise(cfg.batch, self.rng)
-        with self.autocast():
-            # The frozen render takes the trained one's (split) path, unless a path is forced (the bench):
-            # the two agree exactly before any training in every precision, and the depthwise filters
-            # take fewer ops than zero insertion.
-            with torch.no_grad(), modconv_path(forced_modconv_path() or "split"):
+        # Both renders take the split path in every layer, unless a path is forced (the bench): they agree
+        # exactly before any training in every precision, and depthwise filters take fewer ops than
+        # zero insertion.
+        with self.autocast(), modconv_path(forced_modconv_path() or "split"):
+            with torch.no_grad():
                 frozen_img = self.frozen.synthesis(w_plus, noise)
             trained_img = self.generator.synthesis(w_plus, noise)
             terms = self.loss(frozen_img, trained_img, cfg.source, cfg.target)
