@@ -18,6 +18,7 @@ ours. Peak memory: CUDA max allocated, or the CPU process's peak RSS.
     python -m engine.bench --threads 1             # tiny + real 256 px (cm 2) with a ViT-B/32-shaped CLIP
     python -m engine.bench --device cuda --sizes 256 1024   # every precision (fp32, tf32, bf16)
     python -m engine.bench --precision bf16 --device cuda
+    python -m engine.bench --ops                   # aten ops per step (engine.opcount; its flags follow)
 
 The app's cost to training (steps/s with the TUI attached vs headless) is `python -m nada_tui.bench`.
 
@@ -260,8 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall", help="the table's clock (cpu: process CPU time, CPU only)"
     )
+    p.add_argument("--ops", action="store_true", help="count aten ops per step instead (python -m engine.opcount)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args, rest = p.parse_known_args(argv)
+    if args.ops:
+        from engine import opcount
+
+        return opcount.main(rest)
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     warnings.simplefilter("ignore")
     if args.worker:
         given = json.loads(args.worker)

@@ -246,10 +246,11 @@ class ClipLoss:
         g = self.global_weight
         terms: dict[str, Tensor] = {}
         total = directional = glob = trained_img.new_zeros(())
+        n = trained_img.shape[0]
+        both = torch.cat([frozen_img.detach(), trained_img])  # one CLIP pass for both: half the launches
         for enc, weight in self.models:
-            with torch.no_grad():
-                frozen_emb = enc.encode_images(frozen_img)
-            trained_emb = enc.encode_images(trained_img)
+            emb = enc.encode_images(both)
+            frozen_emb, trained_emb = emb[:n].detach(), emb[n:]
             diff = trained_emb - frozen_emb
             edit = diff / diff.norm(dim=-1, keepdim=True).clamp_min(MIN_DIRECTION_NORM)
             l_dir = (1 - (edit * self.direction(enc, source, target)).sum(-1)).mean()

@@ -27,7 +27,7 @@ class StepMetrics:
     trained_indices: tuple[int, ...]  # W+ indices whose StyledConvs trained in this step
     k: int
     scores: tuple[float, ...] | None  # last selection score per W+ index
-    next_selection: int | None  # step at which selection runs next
+    next_selection: int | None  # the step (1-based, like `step`) in which selection runs next
     global_weight: float
     memory: DeviceMemory | None = None
     layers: str = "auto"  # the layers setting: auto (adaptive), all, coarse, medium, fine or indices
@@ -38,7 +38,7 @@ class StepMetrics:
 
 @dataclass(frozen=True)
 class SelectionDone:
-    step: int
+    step: int  # the step (1-based, like StepMetrics.step) whose start ran the selection
     scores: tuple[float, ...]
     chosen: tuple[int, ...]
 

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BLUR_KERNEL = (1, 3, 3, 1)
+from engine.fir import BLUR_KERNEL, Blur, Upsample
+
 LRELU_GAIN = math.sqrt(2.0)
 MODCONV_PATHS = ("auto", "fused", "split")
 
@@ -58,6 +59,11 @@ def modconv_path(path: str) -> Iterator[None]:
         yield
     finally:
         _forced_path.reset(token)
+
+
+def forced_modconv_path() -> str | None:
+    """The path a `modconv_path()` block forces in this thread (None outside one)."""
+    return _forced_path.get()
 
 
 def _choose_path(module: nn.Module, *tensors: Tensor) -> str:
@@ -146,65 +152,6 @@ class GeneratorConfig:
         )
 
 
-def make_kernel(k: Sequence[float]) -> Tensor:
-    t = torch.tensor(k, dtype=torch.float32)
-    if t.ndim == 1:
-        t = t[None, :] * t[:, None]
-    return t / t.sum()
-
-
-def upfirdn2d(x: Tensor, kernel: Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)) -> Tensor:
-    """Upsample by zero insertion, pad, FIR filter, downsample; the same result as NVIDIA's op."""
-    n, c, h, w = x.shape
-    x = x.reshape(n * c, 1, h, w)
-    if up > 1:
-        x = x.reshape(n * c, 1, h, 1, w, 1)
-        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
-        x = x.reshape(n * c, 1, h * up, w * up)
-    p0, p1 = pad
-    x = F.pad(x, (max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)))
-    if p0 < 0 or p1 < 0:  # negative padding crops
-        x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
-    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None]
-    x = F.conv2d(x, weight)
-    x = x[:, :, ::down, ::down]
-    return x.reshape(n, c, x.shape[2], x.shape[3])
-
-
-def blur_depthwise(x: Tensor, kernel: Tensor, pad: tuple[int, int]) -> Tensor:
-    """`upfirdn2d(x, kernel, pad=pad)` (pad >= 0) as one depthwise conv over all channels at once.
-
-    The same multiply-adds; `upfirdn2d` folds channels into the batch and runs a 1-channel conv, which
-    PyTorch's CPU kernels (im2col) differentiate very slowly.
-    """
-    c = x.shape[1]
-    p0, p1 = pad
-    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
-    return F.conv2d(F.pad(x, (p0, p1, p0, p1)), weight, groups=c)
-
-
-def upsample_transposed(x: Tensor, kernel: Tensor, factor: int, pad: tuple[int, int]) -> Tensor:
-    """`upfirdn2d(x, kernel, up=factor, pad=pad)` as a depthwise stride-`factor` transposed conv.
-
-    Zero insertion makes factor**2 - 1 of every factor**2 filter taps multiply zeros; the transposed
-    conv visits only the real samples (the polyphase form: 1 / factor**2 of the multiply-adds).
-    Requires pad[0] <= kernel size - 1 and pad[1] <= kernel size - factor (true for StyleGAN2's filters).
-    """
-    c = x.shape[1]
-    kh = kernel.shape[0]
-    p0, p1 = pad
-    # Output pixel o of upfirdn2d is pixel o + (kh - 1 - p0) of the transposed conv's full output, which
-    # is (h - 1) * factor + kh long against upfirdn2d's h * factor + p0 + p1 - kh + 1.
-    lo, hi = kh - 1 - p0, kh - factor - p1
-    if lo < 0 or hi < 0:
-        raise ValueError("upsample_transposed needs pad[0] <= kernel size - 1 and pad[1] <= kernel size - factor")
-    weight = kernel.to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
-    if lo == hi:
-        return F.conv_transpose2d(x, weight, stride=factor, padding=lo, groups=c)
-    out = F.conv_transpose2d(x, weight, stride=factor, groups=c)
-    return out[:, :, lo : out.shape[2] - hi, lo : out.shape[3] - hi]
-
-
 class PixelNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
@@ -224,10 +171,11 @@ class EqualLinear(nn.Module):
         self.activate = activate
 
     def forward(self, x: Tensor) -> Tensor:
+        bias = self.bias if self.lr_mul == 1 else self.bias * self.lr_mul  # x * 1 is x: one op fewer
         if self.activate:
             out = F.linear(x, self.weight * self.scale)
-            return F.leaky_relu(out + self.bias * self.lr_mul, 0.2) * LRELU_GAIN
-        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+            return F.leaky_relu(out + bias, 0.2) * LRELU_GAIN
+        return F.linear(x, self.weight * self.scale, bias)
 
 
 class FusedLeakyReLU(nn.Module):
@@ -243,35 +191,6 @@ class FusedLeakyReLU(nn.Module):
         if self.conv_clamp is not None:
             out = out.clamp(-self.conv_clamp, self.conv_clamp)
         return out
-
-
-class Blur(nn.Module):
-    def __init__(self, kernel: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1) -> None:
-        super().__init__()
-        k = make_kernel(kernel)
-        if upsample_factor > 1:
-            k = k * upsample_factor**2
-        self.register_buffer("kernel", k)
-        self.pad = pad
-
-    def forward(self, x: Tensor, fast: bool = False) -> Tensor:
-        if fast:
-            return blur_depthwise(x, self.kernel, self.pad)
-        return upfirdn2d(x, self.kernel, pad=self.pad)
-
-
-class Upsample(nn.Module):
-    def __init__(self, kernel: Sequence[float], factor: int = 2) -> None:
-        super().__init__()
-        self.factor = factor
-        self.register_buffer("kernel", make_kernel(kernel) * factor**2)
-        p = len(kernel) - factor
-        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
-
-    def forward(self, x: Tensor, fast: bool = False) -> Tensor:
-        if fast:
-            return upsample_transposed(x, self.kernel, self.factor, self.pad)
-        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
 
 
 class ModulatedConv2d(nn.Module):
@@ -318,10 +237,10 @@ class ModulatedConv2d(nn.Module):
         else:
             out = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
         if self.demodulate:
-            # sum over (in, kh, kw) of (w * s)^2 = (s^2) . (sum over kh, kw of w^2): no [N, out, in, k, k]
-            # tensor. Elementwise and in fp32 so that autocast leaves it alone.
-            wsq = weight.float().pow(2).sum([2, 3])
-            demod = torch.rsqrt((s.float().pow(2)[:, None, :] * wsq[None]).sum(2) + 1e-8)
+            # sum over (in, kh, kw) of (w * s)^2 = (s^2) @ (sum over kh, kw of w^2): no [N, out, in, k, k]
+            # tensor. In fp32, autocast off: it is tiny, and bf16 would round the coefficients.
+            with torch.autocast(x.device.type, enabled=False):
+                demod = torch.rsqrt(s.float().pow(2) @ weight.float().pow(2).sum([2, 3]).t() + 1e-8)
             out = out * demod.to(out.dtype).view(batch, self.out_ch, 1, 1)
         return out
 

@@ -35,7 +35,8 @@ from engine.events import (
 )
 from engine.freezing import LayerChoice, LayerSchedule, score_layers
 from engine.sampling import grid, render_seeds, to_pil
-from engine.stylegan2 import Generator
+from engine.seeds import stream_seed
+from engine.stylegan2 import Generator, forced_modconv_path, modconv_path
 
 
 class TrainingError(RuntimeError):
@@ -115,8 +116,9 @@ class Trainer:
                 f"k={n - 1} is used (k=0 also trains them all)."
             )
         self.convs = self.generator.styled_convs()
+        # fused: one kernel per step for every parameter (the per-tensor loop was ~10 ops per tensor).
         self.optimizer = torch.optim.Adam(
-            [p for c in self.convs for p in c.parameters()], lr=config.lr * LR_SCALE, betas=ADAM_BETAS
+            [p for c in self.convs for p in c.parameters()], lr=config.lr * LR_SCALE, betas=ADAM_BETAS, fused=True
         )
         # Latents and noise are drawn on the training device (no host-to-device copies each step);
         # on CPU that also makes runs bit-for-bit repeatable.
@@ -174,7 +176,7 @@ class Trainer:
             w_plus = self.frozen.w_plus(self.frozen.mapping(z))
             # The mixing coin and crossover come from a CPU generator keyed on (seed, step): no GPU
             # sync to read them, and nothing extra to save for resume.
-            coin = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step_count)
+            coin = torch.Generator().manual_seed(stream_seed(self.config.seed, self.step_count, "mixing"))
             if self.config.mixing > 0 and torch.rand((), generator=coin).item() < self.config.mixing:
                 z2 = torch.randn(batch, d, generator=self.rng, device=self.device)
                 cut = int(torch.randint(1, n, (), generator=coin))
@@ -182,9 +184,12 @@ class Trainer:
         return w_plus
 
     def select_layers(self) -> torch.Tensor:
+        """Layer scores (engine.freezing.score_layers). The codes and noise come from a stream of their own,
+        keyed on (seed, step): the selection batch, interval, layer set or k never change a training batch."""
         cfg = self.config
-        z = torch.randn(cfg.auto_layer_batch, self.frozen.style_dim, generator=self.rng, device=self.device)
-        noise = self.frozen.make_noise(cfg.auto_layer_batch, self.rng)
+        rng = torch.Generator(self.device).manual_seed(stream_seed(cfg.seed, self.step_count, "selection"))
+        z = torch.randn(cfg.auto_layer_batch, self.frozen.style_dim, generator=rng, device=self.device)
+        noise = self.frozen.make_noise(cfg.auto_layer_batch, rng)
         with torch.no_grad():
             w = self.frozen.mapping(z)
         with self.autocast():
@@ -222,23 +227,41 @@ class Trainer:
 
         w_plus = self._latents(cfg.batch)
         noise = self.frozen.make_noise(cfg.batch, self.rng)
-        with self.autocast():
+        # Both renders take the split path in every layer, unless a path is forced (the bench): they agree
+        # exactly before any training in every precision, and depthwise filters take fewer ops than
+        # zero insertion.
+        with self.autocast(), modconv_path(forced_modconv_path() or "split"):
             with torch.no_grad():
                 frozen_img = self.frozen.synthesis(w_plus, noise)
             trained_img = self.generator.synthesis(w_plus, noise)
             terms = self.loss(frozen_img, trained_img, cfg.source, cfg.target)
         terms = {k: v.float() for k, v in terms.items()}
-        values = dict(zip(terms, torch.stack(list(terms.values())).tolist(), strict=True))  # one sync
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        # The one device sync of a step, after both passes are queued: the losses and the gradients' total
+        # norm together. A non-finite gradient with a finite loss must not reach Adam (it would make the
+        # weights NaN), so the step is skipped and the weights of the last good step stay.
+        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(grads) if grads else terms["total"].new_zeros(())
+        *losses, grad_norm_value = torch.stack([*terms.values(), grad_norm.float()]).tolist()
+        values = dict(zip(terms, losses, strict=True))
         if not all(math.isfinite(v) for v in values.values()):
+            self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLoss(
                 f"The loss became {values['total']} at step {t + 1}; the weights of step {t} are kept. "
                 "Lower the learning rate (lr) or the batch's truncation, or check the CLIP model."
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        if not math.isfinite(grad_norm_value):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLoss(
+                f"The gradients became {grad_norm_value} at step {t + 1} (the loss was {values['total']:.4g}); "
+                f"the step was skipped and the weights of step {t} are kept. Lower the learning rate (lr) or "
+                "the batch's truncation, or check the CLIP model."
+            )
         self.optimizer.step()
         self.step_count += 1
 
+        next_select = self.schedule.next_selection(t)  # 0-based step index
         dt = time.perf_counter() - t0
         self._step_time_ema = dt if self._step_time_ema is None else 0.9 * self._step_time_ema + 0.1 * dt
         return StepMetrics(
@@ -251,7 +274,7 @@ class Trainer:
             trained_indices=self.trained,
             k=self.layer_choice.k_effective(self.schedule.k_at(t)) if self.layer_choice.adaptive else len(chosen),
             scores=None if self.scores is None else tuple(self.scores.tolist()),
-            next_selection=self.schedule.next_selection(t),
+            next_selection=None if next_select is None else next_select + 1,  # 1-based, like `step`
             global_weight=cfg.global_weight,
             memory=devices.memory(self.device),
             layers=cfg.layers,
@@ -321,7 +344,7 @@ class Trainer:
         except (RuntimeError, ValueError):
             # Saved on another device type (CPU and CUDA generators keep different states): the run
             # goes on with a fresh, still seeded stream; only bit-for-bit equality is lost.
-            self.rng.manual_seed(self.config.seed + self.step_count)
+            self.rng.manual_seed(stream_seed(self.config.seed, self.step_count, "resume"))
 
 
 OOM_ADVICE = (
@@ -441,7 +464,7 @@ class TrainingWorker:
                 metrics = tr.step()
                 last = metrics.losses
                 if tr.selected_this_step and tr.scores is not None:
-                    self.on_event(SelectionDone(metrics.step - 1, tuple(tr.scores.tolist()), tr.trained))
+                    self.on_event(SelectionDone(metrics.step, tuple(tr.scores.tolist()), tr.trained))
                 self.on_event(metrics)
                 every = tr.config.preview_every
                 if every and metrics.step % every == 0 and not tr.done:

@@ -53,7 +53,7 @@ def test_trained_set_follows_interval_and_falloff_exactly(generator, oracle, mon
     for t in range(16):
         m = tr.step()
         log.append((m.k, m.trained_indices, tr.scores.clone()))
-        assert m.next_selection == (t // 4 + 1) * 4
+        assert m.next_selection == (t // 4 + 1) * 4 + 1  # 1-based, like m.step
     assert selections == [0, 4, 8, 12]
     assert [k for k, _, _ in log] == [max(2, 5 - t // 3) for t in range(16)]
     for t, (k, trained, scores) in enumerate(log):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from engine.demo import tiny_generator
-from engine.stylegan2 import Generator, GeneratorConfig, default_channels, upfirdn2d
+from engine.fir import upfirdn2d
+from engine.stylegan2 import Generator, GeneratorConfig, default_channels
 
 
 def rosinality_keys(size: int, n_mlp: int) -> set[str]:

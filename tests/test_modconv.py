@@ -17,17 +17,8 @@ from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.demo import tiny_generator
-from engine.stylegan2 import (
-    BLUR_KERNEL,
-    Generator,
-    ModulatedConv2d,
-    ToRGB,
-    blur_depthwise,
-    make_kernel,
-    modconv_path,
-    upfirdn2d,
-    upsample_transposed,
-)
+from engine.fir import BLUR_KERNEL, blur_depthwise, make_kernel, upfirdn2d, upsample_transposed
+from engine.stylegan2 import Generator, ModulatedConv2d, ToRGB, modconv_path
 
 
 # ----- reference: the fused formulation, op by op --------------------------------------------------------
@@ -304,10 +295,10 @@ def test_forced_path_stays_in_its_thread(path_log):
 
 def test_torgb_upsamples_without_zero_insertion_when_gradients_flow(monkeypatch):
     calls: list[str] = []
-    import engine.stylegan2 as sg
+    import engine.fir as fir
 
-    real = sg.upsample_transposed
-    monkeypatch.setattr(sg, "upsample_transposed", lambda *a, **k: calls.append("transposed") or real(*a, **k))
+    real = fir.upsample_transposed
+    monkeypatch.setattr(fir, "upsample_transposed", lambda *a, **k: calls.append("transposed") or real(*a, **k))
     rgb = ToRGB(4, 8)
     x, style, skip = torch.randn(2, 4, 8, 8), torch.randn(2, 8), torch.randn(2, 3, 4, 4)
     with torch.no_grad():

@@ -196,8 +196,8 @@ def _within(seconds: float, call):
 
 def test_a_fifo_as_config_or_theme_file_is_refused(tmp_path):
     from engine import paths
-    from nada_tui.user_config import load_settings
     from nada_tui.themes import load_dir
+    from nada_tui.user_config import load_settings
 
     config = paths.config_file()
     config.parent.mkdir(parents=True, exist_ok=True)

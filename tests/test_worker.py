@@ -47,7 +47,7 @@ def test_run_to_the_end_emits_metrics_selection_previews_and_finish(generator, o
     ).run()
     steps = [e for e in got if isinstance(e, ev.StepMetrics)]
     assert [m.step for m in steps] == list(range(1, 13))
-    assert [e.step for e in got if isinstance(e, ev.SelectionDone)] == [0, 10]
+    assert [e.step for e in got if isinstance(e, ev.SelectionDone)] == [1, 11]  # 1-based, like the steps
     assert [e.step for e in got if isinstance(e, ev.PreviewReady)] == [5, 10, 12]
     assert saves == [(5, "interval"), (10, "interval"), (12, "finish")]
     fin = got[-1]

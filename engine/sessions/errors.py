@@ -43,3 +43,7 @@ class AlreadyFinished(SessionError):
 class SessionsFolderError(SessionError, OSError):
     """The sessions folder cannot be read or written (a file in its place, a read-only mount, ...); the
     message names the folder at fault. An OSError too, as the failure underneath it was one."""
+
+
+class NonFiniteWeights(SessionError):
+    """Weights holding NaN or infinity: never written as a checkpoint."""

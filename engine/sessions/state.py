@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.sessions.errors import DamagedSession
+from engine.sessions.errors import DamagedSession, NonFiniteWeights
 from engine.sessions.layout import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # torch is imported by the functions that need it: reading a session's info never does
@@ -48,11 +48,18 @@ def _weight_tensors(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
 
 # ----- trainer state --------------------------------------------------------------------------------
 def encode_state(state: Mapping[str, Any]) -> bytes:
-    """`Trainer.state_dict()` as safetensors bytes."""
+    """`Trainer.state_dict()` as safetensors bytes; NonFiniteWeights when a weight holds NaN or infinity
+    (a checkpoint is what a resume or an export trusts: it never holds broken weights)."""
     import safetensors.torch as st
     import torch
 
     tensors = _weight_tensors(state["weights"])
+    bad = [k[len(WEIGHTS):] for k, t in tensors.items() if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise NonFiniteWeights(
+            f"the weights of step {int(state['step'])} hold NaN or infinite values ({bad[0]}"
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); they are not saved"
+        )
     for idx, slots in state["optimizer"].items():
         for key, value in slots.items():
             t = value if torch.is_tensor(value) else torch.tensor(float(value))

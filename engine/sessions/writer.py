@@ -19,6 +19,7 @@ from PIL import Image
 from engine import atomic
 from engine.events import Event, PreviewReady, StepMetrics, TrainingFailed, TrainingFinished
 from engine.sessions import layout
+from engine.sessions.errors import NonFiniteWeights
 from engine.sessions.ids import now_iso
 from engine.sessions.info import SessionInfo, read_info
 from engine.sessions.lock import SessionLock
@@ -129,7 +130,10 @@ class SessionWriter:
             step = int(state["step"])
             written = False
             try:
-                blob = encode_state(state)
+                try:
+                    blob = encode_state(state)
+                except NonFiniteWeights as exc:  # reported like a failed write: the previous checkpoint stays
+                    raise OSError(errno.EINVAL, str(exc)) from exc
                 atomic.write_bytes(self.path / layout.CHECKPOINT_FILE, blob)
                 written, self.saved_step = True, step
                 if reason in ("stop", "signal", "finish") and self._last_preview is not None:
