@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 from _models_fakes import ada_tensors_from_tf, tf_variables, write_ada_pickle
 from _models_server import silent_server
 from _sessions import demo_session
 from PIL import Image
+from safetensors import safe_open
 
 from engine import runs, sessions, zoo
 from engine.demo import tiny_generator
@@ -145,10 +147,13 @@ def test_session_weights_with_nan_are_refused():
     sid = demo_session(iterations=2)
     info = sessions.load(sid)
     ckpt = info.path / sessions.CHECKPOINT_FILE
-    state = sessions.read_state(ckpt)
-    name = next(iter(state["weights"]))
-    state["weights"][name] = torch.full_like(state["weights"][name], float("inf"))
-    ckpt.write_bytes(sessions.encode_state(state))
+    name = next(iter(sessions.read_state(ckpt)["weights"]))
+    # Damaged on disk (the writer itself refuses non-finite weights): rewrite one tensor in the file.
+    with safe_open(ckpt, "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    tensors[f"weights/{name}"] = torch.full_like(tensors[f"weights/{name}"], float("inf"))
+    ckpt.write_bytes(safetensors.torch.save(tensors, metadata=meta))
     with pytest.raises(sessions.DamagedSession, match=f"tensor 'weights/{name}' contains NaN or inf"):
         sessions.checkpoint_weights(info)
     with pytest.raises(sessions.DamagedSession, match="contains NaN or inf"):
