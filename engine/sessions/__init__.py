@@ -7,6 +7,7 @@ sessions.create(...)` is the way in. One job a module:
 - `ids`: display names, slugs, id checks, the directory of an id, timestamps.
 - `lock`: the one-writer `flock` (SessionLock, is_locked, lock_owner).
 - `info`: reading one session (SessionInfo with damage reported, metrics, samples, size on disk).
+- `loss`: the smoothed loss that lists show (mean total loss of the last logged steps).
 - `state`: the one codec of saved trainer state (`Trainer.state_dict()` <-> bytes) and of weights files.
 - `writer`: SessionWriter, the writer of a session while it trains.
 - `store`: list, resolve, load, create, open for resuming, rename, delete, leftovers.
@@ -38,6 +39,7 @@ from engine.sessions.layout import (
     TARGETS_DIR,
 )
 from engine.sessions.lock import SessionLock, is_locked, lock_owner
+from engine.sessions.loss import SMOOTH_STEPS, recent_loss, smoothed_total
 from engine.sessions.state import (
     decode_state,
     encode_state,
@@ -70,6 +72,7 @@ __all__ = [
     "SAMPLES_DIR",
     "SCHEMA_VERSION",
     "SESSION_FILE",
+    "SMOOTH_STEPS",
     "STATUSES",
     "TARGETS_DIR",
     "AlreadyFinished",
@@ -100,6 +103,7 @@ __all__ = [
     "read_metrics",
     "read_state",
     "read_weights_file",
+    "recent_loss",
     "remove_leftovers",
     "rename",
     "resolve",
@@ -107,6 +111,7 @@ __all__ = [
     "samples",
     "session_path",
     "slugify",
+    "smoothed_total",
     "start_weights",
     "target_images",
     "weights_sha256",

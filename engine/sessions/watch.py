@@ -23,14 +23,15 @@ from engine.sessions import layout
 from engine.sessions.ids import root_dir, session_dirs
 from engine.sessions.info import SessionInfo, read_info
 from engine.sessions.lock import is_locked
+from engine.sessions.loss import smoothed_total, tail_records
 
 TAIL_BYTES = 8192
 
 
 @dataclass(frozen=True)
 class Live:
-    """The newest step of a session and its total loss, from the end of metrics.jsonl (session.json
-    only moves at checkpoints)."""
+    """The newest step of a session and its smoothed loss (`loss.smoothed_total`: the mean total loss of
+    its last logged steps), from the end of metrics.jsonl (session.json only moves at checkpoints)."""
 
     step: int
     loss: float | None
@@ -67,18 +68,15 @@ def last_metrics(path: Path) -> dict[str, Any] | None:
 
 
 def live_progress(info: SessionInfo) -> Live | None:
-    """The session's newest step and loss when metrics.jsonl is ahead of (or level with) session.json."""
-    rec = last_metrics(info.path / layout.METRICS_FILE)
-    if rec is None:
+    """The session's newest step and smoothed loss when metrics.jsonl is ahead of (or level with)
+    session.json."""
+    records = tail_records(info.path / layout.METRICS_FILE)
+    if not records:
         return None
-    try:
-        step = int(rec["step"])
-    except (TypeError, ValueError):
-        return None
+    step = int(records[-1]["step"])
     if step < info.step:
         return None
-    total = (rec.get("losses") or {}).get("total")
-    return Live(step, float(total) if isinstance(total, int | float) else None)
+    return Live(step, smoothed_total(records))
 
 
 def _stat(path: Path) -> tuple[int, int] | None:
