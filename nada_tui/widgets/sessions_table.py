@@ -10,7 +10,6 @@ smoothed one (`engine.sessions.loss`: the mean total loss of the last 20 logged 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -216,15 +215,22 @@ class SessionsTable(DataTable):
         return name
 
     def _tails(self, entries: list[tuple[str, str | None, list[Row]]]) -> dict[str, str]:
-        """The end that sessions sharing a name get (their start time, else their id), by session id."""
-        shown = [(runs[0], sweep) for key, sweep, runs in entries if not key.startswith(SWEEP_KEY)]
-        count = Counter(self._display_name(r, s) for r, s in shown)
-        tails = {r.id: f" · {r.info.created.replace('T', ' ')[5:19]}" if r.info.created else f" · {r.id}"
-                 for r, s in shown if count[self._display_name(r, s)] > 1}
-        again = Counter((self._display_name(r, s), tails.get(r.id)) for r, s in shown)
-        for r, s in shown:
-            if r.id in tails and again[(self._display_name(r, s), tails[r.id])] > 1:
-                tails[r.id] = f" · {r.id}"
+        """The end that sessions sharing a name get, by session id: the shortest of their start time, their
+        start date and time, and their id that tells every session of that name apart."""
+        groups: dict[str, list[Row]] = {}
+        for key, sweep, runs in entries:
+            if not key.startswith(SWEEP_KEY):
+                groups.setdefault(self._display_name(runs[0], sweep), []).append(runs[0])
+        tails: dict[str, str] = {}
+        for rows in groups.values():
+            if len(rows) < 2:
+                continue
+            for form in (lambda r: r.info.created[11:19], lambda r: r.info.created.replace("T", " ")[5:19],
+                         lambda r: r.id):
+                ends = [form(r) for r in rows]
+                if all(ends) and len(set(ends)) == len(ends):
+                    break
+            tails.update((r.id, f" · {end}") for r, end in zip(rows, ends, strict=True))
         return tails
 
     def _cells(self, row: Row, sweep: str | None, tail: str) -> dict[str, Text | str]:
