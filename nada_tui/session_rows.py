@@ -24,7 +24,7 @@ POLL_S = 1.5  # how often the sessions folder is looked at for runs of other pro
 @dataclass(frozen=True)
 class Row:
     """A session as the table shows it: the store's SessionInfo, its size on disk, its smoothed loss at
-    the saved step (`engine.sessions.recent_loss`) and, while it trains (here or in another process),
+    the saved step (`engine.sessions.loss.recent_loss`) and, while it trains (here or in another process),
     its newest step and smoothed loss from metrics.jsonl."""
 
     info: SessionInfo
@@ -55,8 +55,9 @@ class Row:
 
 def _row(info: SessionInfo, live: Live | None) -> Row:
     from engine import sessions
+    from engine.sessions.loss import recent_loss
 
-    saved = None if info.damaged else sessions.recent_loss(info.path, info.step)
+    saved = None if info.damaged else recent_loss(info.path, info.step)
     return Row(info, sessions.disk_usage(info.path), live, saved)
 
 

@@ -14,6 +14,7 @@ from test_compare import copy_session, train
 from textual.widgets import Input, Label
 
 from engine import sessions
+from engine.sessions.loss import recent_loss
 from nada_tui.__main__ import main
 from nada_tui.app import NadaApp
 from nada_tui.screens.dialogs import ConfirmDialog, FormDialog
@@ -68,9 +69,9 @@ def test_the_smoothed_loss_reads_only_the_end_of_a_long_run(tmp_path: Path) -> N
     lines = [json.dumps({"step": s, "losses": {"total": 1.0 if s <= 5000 else 0.25}}) for s in range(1, 5021)]
     lines.insert(100, "{torn")
     (tmp_path / sessions.METRICS_FILE).write_text("\n".join(lines) + "\n")
-    assert sessions.recent_loss(tmp_path) == pytest.approx(0.25)
-    assert sessions.recent_loss(tmp_path, upto_step=5010) == pytest.approx((10 * 1.0 + 10 * 0.25) / 20)
-    assert sessions.recent_loss(tmp_path / "missing") is None
+    assert recent_loss(tmp_path) == pytest.approx(0.25)
+    assert recent_loss(tmp_path, upto_step=5010) == pytest.approx((10 * 1.0 + 10 * 0.25) / 20)
+    assert recent_loss(tmp_path / "missing") is None
 
 
 # ----- defect 11: the table at 80 columns, and after a resize --------------------------------------

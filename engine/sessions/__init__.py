@@ -7,7 +7,6 @@ sessions.create(...)` is the way in. One job a module:
 - `ids`: display names, slugs, id checks, the directory of an id, timestamps.
 - `lock`: the one-writer `flock` (SessionLock, is_locked, lock_owner).
 - `info`: reading one session (SessionInfo with damage reported, metrics, samples, size on disk).
-- `loss`: the smoothed loss that lists show (mean total loss of the last logged steps).
 - `state`: the one codec of saved trainer state (`Trainer.state_dict()` <-> bytes) and of weights files.
 - `writer`: SessionWriter, the writer of a session while it trains.
 - `store`: list, resolve, load, create, open for resuming, rename, delete, leftovers.
@@ -39,7 +38,6 @@ from engine.sessions.layout import (
     TARGETS_DIR,
 )
 from engine.sessions.lock import SessionLock, is_locked, lock_owner
-from engine.sessions.loss import SMOOTH_STEPS, recent_loss, smoothed_total
 from engine.sessions.state import (
     decode_state,
     encode_state,
@@ -72,7 +70,6 @@ __all__ = [
     "SAMPLES_DIR",
     "SCHEMA_VERSION",
     "SESSION_FILE",
-    "SMOOTH_STEPS",
     "STATUSES",
     "TARGETS_DIR",
     "AlreadyFinished",
@@ -103,7 +100,6 @@ __all__ = [
     "read_metrics",
     "read_state",
     "read_weights_file",
-    "recent_loss",
     "remove_leftovers",
     "rename",
     "resolve",
@@ -111,7 +107,6 @@ __all__ = [
     "samples",
     "session_path",
     "slugify",
-    "smoothed_total",
     "start_weights",
     "target_images",
     "weights_sha256",

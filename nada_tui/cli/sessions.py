@@ -109,9 +109,9 @@ def _loss(v: float | None) -> str:
 
 def _mean_loss(info: Any) -> float | None:
     """The loss lists show: the mean total loss of the last logged steps up to the saved step."""
-    from engine import sessions
+    from engine.sessions.loss import recent_loss
 
-    return None if info.damaged else sessions.recent_loss(info.path, info.step)
+    return None if info.damaged else recent_loss(info.path, info.step)
 
 
 def _summary(info: Any) -> dict[str, Any]:
@@ -136,6 +136,7 @@ def _summary(info: Any) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from engine import paths, sessions
+    from engine.sessions.loss import SMOOTH_STEPS
 
     infos = sessions.list_sessions()
     if args.json:
@@ -145,7 +146,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not infos:
         print(f"No sessions yet in {paths.sessions_dir()}.\nStart one: nada-tui train --demo --iters 50")
         return 0
-    rows = [("ID", "STATUS", "STEP", f"MEAN LOSS ({sessions.SMOOTH_STEPS})", "MODEL", "NAME")]
+    rows = [("ID", "STATUS", "STEP", f"MEAN LOSS ({SMOOTH_STEPS})", "MODEL", "NAME")]
     for i in infos:
         step = f"{i.step}/{i.iterations}" if i.iterations else str(i.step)
         rows.append(
@@ -171,6 +172,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from engine import sessions
+    from engine.sessions.loss import SMOOTH_STEPS
 
     path = setup_or_exit(sessions.resolve, args.session)
     info = sessions.read_info(path)
@@ -191,7 +193,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  images     {info.target_text} (copies in {TARGETS_DIR}/), image weight "
               f"{resolve_image_weight(info.config):g}")
     print(f"  step       {info.step}/{info.iterations}   loss {_loss(_mean_loss(info))} (mean of the last "
-          f"{sessions.SMOOTH_STEPS} logged steps; the last step alone: {_loss(info.final_loss)})")
+          f"{SMOOTH_STEPS} logged steps; the last step alone: {_loss(info.final_loss)})")
     print(f"  created    {info.created}   updated {info.updated}")
     if info.data.get("parent"):
         p = info.data["parent"]
