@@ -252,18 +252,7 @@ class SessionsScreen(Screen):
 
     def action_compare(self) -> None:
         """c: the marked sessions side by side; with none marked, the sweep under the cursor."""
-        table = self.table
-        rows = sorted((r for r in table.sessions if r.id in table.marked and r.info.ok),
-                      key=lambda r: (r.info.created, r.id))
-        title = f"{len(rows)} marked sessions"
-        if not rows:
-            key = table.cursor_key() or ""
-            current = table.selected()
-            sweep = key.removeprefix(SWEEP_KEY) if key.startswith(SWEEP_KEY) else current.sweep if current else None
-            if sweep is not None:  # in the order the runs started (their sweep order, for the most part)
-                rows = sorted((r for r in table.listed() if r.sweep == sweep and r.info.ok),
-                              key=lambda r: (r.info.created, r.id))
-                title = f"sweep {sweep}"
+        rows, title = self.table.to_compare()
         if not rows:
             self.notify("Mark sessions with Space (or put the cursor on a sweep), then press c to compare them.",
                         severity="warning", timeout=5)

@@ -366,6 +366,22 @@ class SessionsTable(DataTable):
         """Put the cursor on `session_id` at the next refill (it is not listed yet)."""
         self._want_selected = session_id
 
+    def to_compare(self) -> tuple[list[Row], str]:
+        """(sessions, title) that `c` compares, in the order they started: the marked ones; with none
+        marked, the runs of the sweep under the cursor that the table shows. Damaged ones are left out."""
+        def started(r: Row) -> tuple[str, str]:
+            return r.info.created, r.id
+
+        rows = sorted((r for r in self.sessions if r.id in self.marked and r.info.ok), key=started)
+        if rows:
+            return rows, f"{len(rows)} marked sessions"
+        key = self.cursor_key() or ""
+        current = self.selected()
+        sweep = key.removeprefix(SWEEP_KEY) if key.startswith(SWEEP_KEY) else current.sweep if current else None
+        if sweep is None:
+            return [], ""
+        return sorted((r for r in self.listed() if r.sweep == sweep and r.info.ok), key=started), f"sweep {sweep}"
+
     def toggle_mark(self) -> None:
         """Mark or unmark the session under the cursor; on a sweep's header, all of its runs shown."""
         key = self.cursor_key()
