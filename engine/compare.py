@@ -3,6 +3,7 @@ grid, and the comparison as one labelled PNG.
 
     items = load_items(infos)                   # latest grid of each session, cut into seed tiles
     table = comparison(items)                   # seeds shown, one column per session, labels
+    image = session_grid(info)                  # one session's newest grid, whole (PIL, or None)
     export_png(table, folder)                   # compare-<what>-<time>.png, labels drawn on it
 
 A session's grid is its newest preview: `grid.png` (written when a run stops) or the newest
@@ -122,6 +123,21 @@ def grid_stamp(path: Path) -> tuple[str, int] | None:
         return p.name, p.stat().st_mtime_ns
     except OSError:
         return None
+
+
+def session_grid(info: SessionInfo) -> Image.Image | None:
+    """The session's latest preview (frozen row over adapted row) as an RGB image, or None: the newest
+    grid first, then `grid.png`, then the samples newest first (a file that cannot be read is skipped)."""
+    newest = latest_grid_path(info.path)
+    candidates = [*([newest] if newest else []), info.path / layout.GRID_FILE,
+                  *sorted((info.path / layout.SAMPLES_DIR).glob("step_*.png"))[::-1]]
+    for path in candidates:
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _step_of(p: Path) -> int | None:

@@ -59,7 +59,7 @@ from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
 from nada_tui.screens.compare import CompareScreen
 from nada_tui.screens.dialogs import ConfirmDialog
 from nada_tui.screens.help import HelpScreen
-from nada_tui.screens.sessions import SessionsScreen, session_grid
+from nada_tui.screens.sessions import SessionsScreen
 from nada_tui.screens.train import TrainScreen
 from nada_tui.widgets.layer_map import LayerMap
 
@@ -510,6 +510,7 @@ class NadaApp(App):
     @work(thread=True, group="open", exclusive=True, exit_on_error=False)
     def _open_saved(self, info: Any) -> None:
         from engine import sessions
+        from engine.compare import session_grid
 
         buf = RunBuffer.saved(info, sessions.read_metrics(info.path))
         self.call_from_thread(self._show_saved, info, buf)

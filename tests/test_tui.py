@@ -212,6 +212,8 @@ async def test_open_read_only_then_resume() -> None:
 
         # resume the finished session: it trains 100 more steps in the same session
         await pilot.press("f3", "r")
+        assert isinstance(app.screen, ConfirmDialog)  # resuming asks first
+        await pilot.press("y")
         await wait_for(app, lambda: "running" in status(app) and step_shown(app) > 8, "resumed steps")
         await pilot.press("f8")
         await wait_for(app, lambda: [i.status for i in saved().values()] == ["stopped"], "stopped and released")

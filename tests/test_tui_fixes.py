@@ -82,7 +82,7 @@ async def test_resuming_a_session_another_process_trains_says_so() -> None:
         lock = sessions.SessionLock(sessions.session_path(sid)).acquire()  # another app trains it
         try:
             await to_sessions(pilot, 1)
-            await pilot.press("r")
+            await pilot.press("r", "y")
             await wait_for(app, lambda: any(sev == "error" for sev, _, _ in app.shown), "the refusal")
         finally:
             lock.release()

@@ -18,9 +18,9 @@ from PIL import Image
 from engine.config import DEMO_GENERATOR_ID, demo_config
 from engine.events import StepMetrics
 from engine.sessions import MetricsLine, SessionInfo
+from nada_tui import session_rows
 from nada_tui.app import NadaApp
 from nada_tui.run_buffer import Preview, RunBuffer
-from nada_tui.screens import sessions as sessions_screen
 
 
 def fixed_buffer() -> RunBuffer:
@@ -59,7 +59,7 @@ async def inject(pilot, *keys: str) -> None:
     await pilot.pause()
 
 
-def infos() -> list[sessions_screen.Row]:
+def infos() -> list[session_rows.Row]:
     cfg = demo_config().to_dict()
     data = {"config": cfg}
 
@@ -70,12 +70,12 @@ def infos() -> list[sessions_screen.Row]:
                            "", loss, (), damaged, data=data if not damaged else {})
 
     return [
-        sessions_screen.Row(info("20260101-120000-a-blue-image", "red -> blue", "a blue image", 300, 0.0311,
-                                 "2026-01-01T12:00:00", "finished"), 812_000),
-        sessions_screen.Row(info("20260101-130000-a-green-image", "red -> green (fork)", "a green image", 120, 0.2104,
-                                 "2026-01-01T13:00:00", "stopped"), 640_000),
-        sessions_screen.Row(info("20260101-140000-broken", "20260101-140000-broken", "", 0, None,
-                                 "2026-01-01T14:00:00", "damaged", "session.json is not valid JSON"), 1_024),
+        session_rows.Row(info("20260101-120000-a-blue-image", "red -> blue", "a blue image", 300, 0.0311,
+                              "2026-01-01T12:00:00", "finished"), 812_000, saved_loss=0.0342),
+        session_rows.Row(info("20260101-130000-a-green-image", "red -> green (fork)", "a green image", 120, 0.2104,
+                              "2026-01-01T13:00:00", "stopped"), 640_000, saved_loss=0.2236),
+        session_rows.Row(info("20260101-140000-broken", "20260101-140000-broken", "", 0, None,
+                              "2026-01-01T14:00:00", "damaged", "session.json is not valid JSON"), 1_024),
     ]
 
 
@@ -85,9 +85,8 @@ def fixed_sessions(monkeypatch):
 
     records = [sessions.MetricsLine(s, {"total": 1 / (1 + s / 30), "directional": 1 / (1 + s / 30),
                                         "global": 0.5 / (1 + s / 60)}) for s in range(1, 301)]
-    monkeypatch.setattr(sessions_screen, "read_rows", lambda watcher=None: infos())
+    monkeypatch.setattr(session_rows, "read_rows", lambda watcher: infos())
     monkeypatch.setattr(sessions, "read_metrics", lambda path, max_step=None: records)
-    monkeypatch.setattr(sessions_screen, "session_grid", lambda info: None)
 
 
 async def to_sessions(pilot) -> None:

@@ -23,6 +23,7 @@ from engine.sessions import layout
 from engine.sessions.ids import root_dir, session_dirs
 from engine.sessions.info import SessionInfo, read_info
 from engine.sessions.lock import is_locked
+from engine.sessions.loss import smoothed_total, tail_records
 from engine.sessions.metrics import MetricsLine
 
 TAIL_BYTES = 8192
@@ -30,8 +31,8 @@ TAIL_BYTES = 8192
 
 @dataclass(frozen=True)
 class Live:
-    """The newest step of a session and its total loss, from the end of metrics.jsonl (session.json
-    only moves at checkpoints)."""
+    """The newest step of a session and its smoothed loss (`loss.smoothed_total`: the mean total loss of
+    its last logged steps), from the end of metrics.jsonl (session.json only moves at checkpoints)."""
 
     step: int
     loss: float | None
@@ -68,11 +69,15 @@ def last_metrics(path: Path) -> MetricsLine | None:
 
 
 def live_progress(info: SessionInfo) -> Live | None:
-    """The session's newest step and loss when metrics.jsonl is ahead of (or level with) session.json."""
-    line = last_metrics(info.path / layout.METRICS_FILE)
-    if line is None or line.step < info.step:
+    """The session's newest step and smoothed loss when metrics.jsonl is ahead of (or level with)
+    session.json."""
+    records = tail_records(info.path / layout.METRICS_FILE)
+    if not records:
         return None
-    return Live(line.step, line.total)
+    step = records[-1].step
+    if step < info.step:
+        return None
+    return Live(step, smoothed_total(records))
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

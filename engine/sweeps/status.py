@@ -73,7 +73,8 @@ def run_statuses(record: SweepRecord) -> list[RunStatus]:
     """One row per run: its session's status, saved step and loss (live from metrics.jsonl while it
     trains), or where its job is."""
     from engine.sessions.info import read_info
-    from engine.sessions.watch import last_metrics
+    from engine.sessions.loss import recent_loss
+    from engine.sessions.watch import live_progress
 
     jobs = {r.index: record.latest_job(r.index) for r in record.runs}
     slurm_ids = [j for e_j in jobs.values() if e_j and e_j[0] == "slurm" for j in [e_j[1]]]
@@ -104,13 +105,14 @@ def run_statuses(record: SweepRecord) -> list[RunStatus]:
             row.session_id = sid
             row.status = info.status
             row.message = info.damaged or info.data.get("message") or None
-            row.step, row.iterations, row.loss = info.step, info.iterations or row.iterations, info.final_loss
+            row.step, row.iterations = info.step, info.iterations or row.iterations
+            row.loss = None if info.damaged else recent_loss(info.path, info.step)
             # Only a run that is training now is ahead of its session: once it has ended, the session's
             # saved step is the truth (metrics.jsonl also holds steps whose save failed).
-            last = last_metrics(info.path / "metrics.jsonl") if info.status == "running" else None
-            if last is not None and last.step >= row.step:
-                row.step = last.step
-                row.loss = last.total if last.total is not None else row.loss
+            live = live_progress(info) if info.status == "running" else None
+            if live is not None and live.step >= row.step:
+                row.step = live.step
+                row.loss = live.loss if live.loss is not None else row.loss
             resubmitted = executor == "slurm" and in_queue in ("PENDING", "CONFIGURING")
             if info.status in ("interrupted", "stopped", "failed") and resubmitted:
                 row.status = "queued"  # its job has not started yet (a local sweep never runs a run twice)

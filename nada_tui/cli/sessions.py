@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=usage)
     ss = p.add_subparsers(dest="sessions_command", metavar="ACTION")
 
-    q = ss.add_parser("list", help="all sessions, newest first (damaged ones with the reason)")
+    q = ss.add_parser("list", help="all sessions, newest first (damaged ones with the reason); MEAN LOSS is the "
+                      "mean total loss of the last 20 logged steps")
     q.add_argument("--json", action="store_true", help="one JSON object per session, for scripts")
     q.set_defaults(handler=cmd_list)
 
@@ -99,6 +100,13 @@ def _loss(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
+def _mean_loss(info: Any) -> float | None:
+    """The loss lists show: the mean total loss of the last logged steps up to the saved step."""
+    from engine.sessions.loss import recent_loss
+
+    return None if info.damaged else recent_loss(info.path, info.step)
+
+
 def _summary(info: Any) -> dict[str, Any]:
     return {
         "id": info.id,
@@ -110,7 +118,8 @@ def _summary(info: Any) -> dict[str, Any]:
         "source": info.source,
         "target": info.target,
         "target_images": info.target_image_count,
-        "final_loss": info.final_loss,
+        "final_loss": info.final_loss,  # the last step's total loss alone
+        "mean_loss": _mean_loss(info),  # the mean total loss of the last 20 logged steps
         "created": info.created,
         "updated": info.updated,
         "damaged": info.damaged,
@@ -120,6 +129,7 @@ def _summary(info: Any) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from engine import paths, sessions
+    from engine.sessions.loss import SMOOTH_STEPS
 
     infos = setup_or_exit(sessions.list_sessions)  # a file in place of the sessions folder: said, exit 1
     if args.json:
@@ -129,7 +139,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not infos:
         print(f"No sessions yet in {paths.sessions_dir()}.\nStart one: nada-tui train --demo --iters 50")
         return 0
-    rows = [("ID", "STATUS", "STEP", "LOSS", "MODEL", "NAME")]
+    rows = [("ID", "STATUS", "STEP", f"MEAN LOSS ({SMOOTH_STEPS})", "MODEL", "NAME")]
     for i in infos:
         step = f"{i.step}/{i.iterations}" if i.iterations else str(i.step)
         rows.append(
@@ -137,7 +147,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 i.id,
                 i.status,
                 step,
-                _loss(i.final_loss),
+                _loss(_mean_loss(i)),
                 i.model_id if len(i.model_id) < 24 else "..." + i.model_id[-21:],
                 i.name,
             )
@@ -155,6 +165,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from engine import sessions
+    from engine.sessions.loss import SMOOTH_STEPS
 
     path = setup_or_exit(sessions.resolve, args.session)
     info = sessions.read_info(path)
@@ -174,7 +185,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         print(f"  images     {info.target_text} (copies in {TARGETS_DIR}/), image weight "
               f"{resolve_image_weight(info.config):g}")
-    print(f"  step       {info.step}/{info.iterations}   final loss {_loss(info.final_loss)}")
+    print(f"  step       {info.step}/{info.iterations}   loss {_loss(_mean_loss(info))} (mean of the last "
+          f"{SMOOTH_STEPS} logged steps; the last step alone: {_loss(info.final_loss)})")
     print(f"  created    {info.created}   updated {info.updated}")
     parent = info.data.get("parent")
     if info.parent_id and isinstance(parent, dict):

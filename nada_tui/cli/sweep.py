@@ -241,7 +241,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 # ----- status and delete ----------------------------------------------------------------------------
 def _status_table(record: Any, rows: list[Any]) -> str:
     keys = list(record.keys)
-    table = [["#", "STATUS", "STEP", "LOSS", "SESSION", *[k.upper() for k in keys]]]
+    table = [["#", "STATUS", "STEP", "MEAN LOSS (20)", "SESSION", *[k.upper() for k in keys]]]
     for r in rows:
         table.append(
             [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import on
@@ -53,13 +54,15 @@ class Choice:
 
 class FormDialog(ModalScreen[dict[str, str] | None]):
     """Fields: text fields (key, label, initial value) and `Choice` fields; returns {key: text or chosen
-    value}, or None when cancelled."""
+    value}, or None when cancelled. `check` (values -> what is wrong, or None) keeps the dialog open
+    with its message under the fields and everything typed, until the values pass or the user cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
-    def __init__(self, title: str, fields: list[tuple[str, str, str] | Choice], ok: str = "OK") -> None:
+    def __init__(self, title: str, fields: list[tuple[str, str, str] | Choice], ok: str = "OK",
+                 check: Callable[[dict[str, str]], str | None] | None = None) -> None:
         super().__init__()
-        self.title_text, self.fields, self.ok = title, fields, ok
+        self.title_text, self.fields, self.ok, self.check = title, fields, ok, check
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -98,10 +101,21 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    def _submit(self) -> None:
+        values = self.values()
+        problem = self.check(values) if self.check is not None else None
+        if problem is None:
+            self.dismiss(values)
+        else:
+            self.query_one("#dialog-error", Label).update(problem)
+
     @on(Input.Submitted)
     def submitted(self) -> None:
-        self.dismiss(self.values())
+        self._submit()
 
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(self.values() if event.button.id == "ok" else None)
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
