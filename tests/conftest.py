@@ -18,6 +18,11 @@ def private_home(tmp_path, monkeypatch):
         d.mkdir(parents=True)
         monkeypatch.setenv(f"XDG_{name}_HOME", str(d))
     monkeypatch.setenv("NADA_TUI_OFFLINE_TESTS", "1")
+    # The app's colour system comes from the terminal's variables (TERM, COLORTERM), which differ between a
+    # developer's shell and CI: every test sees truecolor unless it sets another (the few-colours tests do).
+    from textual import constants
+
+    monkeypatch.setattr(constants, "COLOR_SYSTEM", "truecolor")
     return tmp_path / "xdg"
 
 
