@@ -1,6 +1,7 @@
 """The nada-tui Textual app: it owns the one training run and decides what every request does.
 
-The run is one handle, `self.run` (an engine.live_run.Run): start, pause, resume, stop, save_now, update.
+The run is one handle, `self.live_run` (an engine.live_run.Run; `run` is App's own method): start, pause,
+resume, stop, save_now, update.
 Threads: models load in a Textual thread worker (`engine.runs` may download); the run trains on its own
 thread. Both only `post_message` (RunEvents and PreviewPixels through the run's event stream,
 nada_tui.run_stream; LoadProgress, ...); the handlers here fold events into the ViewState's RunBuffer, and
@@ -98,7 +99,7 @@ class NadaApp(App):
         self.settings = settings
         self.view = ViewState(demo, settings)
         self.device = settings.device if device == "auto" and settings.device else device
-        self.run: Run | None = None  # the run of the current buffer, once loaded
+        self.live_run: Run | None = None  # the run of the current buffer, once loaded
         self._cancelled: set[str] = set()  # tokens whose run was stopped while it loaded
         self.train_screen = TrainScreen(self.view)
         self.add_mode("train", lambda: self.train_screen)
@@ -211,8 +212,8 @@ class NadaApp(App):
         while the terminal is restored; `finish_saving` then waits for the save, and the process ends."""
         if self.view.buffer is not None:
             self._cancelled.add(self.view.buffer.token)
-        if self.run is not None:
-            self.run.stop()
+        if self.live_run is not None:
+            self.live_run.stop()
         if from_signal:
             # the terminal may be gone (SIGHUP): restoring it can block forever
             exit_soon(first=self.finish_saving)
@@ -220,7 +221,7 @@ class NadaApp(App):
 
     def finish_saving(self) -> None:
         """After the app has exited: let a run that is still saving finish, then release its session."""
-        run = self.run
+        run = self.live_run
         if run is None:
             return
         if run.alive:
@@ -233,7 +234,7 @@ class NadaApp(App):
                resuming: SessionInfo | None = None) -> None:
         """A new buffer for a run that `build(progress)` creates on a loader thread."""
         token = f"run-{next(_tokens)}"
-        self.run = None
+        self.live_run = None
         self.view.buffer = RunBuffer(token, cfg, model_id, resuming.id if resuming else None, resumes=resuming)
         images = " + target images" if cfg.target_images else ""
         self.view.buffer.add_log("info", f"{what}: {cfg.source!r} -> {cfg.target!r}{images} on {model_id}; "
@@ -310,7 +311,7 @@ class NadaApp(App):
     @work(group="retrain", exclusive=True, exit_on_error=False)
     async def _retrain_after_stop(self, cfg: TrainConfig, model_id: str, parent: str | None,
                                   image_files: tuple[Path, ...] | None) -> None:
-        run = self.run
+        run = self.live_run
         if self.view.buffer is not None:
             self._cancelled.add(self.view.buffer.token)
             self.view.buffer.add_log("info", "retrain: stopping the current run (it is saved) …")
@@ -341,7 +342,7 @@ class NadaApp(App):
         if buf is None or message.token in self._cancelled:  # stopped or replaced while loading
             self._release(run)
             return
-        self.run = run
+        self.live_run = run
         buf.session_id = run.session_id
         buf.config = run.config
         buf.load_progress = None
@@ -365,8 +366,8 @@ class NadaApp(App):
             return
         for event in message.events:
             self.tell(buf.apply(event))
-            if isinstance(event, TrainingFinished | TrainingFailed) and self.run is not None:
-                self._release(self.run)
+            if isinstance(event, TrainingFinished | TrainingFailed) and self.live_run is not None:
+                self._release(self.live_run)
 
     @work(thread=True, group="release", exit_on_error=False)
     def _release(self, run: Run) -> None:
@@ -393,36 +394,36 @@ class NadaApp(App):
 
     @on(PauseToggleRequested)
     def _toggle_pause(self) -> None:
-        if self._nothing_training() or self.run is None:
+        if self._nothing_training() or self.live_run is None:
             return
         if self.view.buffer is not None and self.view.buffer.state == "paused":
-            self.run.resume()
+            self.live_run.resume()
         else:
-            self.run.pause()
+            self.live_run.pause()
 
     @on(StopRequested)
     def _stop(self) -> None:
         buf = self.view.buffer
         if self._nothing_training() or buf is None:
             return
-        if self.run is None:  # still loading: the run is closed as soon as it is built
+        if self.live_run is None:  # still loading: the run is closed as soon as it is built
             self._cancelled.add(buf.token)
             buf.state = "stopped"
             buf.add_log("info", "stopped while loading; nothing was trained")
             return
-        self.run.stop()
+        self.live_run.stop()
         buf.add_log("info", "stopping after this step; the session will be saved")
 
     @on(SaveRequested)
     def _save_now(self) -> None:
-        if not self._nothing_training() and self.run is not None:
-            self.run.save_now()
+        if not self._nothing_training() and self.live_run is not None:
+            self.live_run.save_now()
 
     @on(LiveSettingChanged)
     def _live_setting(self, message: LiveSettingChanged) -> None:
         """Apply live settings to the run from its next step (with nothing training, the form keeps them
         for the next Start); a refusal goes back to the screen that asked, with the values in force."""
-        run, buf = self.run, self.view.buffer
+        run, buf = self.live_run, self.view.buffer
         if run is None or buf is None or not self.view.training:
             return
         before = run.next_config
@@ -480,7 +481,7 @@ class NadaApp(App):
         self.post_message(PreviewPixels(buf.token, step, frozen, adapted, info.config.preview_seeds))
 
     def _show_saved(self, info: SessionInfo, buf: RunBuffer) -> None:
-        self.run = None
+        self.live_run = None
         self.view.buffer = buf
         self._switch_to_train(info.config, info.model_id)
 

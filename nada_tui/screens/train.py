@@ -348,7 +348,7 @@ class TrainScreen(Screen):
         if buf is not None and buf.read_only:  # a saved session: say what it is, not "waiting for a step"
             step = buf.last.step if buf.last is not None else 0
             self.query_one(LossChart).clear(f"{buf.state} at step {step}: no losses logged")
-            self.query_one(LayerMap).clear(f"{buf.state} at step {step}; layer scores are not saved")
+            self.query_one(LayerMap).clear(f"{buf.state} at step {step}\n(layer scores are not saved)")
         else:
             self.query_one(LossChart).clear()
             self.query_one(LayerMap).clear()
