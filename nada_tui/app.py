@@ -30,7 +30,7 @@ from textual.screen import Screen
 from engine.config import SETTINGS, ConfigError, TrainConfig
 from engine.events import TrainingFailed, TrainingFinished
 from nada_tui import config, graphics, themes
-from nada_tui.commands import SessionsProvider
+from nada_tui.commands import SessionsProvider, app_commands
 from nada_tui.messages import (
     DeleteRequested,
     DownloadRequested,
@@ -158,25 +158,11 @@ class NadaApp(App):
     # ----- commands, help ---------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Train screen", "Setup, live chart, layers, previews", lambda: self.switch_mode("train"))
-        yield SystemCommand("Sessions screen", "Browse saved sessions", lambda: self.switch_mode("sessions"))
-        for title, help_text, action in (
-            ("Start training", "Start a new session from the setup form", "start"),
-            ("Pause / resume training", "Between steps", "toggle_pause"),
-            ("Stop training", "Stops and saves the session", "stop"),
-            ("Retrain with edits", "Stop, then start a fork with the form's settings", "retrain"),
-            ("Save checkpoint now", "Write the session's weights now", "save_now"),
-            ("Toggle log scale", "Loss chart y axis", "log_scale"),
-        ):
-            yield SystemCommand(title, help_text, self._on_train_screen(action))
-        yield SystemCommand("Help", "Keys and binding ids", self.action_help)
+        yield from app_commands(self.switch_mode, self._on_train_screen, self.action_help)
 
-    def _on_train_screen(self, action: str) -> Callable[[], None]:
-        def run() -> None:
-            self.switch_mode("train")
-            self.call_later(self.train_screen.run_action, action)
-
-        return run
+    def _on_train_screen(self, action: str) -> None:
+        self.switch_mode("train")
+        self.call_later(self.train_screen.run_action, action)
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
         keymap = self.settings.keymap
@@ -432,10 +418,9 @@ class NadaApp(App):
             try:
                 run.update(**changes)
             except ValueError as exc:  # out of range, or nothing left to train
-                name = exc.field if isinstance(exc, ConfigError) else next(iter(changes))
+                name = getattr(exc, "field", next(iter(changes)))  # a ConfigError names its setting
                 current = {s.name: getattr(before, s.name) for s in SETTINGS.values() if s.live}
-                reason = str(exc) if isinstance(exc, ConfigError) else f"{name}: {exc}"
-                self.train_screen.post_message(LiveSettingRefused(name, reason, current))  # live fields live there
+                self.train_screen.post_message(LiveSettingRefused(name, str(exc), current))  # its fields are there
                 return
             buf.add_log("info", ", ".join(f"{n.replace('_', ' ')} -> {SETTINGS[n].format(v) or 'none'}"
                                           for n, v in changes.items()) + " from the next step")
@@ -557,43 +542,42 @@ class NadaApp(App):
             self.call_from_thread(self.notify, f"Deleted {info.name}.", timeout=3)
         self.post_message(SessionsChanged())
 
+    def _job(self, what: str, done: str, job: Callable[[], str]) -> None:
+        """On a thread worker: run `job`; what it returns, or its error, becomes a toast (the app lives on)."""
+        try:
+            text = job()
+        except Exception as exc:  # offline, a bad file, a full disk: shown to the user, whatever it is
+            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title=f"{what} failed",
+                                  severity="error")
+            return
+        self.call_from_thread(self.notify, text, title=done)
+
     @on(GenerateRequested)
     @work(thread=True, group="generate", exit_on_error=False)
     def _generate(self, message: GenerateRequested) -> None:
         from engine import export
 
-        try:
-            out = export.generate(message.info.id, message.n, message.folder)
-        except Exception as exc:  # shown to the user, whatever it is: the app lives on
-            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Generate failed",
-                                  severity="error")
-            return
-        self.call_from_thread(self.notify, f"{len(out)} images in {message.folder}", title="Generated")
+        self._job("Generate", "Generated", lambda: f"{len(export.generate(message.info.id, message.n, message.folder))}"
+                  f" images in {message.folder}")
 
     @on(ExportRequested)
     @work(thread=True, group="export", exit_on_error=False)
     def _export(self, message: ExportRequested) -> None:
         from engine import export
 
-        try:
-            files = export.export_all(message.info.id, message.folder)
-        except Exception as exc:  # shown to the user, whatever it is: the app lives on
-            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Export failed",
-                                  severity="error")
-            return
-        self.call_from_thread(self.notify, "\n".join(str(p) for p in files.values()), title="Exported")
+        self._job("Export", "Exported",
+                  lambda: "\n".join(str(p) for p in export.export_all(message.info.id, message.folder).values()))
 
     @on(DownloadRequested)
     @work(group="download", exclusive=True, thread=True, exit_on_error=False)
     def _download(self, message: DownloadRequested) -> None:
         from engine import zoo
 
-        try:
+        def download() -> str:
             zoo.ensure_downloaded(message.model_id, progress=lambda p: self.post_message(LoadProgress(None, p)))
-        except Exception as exc:  # offline, bad file: shown to the user
-            self.call_from_thread(self.notify, str(exc), title="Download failed", severity="error")
-            return
-        self.call_from_thread(self.notify, f"{message.model_id} is ready.")
+            return f"{message.model_id} is ready."
+
+        self._job("Download", "Downloaded", download)
 
 
 def run_app(demo: bool = False, device: str = "auto", preview_renderer: str | None = None,

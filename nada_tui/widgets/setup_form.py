@@ -226,7 +226,7 @@ class SetupForm(VerticalScroll):
                 raise ConfigError(name, f"allowed: {s.allowed}")
         except ConfigError as exc:
             if not quiet:
-                self.notify(str(exc), title="Not changed", severity="warning")
+                self.notify(str(exc), title="Check the setup", severity="warning")
             return
         self.post_message(LiveSettingChanged({name: value}, quiet))
 
