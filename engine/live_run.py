@@ -157,7 +157,7 @@ class Run:
         self.close()
 
     # ----- the worker -----------------------------------------------------------------------------
-    def _checkpoint(self, trainer: Trainer, reason: str) -> Path:
+    def checkpoint(self, trainer: Trainer, reason: str) -> Path:
         """TrainingWorker's checkpoint callback (raises OSError on a full disk, old checkpoint intact)."""
         if reason == "stop" and self.signal_name:
             reason = "signal"
@@ -193,7 +193,7 @@ class Run:
         self._worker = TrainingWorker(
             self.trainer,
             handle,
-            checkpoint=self._checkpoint,
+            checkpoint=self.checkpoint,
             checkpoint_every=self.checkpoint_every,
             warnings=self.writer.warnings,  # found when the session was opened (a gap in its metrics)
         )
