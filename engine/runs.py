@@ -1,7 +1,9 @@
-"""From a model id and a config to a running, saved session: what the CLI and the TUI share.
+"""From a model id and a config to a live, saved session (an engine.live_run.Run): what the CLI and the
+TUI share.
 
-    run = start_session(config, "demo-tiny")          # or resume_session(id) / fork_session(id, {...})
-    worker = run.make_worker(on_event=post)           # TUI: worker.start(); pause/resume/stop; run.close()
+    files = check_inputs(config)                      # engine.inputs: prompts and target images, once
+    run = start_session(config, "demo-tiny", image_files=files)   # or resume_session / fork_session
+    run.start(on_event=post)                          # TUI: pause/resume/stop/update; run.close()
     result = train_session(run, on_event=show)        # headless: blocks; Ctrl-C/SIGTERM/SIGHUP save + stop
 
 Model loading may download (minutes): call these from a worker thread in a UI. Nothing here prints.
@@ -12,10 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-import signal
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,14 @@ import torch
 from engine import sessions, target_images, zoo
 from engine.clip_loss import ClipEncoder
 from engine.config import TrainConfig
-from engine.events import (
-    Event,
-    LogMessage,
-    StepMetrics,
-    TrainingFailed,
-    TrainingFinished,
-)
+from engine.inputs import check_inputs
+from engine.live_run import DEFAULT_CHECKPOINT_EVERY, Run, RunResult, train_session
 from engine.stylegan2 import Generator
 from engine.target_images import TargetImage
-from engine.trainer import Trainer, TrainingError, TrainingWorker
+from engine.trainer import Trainer, TrainingError
 
+__all__ = ["Run", "RunResult", "train_session", "start_session", "resume_session", "fork_session"]
 Progress = Callable[..., Any] | None
-DEFAULT_CHECKPOINT_EVERY = 50
-HANDLED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 class ModelError(RuntimeError):
@@ -110,22 +103,18 @@ def session_generators(
 def build_trainer(
     config: TrainConfig,
     model_id: str,
+    images: Sequence[TargetImage],
     device: str | torch.device | None = None,
     start: Mapping[str, torch.Tensor] | None = None,
     progress: Progress = None,
-    images: Sequence[TargetImage] | None = None,
 ) -> tuple[Trainer, dict[str, Any]]:
-    """Validate `config`, load the base generator (+ `start` weights) and CLIP models, build a Trainer.
-    `images`: the run's target images (a session's copies); read from `config.target_images` if None.
+    """Load the base generator (+ `start` weights) and CLIP models, build a Trainer. The prompts and
+    `images` (the run's target images, read) were checked by the caller (engine.inputs.check_inputs).
 
-    Raises ConfigError / PromptError (bad settings), ModelError or zoo errors (models)."""
+    Raises ConfigError (bad settings), ModelError or zoo errors (models)."""
     from engine import device as devices
 
     config.validate()
-    if images is None:
-        images = read_target_images(config)  # checks the prompts too; all before any download
-    else:
-        check_targets(config)
     dev = devices.resolve_device(device)
     g, base = load_base_generator(model_id, progress)
     if start:
@@ -134,119 +123,15 @@ def build_trainer(
     return Trainer(config, g, clips, dev, target_images=[t.image for t in images]), base
 
 
-def check_targets(config: TrainConfig) -> None:
-    """The prompts and the image settings (no file is read)."""
-    from engine.clip_loss import validate_prompts
-
-    validate_prompts(config.source, config.target, config.templates, images=bool(config.target_images))
-    target_images.check_image_settings(config)
-
-
-def read_target_images(config: TrainConfig) -> list[TargetImage]:
-    """Check the prompts, then read and check the target images: bad input is refused before anything is
-    written or downloaded (TargetImageError names the file and what to do)."""
-    check_targets(config)
-    return target_images.load_target_images(config.target_images)
-
-
-# ----- a session being trained --------------------------------------------------------------------
-@dataclass
-class RunResult:
-    session_id: str
-    path: Path
-    status: str  # "finished", "stopped", "failed"
-    step: int
-    total_steps: int
-    losses: dict[str, float] = field(default_factory=dict)
-    message: str | None = None  # the failure, for "failed"
-    signal: str | None = None  # "SIGTERM" etc. when a signal stopped the run
-    checkpoint_error: str | None = None  # set when the last save failed (the previous one is intact)
-    saved_step: int | None = None  # the step the session holds: below `step` when the last save failed
-
-    @property
-    def saved(self) -> bool:
-        """False when the last steps are not on disk (the final save failed)."""
-        return self.saved_step is None or self.saved_step == self.step
-
-
-class Run:
-    """A Trainer bound to the session it writes. Owns the session lock until `close()`."""
-
-    def __init__(
-        self, writer: sessions.SessionWriter, trainer: Trainer, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
-    ) -> None:
-        self.writer = writer
-        self.trainer = trainer
-        self.checkpoint_every = checkpoint_every
-        self.worker: TrainingWorker | None = None
-        self.signal_name: str | None = None
-        self._write_error_reported = False
-
-    @property
-    def session_id(self) -> str:
-        return self.writer.id
-
-    @property
-    def path(self) -> Path:
-        return self.writer.path
-
-    def checkpoint(self, trainer: Trainer, reason: str) -> Path:
-        """TrainingWorker's checkpoint callback (raises OSError on a full disk, old checkpoint intact)."""
-        if reason == "stop" and self.signal_name:
-            reason = "signal"
-        return self.writer.checkpoint(trainer, reason)
-
-    def make_worker(self, on_event: Callable[[Event], None] | None = None) -> TrainingWorker:
-        """A TrainingWorker that records every event into the session, then forwards it to `on_event`."""
-
-        def handle(event: Event) -> None:
-            try:
-                self.writer.record(event)
-            except OSError as exc:
-                # Metrics and samples are best effort; say so once, keep training.
-                if not self._write_error_reported and on_event is not None:
-                    self._write_error_reported = True
-                    on_event(
-                        LogMessage(
-                            "error",
-                            f"Could not write to session {self.session_id}: {exc}. "
-                            "Training goes on; checkpoints are retried.",
-                        )
-                    )
-            else:
-                if isinstance(event, StepMetrics):
-                    self._write_error_reported = False
-            if on_event is not None:
-                try:
-                    on_event(event)
-                except OSError:
-                    pass  # a closed terminal (SIGHUP) must not stop training or saving
-
-        self.worker = TrainingWorker(
-            self.trainer,
-            handle,
-            checkpoint=self.checkpoint,
-            checkpoint_every=self.checkpoint_every,
-            warnings=self.writer.warnings,  # found when the session was opened (a gap in its metrics)
-        )
-        return self.worker
-
-    def request_stop(self, signal_name: str | None = None) -> None:
-        """Stop after the current step (then save). Safe from signal handlers and other threads."""
-        if signal_name and self.signal_name is None:
-            self.writer.stop_reason = signal_name
-            self.signal_name = signal_name
-        if self.worker is not None:
-            self.worker.stop()
-
-    def close(self) -> None:
-        self.writer.close()
-
-    def __enter__(self) -> Run:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def read_images(config: TrainConfig, image_files: Sequence[Path] | None) -> list[TargetImage]:
+    """The target images of a new run, read and checked (TargetImageError names the file). `image_files`:
+    what check_inputs(config) returned; None when the caller did not check, so it is checked here; empty
+    for images the caller left to find (a session's own, in the form): found here, the prompts not again."""
+    if image_files is None:
+        image_files = check_inputs(config)
+    elif config.target_images and not image_files:
+        image_files = target_images.find_image_files(config.target_images)
+    return [TargetImage(f, target_images.load_image(f)) for f in image_files]
 
 
 def start_session(
@@ -258,12 +143,14 @@ def start_session(
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     progress: Progress = None,
     sweep: Mapping[str, Any] | None = None,
+    image_files: Sequence[Path] | None = None,
 ) -> Run:
-    """Check settings and load models first (nothing is written if that fails), then create the session.
+    """Read the target images and load models first (nothing is written if that fails), then create the
+    session. `image_files`: check_inputs(config)'s result (None: checked here).
 
     `sweep`: {"name": ..., "values": {setting: value}} when the run is one point of a sweep."""
-    images = read_target_images(config)
-    trainer, base = build_trainer(config, model_id, device, progress=progress, images=images)
+    images = read_images(config, image_files)
+    trainer, base = build_trainer(config, model_id, images, device, progress=progress)
     trainer.warnings.extend(t.note for t in images if t.note)  # an animation trains on its first frame
     writer = sessions.create(trainer.state_dict(), base, name=name, root=root, sweep=sweep, target_images=images)
     return Run(writer, trainer, checkpoint_every)
@@ -295,10 +182,10 @@ def resume_session(
         trainer, base = build_trainer(
             config,
             info.model_id,
+            sessions.target_images(info),  # its own copies: the originals may be gone
             device,
             start=sessions.start_weights(info),
             progress=progress,
-            images=sessions.target_images(info),  # its own copies: the originals may be gone
         )
         check_base(info, base)
         try:
@@ -333,21 +220,25 @@ def fork_session(
     device: str | torch.device | None = None,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     progress: Progress = None,
+    image_files: Sequence[Path] | None = None,
 ) -> Run:
     """A new session with `changes` to the config (prompts, loss mix, iterations, ...).
 
     from_weights=True: it starts from the session's latest weights, which also become its frozen
     reference (chaining domains, as the reference's --frozen_gen_ckpt/--train_gen_ckpt both set to the
     adapted model), so the new source prompt should describe the adapted domain. False: from the base
-    model. The parent is only read, so it may still be training."""
+    model. The parent is only read, so it may still be training. `image_files`: check_inputs's result for
+    the new config (None: checked here); with the parent's target images the fork uses the parent's copies."""
     info = sessions.load(ref, root)
     config = info.config.replace(**dict(changes or {}))
     init = sessions.adapted_weights(info) if from_weights else {}
     if config.target_images == info.config.target_images:
+        if image_files is None:
+            check_inputs(config, find_images=False)
         images = sessions.target_images(info)  # the parent's copies: the originals may be gone
     else:
-        images = read_target_images(config)
-    trainer, base = build_trainer(config, info.model_id, device, start=init, progress=progress, images=images)
+        images = read_images(config, image_files)
+    trainer, base = build_trainer(config, info.model_id, images, device, start=init, progress=progress)
     check_base(info, base)
     parent = {"id": info.id, "step": info.step, "from_weights": from_weights}
     display = name or fork_name(config.source, target_images.describe(config.target, len(images)), info.name)
@@ -361,65 +252,3 @@ def fork_session(
         target_images=images,
     )
     return Run(writer, trainer, checkpoint_every)
-
-
-# ----- headless training --------------------------------------------------------------------------
-def train_session(
-    run: Run,
-    on_event: Callable[[Event], None] | None = None,
-    handle_signals: bool = True,
-) -> RunResult:
-    """Train on this thread until done or stopped. With `handle_signals` (main thread only), the first
-    Ctrl-C / SIGTERM / SIGHUP stops after the current step, saves and returns; a second Ctrl-C exits
-    at once (the previous checkpoint is intact), other repeats are ignored. The session stays locked
-    until `run.close()`."""
-    final: list[Event] = []
-
-    def collect(event: Event) -> None:
-        if isinstance(event, TrainingFinished | TrainingFailed):
-            final.append(event)
-        if on_event is not None:
-            on_event(event)
-
-    worker = run.make_worker(collect)
-    previous: dict[int, Any] = {}
-    if handle_signals and threading.current_thread() is threading.main_thread():
-
-        def handler(signum: int, _frame: Any) -> None:
-            name = signal.Signals(signum).name
-            if run.signal_name is not None:
-                if signum == signal.SIGINT:  # a second Ctrl-C: quit now; the last checkpoint is intact
-                    os._exit(128 + signum)
-                return  # already stopping (a SIGHUP after a SIGTERM, say): let the save finish
-            run.request_stop(name)
-
-        for name in HANDLED_SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                previous[sig] = signal.signal(sig, handler)
-    try:
-        worker.run()
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-    tr = run.trainer
-    end = final[-1] if final else None
-    if isinstance(end, TrainingFailed):
-        status, losses, message = "failed", {}, end.message
-    else:
-        stopped = end.stopped if isinstance(end, TrainingFinished) else not tr.done
-        status = "stopped" if stopped else "finished"
-        losses = dict(end.losses) if isinstance(end, TrainingFinished) else {}
-        message = None
-    return RunResult(
-        session_id=run.session_id,
-        path=run.path,
-        status=status,
-        step=tr.step_count,
-        total_steps=tr.config.iterations,
-        losses=losses,
-        message=message,
-        signal=run.signal_name,
-        checkpoint_error=run.writer.last_checkpoint_error,
-        saved_step=worker.saved_step,
-    )

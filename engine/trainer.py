@@ -20,7 +20,7 @@ from PIL import Image
 
 from engine import device as devices
 from engine import target_images as targets
-from engine.clip_loss import ClipEncoder, ClipLoss, validate_prompts
+from engine.clip_loss import ClipEncoder, ClipLoss
 from engine.config import ADAM_BETAS, LR_SCALE, SETTINGS, ConfigError, TrainConfig, default_k
 from engine.events import (
     CheckpointSaved,
@@ -67,9 +67,8 @@ class Trainer:
         target_images: Sequence[Image.Image] | None = None,
     ) -> None:
         """`target_images`: the checked copies of `config.target_images` (engine.target_images); read from
-        those paths when not given (a session passes the copies it keeps)."""
-        validate_prompts(config.source, config.target, config.templates, images=bool(config.target_images))
-        targets.check_image_settings(config)
+        those paths when not given (a session passes the copies it keeps). The prompts and image settings
+        are checked before, once, by engine.inputs.check_inputs."""
         self.device = devices.resolve_device(device)
         if config.precision == "bf16" and self.device.type != "cuda":
             raise ConfigError(

@@ -54,12 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Every subcommand. A closed stdout (`nada-tui sessions show ID | head -1`) ends it quietly with 141."""
+    """Every subcommand. A closed stdout (`nada-tui sessions show ID | head -1`) ends it quietly with 141.
+    Run as the program (`argv` None) by a command that loaded torch (`train` ...), the process ends once
+    its output is flushed, without the interpreter's teardown (1.4-4.3 s after torch: nada_tui/process.py)."""
     try:
-        return _main(argv)
+        code = _main(argv)
     except BrokenPipeError:
         _stdout_gone()
-        return BROKEN_PIPE_EXIT
+        code = BROKEN_PIPE_EXIT
+    if argv is None and "torch" in sys.modules:
+        from nada_tui.process import exit_now
+
+        exit_now(code)  # every session is closed by now: the commands close their runs before returning
+    return code
 
 
 def _main(argv: list[str] | None) -> int:

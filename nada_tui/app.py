@@ -1,10 +1,13 @@
 """The nada-tui Textual app: it owns the one training run and decides what every request does.
 
-Threads: models load in a Textual thread worker (`engine.runs` may download); training runs on the
-engine's TrainingWorker thread. Both only `post_message` (RunEvents, PreviewPixels, LoadProgress, ...);
-the handlers here fold events into the ViewState's RunBuffer, and each screen redraws from it on its own
-timer. Screens post requests (StartRequested, ResumeRequested, ...) and never touch the run. torch is
-imported on first use, not at start-up, so the first paint does not wait for it.
+The run is one handle, `self.live_run` (an engine.live_run.Run; `run` is App's own method): start, pause,
+resume, stop, save_now, update.
+Threads: models load in a Textual thread worker (`engine.runs` may download); the run trains on its own
+thread. Both only `post_message` (RunEvents and PreviewPixels through the run's event stream,
+nada_tui.run_stream; LoadProgress, ...); the handlers here fold events into the ViewState's RunBuffer, and
+each screen redraws from it on its own timer. Screens and widgets post requests (StartRequested,
+LiveSettingChanged, ...) and never touch the run; a refused live change goes back as LiveSettingRefused.
+torch is imported on first use, not at start-up, so the first paint does not wait for it.
 """
 
 from __future__ import annotations
@@ -15,33 +18,31 @@ import itertools
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from engine.config import TrainConfig
-from engine.events import PreviewReady, StateChanged, StepMetrics, TrainingFailed, TrainingFinished
+from engine.config import SETTINGS, ConfigError, TrainConfig
+from engine.events import TrainingFailed, TrainingFinished
 from nada_tui import graphics, process, themes, user_config
-from nada_tui.commands import SessionsProvider
+from nada_tui.commands import SessionsProvider, app_commands
 from nada_tui.messages import (
     DeleteRequested,
     DownloadRequested,
     ExportRequested,
     ForkRequested,
     GenerateRequested,
-    GlobalWeightChanged,
+    LiveSettingChanged,
+    LiveSettingRefused,
     LoadProgress,
     OpenRequested,
     PauseToggleRequested,
-    PinsChanged,
     PreviewPixels,
     RenameRequested,
     ResumeRequested,
@@ -56,6 +57,7 @@ from nada_tui.messages import (
 )
 from nada_tui.process import ThreadPerTaskExecutor, draw_on_the_terminal, exit_now, exit_soon, guard_timers
 from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
+from nada_tui.run_stream import RunEventStream
 from nada_tui.screens.compare import CompareScreen
 from nada_tui.screens.dialogs import ConfirmDialog
 from nada_tui.screens.help import HelpScreen
@@ -63,13 +65,15 @@ from nada_tui.screens.sessions import SessionsScreen
 from nada_tui.screens.train import TrainScreen
 from nada_tui.widgets.layer_map import LayerMap
 
-QUIT_JOIN_S = 1.7  # quitting while training: stop, let the worker save, exit within 2 s
-RETRAIN_JOIN_S = 60.0
-# Events of a run reach the UI at most this often (the last ones of a run, and a pause, at once). Each
-# message wakes the UI thread, and on the CPU every wake-up takes a core from the trainer's OpenMP team
-# (see nada_tui/bench.py): there they come once a second, as often as htop redraws; on a GPU, 4 Hz.
-EVENT_BATCH_S = 0.25
-CPU_EVENT_BATCH_S = 1.0
+if TYPE_CHECKING:
+    from textual.theme import Theme
+
+    from engine.download import DownloadProgress
+    from engine.live_run import Run
+    from engine.sessions import SessionInfo
+
+    Build = Callable[[Callable[[DownloadProgress], None]], Run]  # makes a run on the loader thread
+
 EXTRA_STEPS_ON_RESUME = 100  # resuming a finished session trains this many more steps
 _tokens = itertools.count(1)
 
@@ -98,15 +102,8 @@ class NadaApp(App):
         self.settings = settings
         self.view = ViewState(demo, settings)
         self.device = settings.device if device == "auto" and settings.device else device
-        self.current_run: Any = None  # engine.runs.Run of the current buffer, once loaded
-        self.worker: Any = None  # its engine.trainer.TrainingWorker
+        self.live_run: Run | None = None  # the run of the current buffer, once loaded
         self._cancelled: set[str] = set()  # tokens whose run was stopped while it loaded
-        self._last_weight: float | None = None
-        self._batch_lock = threading.Lock()  # events waiting to be posted (see _forward)
-        self._batch: list[Any] = []
-        self._batch_preview: Any = None  # the newest PreviewReady: older ones are never drawn
-        self._batch_at = 0.0
-        self._batch_window = EVENT_BATCH_S
         self.train_screen = TrainScreen(self.view)
         self.add_mode("train", lambda: self.train_screen)
         self.add_mode("sessions", lambda: SessionsScreen(self.view))
@@ -150,7 +147,7 @@ class NadaApp(App):
                     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                         loop.add_signal_handler(sig, self.quit_saving, True)
 
-    def _theme_changed(self, theme: Any) -> None:
+    def _theme_changed(self, theme: Theme) -> None:
         if not self.is_headless:
             user_config.save_theme(theme.name)
 
@@ -162,25 +159,11 @@ class NadaApp(App):
     # ----- commands, help ---------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Train screen", "Setup, live chart, layers, previews", lambda: self.switch_mode("train"))
-        yield SystemCommand("Sessions screen", "Browse saved sessions", lambda: self.switch_mode("sessions"))
-        for title, help_text, action in (
-            ("Start training", "Start a new session from the setup form", "start"),
-            ("Pause / resume training", "Between steps", "toggle_pause"),
-            ("Stop training", "Stops and saves the session", "stop"),
-            ("Retrain with edits", "Stop, then start a fork with the form's settings", "retrain"),
-            ("Save checkpoint now", "Write the session's weights now", "save_now"),
-            ("Toggle log scale", "Loss chart y axis", "log_scale"),
-        ):
-            yield SystemCommand(title, help_text, self._on_train_screen(action))
-        yield SystemCommand("Help", "Keys and binding ids", self.action_help)
+        yield from app_commands(self.switch_mode, self._on_train_screen, self.action_help)
 
-    def _on_train_screen(self, action: str) -> Callable[[], None]:
-        def run() -> None:
-            self.switch_mode("train")
-            self.call_later(self.train_screen.run_action, action)
-
-        return run
+    def _on_train_screen(self, action: str) -> None:
+        self.switch_mode("train")
+        self.call_later(self.train_screen.run_action, action)
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
         keymap = self.settings.keymap
@@ -211,16 +194,13 @@ class NadaApp(App):
         self.push_screen(ConfirmDialog("Training is running. Stop it, save the session and quit?",
                                        yes="Save and quit", no="Keep training"), answered)
 
-    @work(group="quit", exit_on_error=False)
-    async def quit_saving(self, from_signal: bool = False) -> None:
-        run, worker = self.current_run, self.worker
+    def quit_saving(self, from_signal: bool = False) -> None:
+        """Stop the run and leave at once: the run saves on its own thread after the step in progress,
+        while the terminal is restored; `finish_saving` then waits for the save, and the process ends."""
         if self.view.buffer is not None:
             self._cancelled.add(self.view.buffer.token)
-        if worker is not None:
-            worker.stop()
-            if await asyncio.to_thread(worker.join, QUIT_JOIN_S):
-                run.close()
-                self.current_run = self.worker = None
+        if self.live_run is not None:
+            self.live_run.stop()
         if from_signal:
             # the terminal may be gone (SIGHUP): restoring it can block forever
             exit_soon(first=self.finish_saving)
@@ -228,29 +208,29 @@ class NadaApp(App):
 
     def finish_saving(self) -> None:
         """After the app has exited: let a run that is still saving finish, then release its session."""
-        run, worker = self.current_run, self.worker
-        if worker is not None and worker.alive:
+        run = self.live_run
+        if run is None:
+            return
+        if run.alive:
             with contextlib.suppress(OSError, ValueError):
                 print("nada-tui: saving the session before exiting ...", file=sys.stderr, flush=True)
-            worker.join()
-        if run is not None:
-            run.close()
+        run.close()
 
     # ----- starting a run ---------------------------------------------------------------------
-    def _begin(self, cfg: TrainConfig, model_id: str, what: str, build: Callable[[Callable], Any],
-               session_id: str | None = None) -> None:
+    def _begin(self, cfg: TrainConfig, model_id: str, what: str, build: Build,
+               resuming: SessionInfo | None = None) -> None:
         """A new buffer for a run that `build(progress)` creates on a loader thread."""
         token = f"run-{next(_tokens)}"
-        self.current_run = self.worker = None
-        self._last_weight = cfg.global_weight
-        self.view.buffer = RunBuffer(token, cfg, model_id, session_id)
+        self.live_run = None
+        self.view.buffer = RunBuffer(token, cfg, model_id, resuming.id if resuming else None, resumes=resuming)
         images = " + target images" if cfg.target_images else ""
         self.view.buffer.add_log("info", f"{what}: {cfg.source!r} -> {cfg.target!r}{images} on {model_id}; "
                                  "loading models")
         self._load_run(token, build)
 
     @work(thread=True, group="load", exit_on_error=False, description="load models")
-    def _load_run(self, token: str, build: Callable[[Callable], Any]) -> None:
+    def _load_run(self, token: str, build: Build) -> None:
+        from engine.clip_loss import PromptError
         from engine.sessions import SessionError, SessionsFolderError
         from engine.target_images import TargetImageError
 
@@ -262,7 +242,7 @@ class NadaApp(App):
         except SessionError as exc:  # locked by another process, damaged, already finished
             self.post_message(RunLoadFailed(token, str(exc), "Cannot use this session"))
             return
-        except TargetImageError as exc:  # read before any model loads: nothing was written
+        except (TargetImageError, PromptError, ConfigError) as exc:  # before any model loads: nothing written
             self.post_message(RunLoadFailed(token, str(exc), "Check the target images"))
             return
         except Exception as exc:  # offline, a bad file, a bug: a message, never a dead loader
@@ -273,18 +253,22 @@ class NadaApp(App):
     def _device(self) -> str | None:
         return None if self.device == "auto" else self.device
 
-    def start_new(self, cfg: TrainConfig, model_id: str) -> None:
+    def start_new(self, cfg: TrainConfig, model_id: str, image_files: tuple[Path, ...] | None) -> None:
         from engine import runs
 
-        self._begin(cfg, model_id, "new session",
-                    lambda progress: runs.start_session(cfg, model_id, device=self._device(), progress=progress))
+        def build(progress: Callable[[DownloadProgress], None]) -> Run:
+            return runs.start_session(cfg, model_id, device=self._device(), progress=progress,
+                                      image_files=image_files)
 
-    def start_fork(self, parent: str, cfg: TrainConfig, model_id: str, from_weights: bool) -> None:
+        self._begin(cfg, model_id, "new session", build)
+
+    def start_fork(self, parent: str, cfg: TrainConfig, model_id: str, from_weights: bool,
+                   image_files: tuple[Path, ...] | None) -> None:
         from engine import runs
 
-        def build(progress: Callable) -> Any:
+        def build(progress: Callable[[DownloadProgress], None]) -> Run:
             return runs.fork_session(parent, cfg.to_dict(), from_weights=from_weights, device=self._device(),
-                                     progress=progress)
+                                     progress=progress, image_files=image_files)
 
         self._begin(cfg, model_id, f"fork of {parent}", build)
 
@@ -295,39 +279,39 @@ class NadaApp(App):
     @on(StartRequested)
     def _start_requested(self, message: StartRequested) -> None:
         if isinstance(message, RetrainRequested):
-            self._retrain(message.config, message.model_id)
+            self._retrain(message.config, message.model_id, message.image_files)
         elif self.view.training:
             self.notify("Training is running: Retrain (^R) stops it and starts a new session with the edits.",
                         severity="warning")
         else:
-            self.start_new(message.config, message.model_id)
+            self.start_new(message.config, message.model_id, message.image_files)
 
-    def _retrain(self, cfg: TrainConfig, model_id: str) -> None:
+    def _retrain(self, cfg: TrainConfig, model_id: str, image_files: tuple[Path, ...] | None) -> None:
         """Stop the current run (it saves), then train the form's settings as a fork of its session from
         the base model; a changed model starts an unrelated new session."""
         buf = self.view.buffer
         parent = buf.session_id if buf is not None and buf.model_id == model_id else None
         if self.view.training:
-            self._retrain_after_stop(cfg, model_id, parent)
+            self._retrain_after_stop(cfg, model_id, parent, image_files)
         elif parent is not None:
-            self.start_fork(parent, cfg, model_id, from_weights=False)
+            self.start_fork(parent, cfg, model_id, False, image_files)
         else:
-            self.start_new(cfg, model_id)
+            self.start_new(cfg, model_id, image_files)
 
     @work(group="retrain", exclusive=True, exit_on_error=False)
-    async def _retrain_after_stop(self, cfg: TrainConfig, model_id: str, parent: str | None) -> None:
-        run, worker = self.current_run, self.worker
+    async def _retrain_after_stop(self, cfg: TrainConfig, model_id: str, parent: str | None,
+                                  image_files: tuple[Path, ...] | None) -> None:
+        run = self.live_run
         if self.view.buffer is not None:
             self._cancelled.add(self.view.buffer.token)
             self.view.buffer.add_log("info", "retrain: stopping the current run (it is saved) …")
-        if worker is not None:
-            worker.stop()
-            await asyncio.to_thread(worker.join, RETRAIN_JOIN_S)
-            await asyncio.to_thread(run.close)
+        if run is not None:
+            run.stop()
+            await asyncio.to_thread(run.close)  # after its step and its save
         if parent is not None:
-            self.start_fork(parent, cfg, model_id, from_weights=False)
+            self.start_fork(parent, cfg, model_id, False, image_files)
         else:
-            self.start_new(cfg, model_id)
+            self.start_new(cfg, model_id, image_files)
 
     # ----- messages from the loader and the training thread -----------------------------------
     def _current(self, token: str) -> RunBuffer | None:
@@ -346,49 +330,25 @@ class NadaApp(App):
         buf = self._current(message.token)
         run = message.run
         if buf is None or message.token in self._cancelled:  # stopped or replaced while loading
-            self._release(run, None)
+            self._release(run)
             return
-        token = message.token
-        self.current_run = run
-        self._batch, self._batch_preview, self._batch_at = [], None, 0.0
-        self.worker = run.make_worker(lambda event: self._forward(token, event))
+        self.live_run = run
         buf.session_id = run.session_id
-        buf.config = run.trainer.config
+        buf.config = run.config
         buf.load_progress = None
         buf.add_log("info", f"session {run.session_id}: training to step {buf.config.iterations}")
         self.post_message(SessionsChanged())
-        self.worker.start()
-        process.freeze_while_training(self.worker)
+        run.start(RunEventStream(message.token, self.post_message))
+        process.freeze_while_training(run)
 
     @on(RunLoadFailed)
     def _run_load_failed(self, message: RunLoadFailed) -> None:
         buf = self._current(message.token)
-        if buf is not None:
+        if buf is not None and buf.resumes is not None:  # the session is as it was: show it, and why
+            self._open_saved(buf.resumes, refusal=message.message)
+        elif buf is not None:
             buf.load_failed(message.message)
         self.notify(message.message, title=message.title, severity="error", timeout=12)
-
-    def _forward(self, token: str, event: Any) -> None:
-        """Training thread: batch and post, nothing else (the preview widget scales images itself).
-        Events wait up to the batch window (see CPU_EVENT_BATCH_S), except a pause, a resume and the end
-        of the run; of the previews made meanwhile only the newest is posted."""
-        now = time.monotonic()
-        with self._batch_lock:
-            if isinstance(event, PreviewReady):
-                self._batch_preview = event
-            else:
-                self._batch.append(event)
-            if isinstance(event, StepMetrics) and event.memory is not None:
-                self._batch_window = CPU_EVENT_BATCH_S if event.memory.device == "cpu" else EVENT_BATCH_S
-            urgent = isinstance(event, StateChanged | TrainingFinished | TrainingFailed)
-            if not urgent and now - self._batch_at < self._batch_window:
-                return
-            events, preview = tuple(self._batch), self._batch_preview
-            self._batch, self._batch_preview, self._batch_at = [], None, now
-        if events:
-            self.post_message(RunEvents(token, events))
-        if preview is not None:
-            self.post_message(PreviewPixels(token, preview.step, preview.frozen, preview.adapted,
-                                            tuple(preview.seeds)))
 
     @on(RunEvents)
     def _run_events(self, message: RunEvents) -> None:
@@ -397,16 +357,12 @@ class NadaApp(App):
             return
         for event in message.events:
             self.tell(buf.apply(event))
-            if isinstance(event, TrainingFinished | TrainingFailed):
-                self._release(self.current_run, self.worker)
+            if isinstance(event, TrainingFinished | TrainingFailed) and self.live_run is not None:
+                self._release(self.live_run)
 
     @work(thread=True, group="release", exit_on_error=False)
-    def _release(self, run: Any, worker: Any) -> None:
-        """Give a session back (its lock) once its worker thread has ended."""
-        if run is None:
-            return
-        if worker is not None:
-            worker.join(10)
+    def _release(self, run: Run) -> None:
+        """Give a session back (its lock) once its training thread has ended."""
         run.close()
         self.post_message(SessionsChanged())
 
@@ -429,66 +385,55 @@ class NadaApp(App):
 
     @on(PauseToggleRequested)
     def _toggle_pause(self) -> None:
-        if self._nothing_training() or self.worker is None:
+        if self._nothing_training() or self.live_run is None:
             return
         if self.view.buffer is not None and self.view.buffer.state == "paused":
-            self.worker.resume()
+            self.live_run.resume()
         else:
-            self.worker.pause()
+            self.live_run.pause()
 
     @on(StopRequested)
     def _stop(self) -> None:
         buf = self.view.buffer
         if self._nothing_training() or buf is None:
             return
-        if self.worker is None:  # still loading: the run is closed as soon as it is built
+        if self.live_run is None:  # still loading: the run is closed as soon as it is built
             self._cancelled.add(buf.token)
             buf.state = "stopped"
             buf.add_log("info", "stopped while loading; nothing was trained")
             return
-        self.worker.stop()
+        self.live_run.stop()
         buf.add_log("info", "stopping after this step; the session will be saved")
 
     @on(SaveRequested)
     def _save_now(self) -> None:
-        if not self._nothing_training() and self.worker is not None:
-            self.worker.save_now()
+        if not self._nothing_training() and self.live_run is not None:
+            self.live_run.save_now()
 
-    @on(GlobalWeightChanged)
-    def _global_weight(self, message: GlobalWeightChanged) -> None:
-        g = message.value
-        if not self.view.training or self.current_run is None:
+    @on(LiveSettingChanged)
+    def _live_setting(self, message: LiveSettingChanged) -> None:
+        """Apply live settings to the run from its next step (with nothing training, the form keeps them
+        for the next Start); a refusal goes back to the screen that asked, with the values in force."""
+        run, buf = self.live_run, self.view.buffer
+        if run is None or buf is None or not self.view.training:
             return
-        if g != self._last_weight:  # typing applies it; Enter only confirms: one log line per change
+        before = run.next_config
+        changes = {name: v for name, v in message.values.items() if getattr(before, name) != v}
+        if changes:  # typing applies a change; Enter only confirms it: one log line per change
             try:
-                self.current_run.trainer.update(global_weight=g)
-            except ValueError as exc:
-                self.notify(str(exc), severity="error")
+                run.update(**changes)
+            except ValueError as exc:  # out of range, or nothing left to train
+                name = getattr(exc, "field", next(iter(changes)))  # a ConfigError names its setting
+                current = {s.name: getattr(before, s.name) for s in SETTINGS.values() if s.live}
+                self.train_screen.post_message(LiveSettingRefused(name, str(exc), current))  # its fields are there
                 return
-            self._last_weight = g
-            if self.view.buffer is not None:
-                self.view.buffer.add_log("info", f"global weight -> {g:g} from the next step")
+            buf.add_log("info", ", ".join(f"{n.replace('_', ' ')} -> {SETTINGS[n].format(v) or 'none'}"
+                                          for n, v in changes.items()) + " from the next step")
         if not message.quiet:
-            self.notify(f"Global weight {g:g} from the next step.", timeout=2)
-
-    @on(PinsChanged)
-    def _pins(self, message: PinsChanged) -> None:
-        # The train screen already put the pins in the form: with nothing training, the next Start uses them.
-        if not self.view.training or self.current_run is None:
-            return
-        trainer = self.current_run.trainer
-        try:
-            trainer.update(pin_on=message.pin_on, pin_off=message.pin_off)
-        except ValueError as exc:  # out of range, or nothing left to train: show the pins still in force
-            self.notify(str(exc), title="Pins not changed", severity="error")
-            self.train_screen.show_pins(trainer.next_config.pin_on, trainer.next_config.pin_off)
-            return
-        on = ",".join(str(i) for i in message.pin_on) or "none"
-        off = ",".join(str(i) for i in message.pin_off) or "none"
-        what = f"w{message.index} {message.state}" if message.index is not None else "pins"
-        if self.view.buffer is not None:
-            self.view.buffer.add_log("info", f"{what} -> pinned on {on}, off {off} from the next step")
-        self.notify(f"Pinned on: {on}; off: {off} (from the next step).", timeout=2)
+            now = run.next_config
+            said = ", ".join(f"{n.replace('_', ' ')} {SETTINGS[n].format(getattr(now, n)) or 'none'}"
+                             for n in message.values)
+            self.notify(f"{said[:1].upper()}{said[1:]} from the next step.", timeout=2)
 
     # ----- saved sessions ---------------------------------------------------------------------
     def _refuse_while_training(self, what: str) -> bool:
@@ -508,11 +453,15 @@ class NadaApp(App):
         self._open_saved(info)
 
     @work(thread=True, group="open", exclusive=True, exit_on_error=False)
-    def _open_saved(self, info: Any) -> None:
+    def _open_saved(self, info: SessionInfo, refusal: str | None = None) -> None:
+        """Show a saved session read-only; `refusal`: why resuming it was refused (its state is re-read)."""
         from engine import sessions
         from engine.compare import session_grid
 
-        buf = RunBuffer.saved(info, sessions.read_metrics(info.path))
+        if refusal is not None:
+            with contextlib.suppress(sessions.SessionError, OSError):
+                info = sessions.load(info.id)
+        buf = RunBuffer.saved(info, sessions.read_metrics(info.path), refusal)
         self.call_from_thread(self._show_saved, info, buf)
         grid = session_grid(info)
         if grid is None:
@@ -522,8 +471,8 @@ class NadaApp(App):
         step = buf.last.step if buf.last else 0
         self.post_message(PreviewPixels(buf.token, step, frozen, adapted, info.config.preview_seeds))
 
-    def _show_saved(self, info: Any, buf: RunBuffer) -> None:
-        self.current_run = self.worker = None
+    def _show_saved(self, info: SessionInfo, buf: RunBuffer) -> None:
+        self.live_run = None
         self.view.buffer = buf
         self._switch_to_train(info.config, info.model_id)
 
@@ -550,26 +499,27 @@ class NadaApp(App):
             cfg = cfg.replace(iterations=info.step + EXTRA_STEPS_ON_RESUME)
         self._switch_to_train(cfg, info.model_id)
 
-        def build(progress: Callable) -> Any:
+        def build(progress: Callable[[DownloadProgress], None]) -> Run:
             return runs.resume_session(info.id, device=self._device(), iterations=cfg.iterations, progress=progress)
 
-        self._begin(cfg, info.model_id, f"resuming {info.id}", build, session_id=info.id)
+        self._begin(cfg, info.model_id, f"resuming {info.id}", build, resuming=info)
 
     @on(ForkRequested)
     def _fork(self, message: ForkRequested) -> None:
-        from engine.clip_loss import PromptError, validate_prompts
+        from engine.clip_loss import PromptError
+        from engine.inputs import check_inputs
 
         info = message.info
         if self._refuse_while_training("fork a session"):
             return
         try:
             cfg = info.config.replace(source=message.source.strip(), target=message.target.strip())
-            validate_prompts(cfg.source, cfg.target, cfg.templates, images=bool(cfg.target_images))
+            check_inputs(cfg, find_images=False)  # the fork keeps the parent's copies of its images
         except (ValueError, PromptError) as exc:
             self.notify(str(exc), title="Cannot fork", severity="error")
             return
         self._switch_to_train(cfg, info.model_id)
-        self.start_fork(info.id, cfg, info.model_id, message.from_weights)
+        self.start_fork(info.id, cfg, info.model_id, message.from_weights, ())
 
     @on(DeleteRequested)
     def _delete(self, message: DeleteRequested) -> None:
@@ -583,7 +533,7 @@ class NadaApp(App):
         self._store_operation("rename", message.info, message.name)
 
     @work(thread=True, group="store", exit_on_error=False)
-    def _store_operation(self, what: str, info: Any, name: str = "") -> None:
+    def _store_operation(self, what: str, info: SessionInfo, name: str = "") -> None:
         from engine import sessions
 
         try:
@@ -598,43 +548,42 @@ class NadaApp(App):
             self.call_from_thread(self.notify, f"Deleted {info.name}.", timeout=3)
         self.post_message(SessionsChanged())
 
+    def _job(self, what: str, done: str, job: Callable[[], str]) -> None:
+        """On a thread worker: run `job`; what it returns, or its error, becomes a toast (the app lives on)."""
+        try:
+            text = job()
+        except Exception as exc:  # offline, a bad file, a full disk: shown to the user, whatever it is
+            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title=f"{what} failed",
+                                  severity="error")
+            return
+        self.call_from_thread(self.notify, text, title=done)
+
     @on(GenerateRequested)
     @work(thread=True, group="generate", exit_on_error=False)
     def _generate(self, message: GenerateRequested) -> None:
         from engine import export
 
-        try:
-            out = export.generate(message.info.id, message.n, message.folder)
-        except Exception as exc:  # shown to the user, whatever it is: the app lives on
-            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Generate failed",
-                                  severity="error")
-            return
-        self.call_from_thread(self.notify, f"{len(out)} images in {message.folder}", title="Generated")
+        self._job("Generate", "Generated", lambda: f"{len(export.generate(message.info.id, message.n, message.folder))}"
+                  f" images in {message.folder}")
 
     @on(ExportRequested)
     @work(thread=True, group="export", exit_on_error=False)
     def _export(self, message: ExportRequested) -> None:
         from engine import export
 
-        try:
-            files = export.export_all(message.info.id, message.folder)
-        except Exception as exc:  # shown to the user, whatever it is: the app lives on
-            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="Export failed",
-                                  severity="error")
-            return
-        self.call_from_thread(self.notify, "\n".join(str(p) for p in files.values()), title="Exported")
+        self._job("Export", "Exported",
+                  lambda: "\n".join(str(p) for p in export.export_all(message.info.id, message.folder).values()))
 
     @on(DownloadRequested)
     @work(group="download", exclusive=True, thread=True, exit_on_error=False)
     def _download(self, message: DownloadRequested) -> None:
         from engine import zoo
 
-        try:
+        def download() -> str:
             zoo.ensure_downloaded(message.model_id, progress=lambda p: self.post_message(LoadProgress(None, p)))
-        except Exception as exc:  # offline, bad file: shown to the user
-            self.call_from_thread(self.notify, str(exc), title="Download failed", severity="error")
-            return
-        self.call_from_thread(self.notify, f"{message.model_id} is ready.")
+            return f"{message.model_id} is ready."
+
+        self._job("Download", "Downloaded", download)
 
 
 def run_app(demo: bool = False, device: str = "auto", preview_renderer: str | None = None,

@@ -76,7 +76,7 @@ def headless(steps: int, model: str, threaded: bool = True) -> float:
     def build_and_train() -> None:
         run = runs.start_session(_config(steps), model, device="cpu")
         try:
-            run.make_worker(on_event).run()
+            run.train(on_event)
         finally:
             run.close()
 

@@ -1,11 +1,32 @@
-"""Command palette providers: a search over saved sessions next to the app's own commands."""
+"""The command palette: the app's own commands, and a search over saved sessions next to them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from textual.app import SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+TRAIN_COMMANDS = (  # (title, help, the train screen's action)
+    ("Start training", "Start a new session from the setup form", "start"),
+    ("Pause / resume training", "Between steps", "toggle_pause"),
+    ("Stop training", "Stops and saves the session", "stop"),
+    ("Retrain with edits", "Stop, then start a fork with the form's settings", "retrain"),
+    ("Save checkpoint now", "Write the session's weights now", "save_now"),
+    ("Toggle log scale", "Loss chart y axis", "log_scale"),
+)
+
+
+def app_commands(switch_mode: Callable[[str], object], on_train_screen: Callable[[str], None],
+                 show_help: Callable[[], None]) -> Iterator[SystemCommand]:
+    """The app's palette entries: the screens, the train screen's actions, help."""
+    yield SystemCommand("Train screen", "Setup, live chart, layers, previews", lambda: switch_mode("train"))
+    yield SystemCommand("Sessions screen", "Browse saved sessions", lambda: switch_mode("sessions"))
+    for title, help_text, action in TRAIN_COMMANDS:
+        yield SystemCommand(title, help_text, partial(on_train_screen, action))
+    yield SystemCommand("Help", "Keys and binding ids", show_help)
 
 
 class SessionsProvider(Provider):

@@ -1,171 +1,179 @@
-"""Every Textual message of the app, in two groups.
+"""Every Textual message of the app, as typed dataclasses (Textual sets a dataclass message up in
+Message.__post_init__), in three groups.
 
 From worker threads to the app (posted with `post_message`, thread-safe, never blocking): engine events
 wrapped with the token of the run they belong to, model loading progress and outcome.
 From screens and widgets to the app (they bubble up): requests. A screen never changes the run itself;
 it says what the user asked for, and the app decides.
+From the app to a screen: the answer to a request that the run refused.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from engine.config import TrainConfig
-from engine.download import DownloadProgress
-from engine.events import Event
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from engine.config import TrainConfig
+    from engine.download import DownloadProgress
+    from engine.events import Event
+    from engine.live_run import Run
+    from engine.sessions import SessionInfo
 
 
 # ----- worker threads -> app ---------------------------------------------------------------------
+@dataclass(eq=False)
 class RunEvents(Message):
-    """Engine events (`engine.events.Event`: handlers `match` on their class) of run `token`, in order.
-    Batched: once a second while training on the CPU, four times a second on a GPU; a pause, a resume and
-    the end of the run are sent at once (see NadaApp._forward)."""
+    """Engine events (handlers `match` on their class) of run `token`, in order. Batched by the run's
+    event stream (nada_tui.run_stream): once a second while training on the CPU, four times a second on a
+    GPU; a pause, a resume and the end of the run are sent at once."""
 
-    def __init__(self, token: str, events: tuple[Event, ...]) -> None:
-        super().__init__()
-        self.token = token
-        self.events = events
+    token: str
+    events: tuple[Event, ...]
 
 
+@dataclass(eq=False)
 class PreviewPixels(Message):
     """A preview as PIL images (a row of one tile per seed from each generator); the preview widget
     scales and encodes them for the terminal on its own thread."""
 
-    def __init__(self, token: str, step: int, frozen: Any, adapted: Any, seeds: tuple[int, ...]) -> None:
-        super().__init__()
-        self.token = token
-        self.step = step
-        self.frozen = frozen
-        self.adapted = adapted
-        self.seeds = seeds
+    token: str
+    step: int
+    frozen: Image
+    adapted: Image
+    seeds: tuple[int, ...]
 
 
+@dataclass(eq=False)
 class LoadProgress(Message):
     """Model download progress while run `token` loads (token None: a download without a run)."""
 
-    def __init__(self, token: str | None, progress: DownloadProgress) -> None:
-        super().__init__()
-        self.token = token
-        self.progress = progress
+    token: str | None
+    progress: DownloadProgress
 
 
+@dataclass(eq=False)
 class RunLoaded(Message):
-    """Models loaded, session created: `run` (an engine.runs.Run) is ready to train."""
+    """Models loaded, session created: `run` is ready to train."""
 
-    def __init__(self, token: str, run: Any) -> None:
-        super().__init__()
-        self.token = token
-        self.run = run
+    token: str
+    run: Run
 
 
+@dataclass(eq=False)
 class RunLoadFailed(Message):
-    def __init__(self, token: str, message: str, title: str) -> None:
-        super().__init__()
-        self.token = token
-        self.message = message
-        self.title = title
+    token: str
+    message: str
+    title: str
 
 
+@dataclass(eq=False)
 class SessionsChanged(Message):
     """A session was created, renamed, deleted, finished or released: lists should refresh."""
 
 
 # ----- screens and widgets -> app ----------------------------------------------------------------
+@dataclass(eq=False)
 class StartRequested(Message):
-    def __init__(self, config: TrainConfig, model_id: str) -> None:
-        super().__init__()
-        self.config = config
-        self.model_id = model_id
+    """Train `config` on `model_id`. `image_files`: the target images engine.inputs.check_inputs found
+    (it checked the prompts too); None when nobody checked yet (then the run's loader does)."""
+
+    config: TrainConfig
+    model_id: str
+    image_files: tuple[Path, ...] | None = None
 
 
+@dataclass(eq=False)
 class RetrainRequested(StartRequested):
     """Stop the current run (it saves), then train these settings as a fork of its session."""
 
 
+@dataclass(eq=False)
 class PauseToggleRequested(Message):
     pass
 
 
+@dataclass(eq=False)
 class StopRequested(Message):
     pass
 
 
+@dataclass(eq=False)
 class SaveRequested(Message):
     pass
 
 
-class GlobalWeightChanged(Message):
-    def __init__(self, value: float, quiet: bool = False) -> None:
-        super().__init__()
-        self.value = value
-        self.quiet = quiet
+@dataclass(eq=False)
+class LiveSettingChanged(Message):
+    """Settings marked live in the settings table (engine.config) were edited, in the setup form or the
+    layer map: {name: parsed value}. The app applies them to the run from its next step; with nothing
+    training the next Start reads them from the form. `quiet`: typing (applied, no toast); Enter confirms."""
+
+    values: dict[str, object]
+    quiet: bool = False
 
 
-class PinsChanged(Message):
-    """Layer pins edited (layer map or setup form): W+ indices always trained / never trained. The train
-    screen keeps the form in step (the next start uses them); the app applies them to the run, from its
-    next step. `index` and `state` ("on", "off", "free") name the cell the map changed, if it was one."""
-
-    def __init__(self, pin_on: tuple[int, ...], pin_off: tuple[int, ...], index: int | None = None,
-                 state: str | None = None) -> None:
-        super().__init__()
-        self.pin_on = pin_on
-        self.pin_off = pin_off
-        self.index = index
-        self.state = state
-
-
+@dataclass(eq=False)
 class DownloadRequested(Message):
-    def __init__(self, model_id: str) -> None:
-        super().__init__()
-        self.model_id = model_id
+    model_id: str
 
 
+@dataclass(eq=False)
 class SessionRequest(Message):
-    """A request about a saved session (`info`: an engine.sessions.SessionInfo)."""
+    """A request about a saved session."""
 
-    def __init__(self, info: Any) -> None:
-        super().__init__()
-        self.info = info
+    info: SessionInfo
 
 
+@dataclass(eq=False)
 class OpenRequested(SessionRequest):
     """Show a saved session read-only on the train screen."""
 
 
+@dataclass(eq=False)
 class ResumeRequested(SessionRequest):
     """Continue the session's training (finished ones get 100 more steps)."""
 
 
+@dataclass(eq=False)
 class DeleteRequested(SessionRequest):
     """Delete it (the user already confirmed)."""
 
 
+@dataclass(eq=False)
 class ForkRequested(SessionRequest):
-    def __init__(self, info: Any, source: str, target: str, from_weights: bool) -> None:
-        super().__init__(info)
-        self.source = source
-        self.target = target
-        self.from_weights = from_weights
+    source: str
+    target: str
+    from_weights: bool
 
 
+@dataclass(eq=False)
 class GenerateRequested(SessionRequest):
-    def __init__(self, info: Any, n: int, folder: Path) -> None:
-        super().__init__(info)
-        self.n = n
-        self.folder = folder
+    n: int
+    folder: Path
 
 
+@dataclass(eq=False)
 class ExportRequested(SessionRequest):
-    def __init__(self, info: Any, folder: Path) -> None:
-        super().__init__(info)
-        self.folder = folder
+    folder: Path
 
 
+@dataclass(eq=False)
 class RenameRequested(SessionRequest):
-    def __init__(self, info: Any, name: str) -> None:
-        super().__init__(info)
-        self.name = name
+    name: str
+
+
+# ----- app -> screen -----------------------------------------------------------------------------
+@dataclass(eq=False)
+class LiveSettingRefused(Message):
+    """The run refused a live change (out of range, nothing left to train): `reason` says why, `current`
+    holds every live setting's value still in force, for the form and the layer map to show again."""
+
+    name: str
+    reason: str
+    current: dict[str, object]

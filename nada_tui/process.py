@@ -16,7 +16,10 @@ the app touches threads pools, file descriptors or `os._exit`.
    After torch and openai-clip are imported, Python's own shutdown took 1.4-4.3 s on the 2-core box
    (`python -c "import clip"` alone: 3.5 s from its last line to the process ending), which made quitting
    take 2.3-4.2 s idle and up to 11.5 s while training (measured in tmux). Nothing is left to tear down
-   that matters: the session is closed, the terminal restored, the streams are flushed first.
+   that matters: the session is closed, the terminal restored, the streams are flushed first. Quitting
+   while training does not wait for the step in progress: the run saves on its own thread while the
+   terminal is restored, and the process ends when both are done. Commands that load torch (`train`,
+   `resume`, ...) end the same way once their output is flushed (nada_tui/__main__.py).
 4. No Textual timer with a delay of zero or less (`guard_timers`). In Textual 8.2.8 a timer whose
    interval is negative spins in `Timer._run` without ever awaiting (with skip=True the catch-up
    `count = int((now - start) / interval + 1)` never passes `repeat`), so the event loop stops: no keys,

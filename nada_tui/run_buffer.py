@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import TrainConfig
 from engine.download import DownloadProgress
@@ -26,6 +26,9 @@ from engine.events import (
     TrainingFinished,
 )
 from engine.sessions.metrics import MetricsLine
+
+if TYPE_CHECKING:
+    from engine.sessions import SessionInfo
 
 ACTIVE_STATES = ("loading", "running", "paused", "stopping")
 FAILURE_TITLES = {"nan": "Loss became NaN", "oom": "Out of memory"}
@@ -69,6 +72,7 @@ class RunBuffer:
     preview: Preview | None = None
     load_progress: DownloadProgress | None = None
     failure: str | None = None
+    resumes: SessionInfo | None = None  # the saved session this run resumes: a refused resume shows it again
 
     @property
     def active(self) -> bool:
@@ -141,10 +145,11 @@ class RunBuffer:
         self.touch()
 
     @classmethod
-    def saved(cls, info: Any, records: Sequence[MetricsLine]) -> RunBuffer:
-        """A saved session (an engine.sessions.SessionInfo) and its metrics, read-only."""
+    def saved(cls, info: SessionInfo, records: Sequence[MetricsLine], refusal: str | None = None) -> RunBuffer:
+        """A saved session and its metrics, read-only; `refusal`: why it was not resumed, if it was asked."""
         config = info.config
-        buf = cls(f"open-{info.id}", config, info.model_id, info.id, state=info.status, read_only=True)
+        buf = cls(f"open-{info.id}", config, info.model_id, info.id, state=info.status, read_only=True,
+                  failure=refusal)
         buf.records = [r for r in records if r.losses]
         if records:
             r = records[-1]
@@ -154,7 +159,10 @@ class RunBuffer:
                 it_per_s=r.it_per_s or 0.0, elapsed_s=r.elapsed_s or 0.0, trained_indices=r.trained, k=r.k or 0,
                 scores=None, next_selection=None, global_weight=gw,
             )
-        buf.add_log("info", f"opened {info.id} read-only: Resume (r on the sessions screen) continues it")
+        if refusal is not None:
+            buf.add_log("error", f"not resumed: {refusal}")
+        else:
+            buf.add_log("info", f"opened {info.id} read-only: Resume (r on the sessions screen) continues it")
         return buf
 
 

@@ -45,3 +45,13 @@ def test_every_module_opens_with_a_docstring_saying_its_job() -> None:
                 continue
             doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
             assert doc, f"{path.relative_to(ROOT)} has no opening docstring"
+
+
+def test_the_app_and_the_cli_hold_only_the_run_handle() -> None:
+    # engine.live_run.Run is the one thing they hold of a live run: never its trainer, worker or writer.
+    for path in [ROOT / "nada_tui" / "app.py", *(ROOT / "nada_tui" / "cli").glob("*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        reached = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        inside = reached & {"trainer", "worker", "writer", "make_worker"}
+        assert not inside, f"{path.relative_to(ROOT)} reaches into the run: {inside}"
+        assert "engine.trainer" not in imports(path), f"{path.relative_to(ROOT)} imports engine.trainer"

@@ -1,7 +1,9 @@
-"""Quitting the real app in a real pseudo-terminal: how long from the key to the process ending.
+"""Quitting the real app in a real pseudo-terminal (how long from the key to the process ending), and the
+end of a headless `train`.
 
 The README promises under 2 s on the demo; the bounds here are generous because CI machines are
-shared. The measured times are printed (pytest -s shows them).
+shared. The measured times are printed (pytest -s shows them). That quitting does not wait for a step
+in progress is tested by keys in test_tui_run.py.
 """
 
 from __future__ import annotations
@@ -103,3 +105,18 @@ def test_quit_while_training_saves_the_session(terminal: Terminal) -> None:
     [info] = sessions.list_sessions()
     assert info.status == "stopped" and info.step >= 1
     assert seconds < 8.0
+
+
+def test_headless_train_ends_without_the_interpreter_teardown() -> None:
+    # An atexit hook stands for the interpreter's teardown (1.4-4.3 s once torch is loaded): it must not
+    # run, and every line of the report must still arrive, flushed.
+    code = ("import atexit, sys; atexit.register(print, 'TEARDOWN', flush=True); "
+            "from nada_tui.__main__ import main; "
+            "sys.argv = ['nada-tui', 'train', '--demo', '--iters', '2', '--batch', '1', '--layer-batch', '2', "
+            "'--preview-every', '0', '--device', 'cpu']; sys.exit(main())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "Finished at step 2/2" in done.stdout and "Sample it with:" in done.stdout
+    assert "TEARDOWN" not in done.stdout
+    [info] = sessions.list_sessions()
+    assert info.status == "finished" and info.step == 2

@@ -111,19 +111,22 @@ def test_image_weight_zero_is_the_text_alone_exactly(tmp_path, generator, oracle
 
 
 def test_image_weight_rules_and_prompts(tmp_path, generator, oracle):
+    from engine.inputs import check_inputs
+
     folder = str(solid(tmp_path / "blue", BLUE, n=1))
     with pytest.raises(ConfigError, match="image_weight: .*no target images"):
-        trainer(generator, oracle, source="a red image", target="a blue image", image_weight=0.5)
+        check_inputs(TrainConfig(source="a red image", target="a blue image", image_weight=0.5))
     with pytest.raises(ConfigError, match="image_weight: .*alone") as info:
-        trainer(generator, oracle, target_images=(folder,), image_weight=0.5)
+        check_inputs(TrainConfig(target_images=(folder,), image_weight=0.5))
     assert info.value.field == "image_weight"
     with pytest.raises(ConfigError, match="image_weight"):
         TrainConfig.parse({"image_weight": "1.5"})
     from engine.clip_loss import PromptError
 
     with pytest.raises(PromptError, match="source prompt is empty"):  # text + images: the source is needed
-        trainer(generator, oracle, target="a blue image", target_images=(folder,))
-    trainer(generator, oracle, target_images=(folder,))  # images alone: no prompt needed
+        check_inputs(TrainConfig(target="a blue image", target_images=(folder,)))
+    assert check_inputs(TrainConfig(target_images=(folder,))) == (Path(folder) / "0.png",)  # no prompt needed
+    trainer(generator, oracle, target_images=(folder,))
 
 
 def test_paths_setting_parses_text_lists_and_json():

@@ -104,10 +104,12 @@ def test_clip_weights_must_have_one_positive():
         TrainConfig(source="a", target="b", clip_models=(("ViT-B/32", 0.0),))
 
 
-def test_bad_prompts_refused_before_any_step(generator, oracle):
-    cfg = TrainConfig(source="a red image", target="a red image", clip_models=(("o", 1.0),))
-    with pytest.raises(PromptError):
-        Trainer(cfg, generator, {"o": oracle}, device="cpu")
+def test_bad_prompts_refused_before_any_step():
+    from engine.inputs import check_inputs
+
+    for source, target in (("a red image", "a red image"), ("", "a red image"), ("a red image", "x " * 80)):
+        with pytest.raises(PromptError):
+            check_inputs(TrainConfig(source=source, target=target, clip_models=(("o", 1.0),)))
 
 
 def test_prompts_with_no_clip_difference_are_refused(generator, oracle):

@@ -108,6 +108,7 @@ async def test_quit_while_training_saves_within_two_seconds() -> None:
         await pilot.press("y")
         await wait_for(app, lambda: app.return_code is not None, "exit", timeout=5)
         elapsed = time.monotonic() - t0
+    app.finish_saving()  # as run_app does once the terminal is restored
     [info] = saved().values()
     assert elapsed < 2.0
     assert info.damaged is None and info.status == "stopped" and info.step >= 3

@@ -37,7 +37,8 @@ async def test_pin_layers_by_keys_and_mouse_during_a_run() -> None:
         # m focuses the map; the cursor starts on w0: right, right, space pins w2 on
         await pilot.press("m", "right", "right", "space")
         assert cell_line(layers, 2).startswith("w2+")
-        await wait_for(app, lambda: any("Pinned on: 2; off: none" in m for _, _, m in app.shown), "the pin toast")
+        await wait_for(app, lambda: any("Pin on 2, pin off none from the next step" in m for _, _, m in app.shown),
+                       "the pin toast")
         pinned_at = step_shown(app)
         await wait_for(app, lambda: step_shown(app) > pinned_at + 2, "steps with the pin")
         assert 2 in layers.trained and len(layers.trained) == 2
@@ -75,4 +76,4 @@ async def test_pin_layers_by_keys_and_mouse_during_a_run() -> None:
         assert (saved.config.pin_on, saved.config.pin_off) == ((), (2, 3))
         pins = [r.pins for r in sessions.read_metrics(saved.path) if r.pins is not None]
         assert pins[0] == ((2,), ()) and pins[-1] == ((), (2, 3))
-        assert any("pinned on" in text for _, _, text in app.view.buffer.log)  # type: ignore[union-attr]
+        assert any("pin on -> 2 from the next step" in text for _, _, text in app.view.buffer.log)  # type: ignore[union-attr]

@@ -178,7 +178,7 @@ class SessionWriter:
     # -- worker events
     def record(self, event: Event) -> None:
         """Store what an event says (metrics line, sample grid, failure). Raises OSError on a full disk;
-        `runs.Run.make_worker` turns that into a LogMessage."""
+        `engine.live_run.Run` turns that into a LogMessage."""
         with self._mutex:
             if isinstance(event, StepMetrics):
                 self._last_losses = dict(event.losses)

@@ -87,7 +87,7 @@ def run_job(job: Job) -> dict[str, Any]:
             stopped.append(name)
             _say(f"{name}: saving the latest step and stopping (the session stays resumable)")
         if current:
-            current[0].request_stop()
+            current[0].stop()
         elif len(stopped) == 1:
             raise _Interrupted(name)
 

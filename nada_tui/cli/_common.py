@@ -9,12 +9,16 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from engine.config import SETTINGS
 from engine.run_options import RUN_OPTIONS
 from nada_tui.cli import CliError
 from nada_tui.formatting import fmt_bytes, fmt_clock
+
+if TYPE_CHECKING:
+    from engine.live_run import Run
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGHUP": 129, "SIGTERM": 143}
 DOWNLOAD_BAR = 28  # characters
@@ -192,7 +196,8 @@ def setup_or_exit(fn: Any, *a: Any, **kw: Any) -> Any:
         raise CliError(str(exc) or type(exc).__name__, 1) from None
 
 
-def open_run(build: Any, *args: Any, cli: argparse.Namespace, printer: ProgressPrinter, **kw: Any) -> Any:
+def open_run(build: Callable[..., Run], *args: Any, cli: argparse.Namespace, printer: ProgressPrinter,
+             **kw: Any) -> Run:
     """Build a run with `build` (runs.start_session, resume_session or fork_session) on the device and
     checkpoint interval the command line gives, showing download progress; errors become exit codes."""
     run = setup_or_exit(build, *args, device=device_of(cli), checkpoint_every=cli.checkpoint_every,
@@ -201,7 +206,7 @@ def open_run(build: Any, *args: Any, cli: argparse.Namespace, printer: ProgressP
     return run
 
 
-def run_and_report(run: Any, printer: ProgressPrinter, quiet: bool) -> int:
+def run_and_report(run: Run, printer: ProgressPrinter, quiet: bool) -> int:
     """Train headless, print the summary; the exit code: 0 finished, 1 failed, 128+N after signal N."""
     from engine import runs
 

@@ -27,10 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     printer = ProgressPrinter(quiet=args.quiet)
     session_run = open_run(runs.resume_session, args.session, cli=args, printer=printer, iterations=args.iters)
-    info = session_run.writer.info()
+    info = session_run.info()
     if not args.quiet:
-        printer.line(
-            f"resuming {info.id} '{info.name}' at step {session_run.trainer.step_count}"
-            f"/{session_run.trainer.config.iterations}"
-        )
+        printer.line(f"resuming {info.id} '{info.name}' at step {session_run.step}/{session_run.config.iterations}")
     return run_and_report(session_run, printer, args.quiet)

@@ -258,14 +258,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_fork(args: argparse.Namespace) -> int:
     from engine import runs, sessions
-    from engine.clip_loss import validate_prompts
+    from engine.inputs import check_inputs
 
     changes = config_changes(args)
     if "target" not in changes:
         raise CliError("--target is required: describe what the fork should make, e.g. --target 'a sketch of a dog'", 2)
     info = setup_or_exit(sessions.load, args.session)
     config = setup_or_exit(info.config.replace, **changes)  # checks the settings before any model loads
-    setup_or_exit(validate_prompts, config.source, config.target, config.templates)
+    # once, before any model loads; the parent's own target images are kept (copies), new ones are found
+    files = setup_or_exit(check_inputs, config, find_images=config.target_images != info.config.target_images)
     adapted = args.fork_from == "adapted"
     printer = ProgressPrinter(quiet=args.quiet)
     if not args.quiet:
@@ -277,5 +278,5 @@ def cmd_fork(args: argparse.Namespace) -> int:
                 "give --source to describe what those weights make now"
             )
     run = open_run(runs.fork_session, info.id, changes, cli=args, printer=printer, from_weights=adapted,
-                   name=args.name)
+                   name=args.name, image_files=files)
     return run_and_report(run, printer, args.quiet)

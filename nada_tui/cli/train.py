@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine import runs
     from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE, DEMO_TARGET, TrainConfig, demo_config
+    from engine.inputs import check_inputs
 
     demo = args.train_demo or getattr(args, "demo", False)
     changes = config_changes(args)
@@ -73,10 +74,11 @@ def run(args: argparse.Namespace) -> int:
     printer = ProgressPrinter(quiet=args.quiet)
     make = demo_config if demo else TrainConfig  # the demo has its own recipe (engine.config.DEMO_DEFAULTS)
     config = setup_or_exit(make, source=source or "", target=target or "", **changes)
-    # Prompts are checked before any model loads: nobody should wait for a download to hear that. The
-    # target images are read before any model loads too (runs.start_session).
-    setup_or_exit(runs.check_targets, config)
+    # Prompts and target images are checked once, before any model loads: nobody should wait for a
+    # download to hear that. The images found are read before any model loads too (runs.start_session).
+    files = setup_or_exit(check_inputs, config)
     if not args.quiet:
         printer.line(f"loading {model_id} and {', '.join(n for n, _ in config.clip_models)} ...")
-    session_run = open_run(runs.start_session, config, model_id, cli=args, printer=printer, name=args.name)
+    session_run = open_run(runs.start_session, config, model_id, cli=args, printer=printer, name=args.name,
+                           image_files=files)
     return run_and_report(session_run, printer, args.quiet)

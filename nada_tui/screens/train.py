@@ -9,6 +9,7 @@ gives its room to the watch panels (on a narrow terminal: the previews tab comes
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -20,12 +21,13 @@ from textual.events import Key
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Tab, Tabs
 
-from engine.config import ConfigError
+from engine.config import ConfigError, TrainConfig
 from nada_tui.formatting import fmt_bytes, fmt_clock
 from nada_tui.messages import (
     DownloadRequested,
+    LiveSettingChanged,
+    LiveSettingRefused,
     PauseToggleRequested,
-    PinsChanged,
     RetrainRequested,
     SaveRequested,
     StartRequested,
@@ -41,7 +43,7 @@ from nada_tui.widgets.status_bar import StatusBar
 
 CHART_INTERVAL_S = 0.5  # the chart is the costliest panel: at most 2 redraws a second while training
 # At most one preview a second while training, always the newest; a little under a second, so that on
-# the CPU, where events come once a second (nada_tui.app.CPU_EVENT_BATCH_S), each batch's preview shows.
+# the CPU, where events come once a second (nada_tui.run_stream.CPU_EVENT_BATCH_S), each batch's preview shows.
 PREVIEW_INTERVAL_S = 0.9
 WIDE = 120
 TABS = ("setup", "monitor", "previews", "log")
@@ -239,8 +241,9 @@ class TrainScreen(Screen):
             event.stop()
             actions[event.button.id]()
 
-    def _read_form(self) -> tuple[Any, str] | None:
-        """The form's settings; on a bad field, say which and put the cursor in it."""
+    def _read_form(self) -> tuple[TrainConfig, str, tuple[Path, ...]] | None:
+        """The form's settings, checked once for this Start (target image problems are ConfigErrors); on a
+        bad field, say which and put the cursor in it."""
         from engine.clip_loss import PromptError
 
         try:
@@ -299,7 +302,7 @@ class TrainScreen(Screen):
             self.query_one(LossChart).toggle(int(event.character) - 1)
             event.stop()
 
-    def show_settings(self, config: Any, model_id: str) -> None:
+    def show_settings(self, config: TrainConfig, model_id: str) -> None:
         """The app shows a session's settings here (open, resume, fork)."""
         self.form.fill(config, model_id)
 
@@ -308,16 +311,24 @@ class TrainScreen(Screen):
             self.action_tab("monitor")
         self.query_one(LayerMap).focus()
 
-    @on(PinsChanged)
-    def _pins_changed(self, message: PinsChanged) -> None:
-        # Not stopped: the app applies the pins to the running trainer. Here the form and the map follow,
-        # so the next Start or Retrain trains with the same pins.
-        self.show_pins(message.pin_on, message.pin_off)
+    @on(LiveSettingChanged)
+    def _live_setting_changed(self, message: LiveSettingChanged) -> None:
+        # On its way to the app (which applies it to the run), a pin set in the layer map is written into
+        # the form and one typed in the form shown in the map, so both show the pins the next Start uses.
+        pins = {n: v for n, v in message.values.items() if n in ("pin_on", "pin_off")}
+        if pins:
+            self.form.show_values(pins)
+            layers = self.query_one(LayerMap)
+            layers.set_pins(pins.get("pin_on", tuple(sorted(layers.pin_on))),  # type: ignore[arg-type]
+                            pins.get("pin_off", tuple(sorted(layers.pin_off))))  # type: ignore[arg-type]
 
-    def show_pins(self, pin_on: tuple[int, ...], pin_off: tuple[int, ...]) -> None:
-        """Pins in the setup form and the layer map (the app calls it to undo a refused change)."""
-        self.form.set_pins(pin_on, pin_off)
-        self.query_one(LayerMap).set_pins(pin_on, pin_off)
+    @on(LiveSettingRefused)
+    def _live_setting_refused(self, message: LiveSettingRefused) -> None:
+        """The run kept its values: say why, and show the values in force again."""
+        self.notify(message.reason, title="Not changed", severity="error")
+        self.form.show_values(message.current)
+        pins = message.current
+        self.query_one(LayerMap).set_pins(pins["pin_on"], pins["pin_off"])  # type: ignore[arg-type]
 
     # ----- drawing from the buffer ----------------------------------------------------------
     def redraw(self, force: bool = False) -> None:
@@ -364,8 +375,13 @@ class TrainScreen(Screen):
         self._fed, self._chart_fed, self._log_fed = 0, -1, 0
         self._preview_drawn = None
         self._drawn_version = -1
-        self.query_one(LossChart).clear()
-        self.query_one(LayerMap).clear()
+        if buf is not None and buf.read_only:  # a saved session: say what it is, not "waiting for a step"
+            step = buf.last.step if buf.last is not None else 0
+            self.query_one(LossChart).clear(f"{buf.state} at step {step}: no losses logged")
+            self.query_one(LayerMap).clear(f"{buf.state} at step {step}\n(layer scores are not saved)")
+        else:
+            self.query_one(LossChart).clear()
+            self.query_one(LayerMap).clear()
         if buf is not None and buf.config is not None:
             self.query_one(LayerMap).set_pins(buf.config.pin_on, buf.config.pin_off)
         seeds = buf.config.preview_seeds if buf is not None and buf.config is not None else ()
@@ -409,6 +425,9 @@ class TrainScreen(Screen):
         seg.append((10, Text(buf.state, style=state_style)))
         if buf.read_only:
             seg.append((9, Text("(read-only)", style="dim")))
+            if buf.failure:  # a refused resume: the session's own state stays, and why comes with it
+                seg.append((9, Text("| not resumed:", style="bold red")))
+                seg.append((2, Text(buf.failure, style="red")))
         m = buf.last
         if m is not None:
             bar_w = 12

@@ -2,7 +2,8 @@
 the current step are highlighted; the header says the layer set or the current k and when selection runs
 next. It is also where layers are pinned: a cursor moves over the cells (arrow keys, or a click) and
 space cycles the cell free -> pinned on (always trained) -> pinned off (never trained) -> free. Each
-change posts `PinsChanged`; the screen keeps the setup form in step and the app applies it to the run.
+change posts `LiveSettingChanged` with both pin settings: the app applies it to the run (one hop), and the
+screen, which it passes on the way, writes the pins into the setup form for the next start.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from textual.events import Click
 from textual.widget import Widget
 
 from engine.config import format_indices
-from nada_tui.messages import PinsChanged
+from nada_tui.messages import LiveSettingChanged
 
 _SHADES = " ░▒▓█"
 PIN_MARKS = {"on": "+", "off": "×", "free": " "}
+WAITING = "waiting for the first step…"
 HEADER_LINES = 2  # the k / layer-set line and the pins line
 
 
@@ -45,6 +47,7 @@ class LayerMap(Widget, can_focus=True):
         self.pin_on: frozenset[int] = frozenset()
         self.pin_off: frozenset[int] = frozenset()
         self.cursor = 0
+        self.placeholder = WAITING  # what the map says while it has no layers
         self.active_colour = "#ff9e64"
         self.idle_colour = "#565f89"
 
@@ -66,9 +69,10 @@ class LayerMap(Widget, can_focus=True):
         self.pin_on, self.pin_off = frozenset(pin_on), frozenset(pin_off)
         self.refresh()
 
-    def clear(self) -> None:
+    def clear(self, placeholder: str = WAITING) -> None:
+        """No layers to show; `placeholder` says why (a saved session keeps no selection scores)."""
         self.scores, self.trained, self.k, self.next_selection, self.n_latent = (), frozenset(), None, None, None
-        self.layer_set, self.cursor = "auto", 0
+        self.layer_set, self.cursor, self.placeholder = "auto", 0, placeholder
         self.refresh(layout=True)
 
     # ----- pins ---------------------------------------------------------------------------------
@@ -107,7 +111,7 @@ class LayerMap(Widget, can_focus=True):
         elif state == "off":
             off.add(i)
         self.set_pins(tuple(sorted(on)), tuple(sorted(off)))
-        self.post_message(PinsChanged(tuple(sorted(on)), tuple(sorted(off)), index=i, state=state))
+        self.post_message(LiveSettingChanged({"pin_on": tuple(sorted(on)), "pin_off": tuple(sorted(off))}))
 
     def on_click(self, event: Click) -> None:
         """A click on a cell puts the cursor there and cycles its pin."""
@@ -183,7 +187,7 @@ class LayerMap(Widget, can_focus=True):
     def render(self) -> Text:
         n = self.n_latent or 0
         if n == 0:
-            return Text.assemble(self._header(), "\n", Text("waiting for the first step…", style="dim"))
+            return Text.assemble(self._header(), "\n", Text(self.placeholder, style="dim"))
         scores = self.scores if len(self.scores) == n else None  # a fixed layer set has no selection scores
         top = (max(scores) if scores else 0.0) or 1.0
         active = Style(color=self.active_colour, bold=True)

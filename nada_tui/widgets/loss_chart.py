@@ -19,6 +19,7 @@ from textual.widget import Widget
 # Braille dot bits for (x in 0..1, y in 0..3) within a cell, y from the top.
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 _BRAILLE = 0x2800
+WAITING = "waiting for the first step…"
 
 
 @dataclass
@@ -61,11 +62,14 @@ class LossChart(Widget):
         self.smoothing = 0.8
         self.log_scale = False
         self.title = ""
+        self.placeholder = WAITING  # what an empty chart says
         self._cache: tuple[tuple[int, int, int], list[Strip]] | None = None
         self._version = 0
 
     # ----- data -------------------------------------------------------------------------------
-    def clear(self) -> None:
+    def clear(self, placeholder: str = WAITING) -> None:
+        """No curves; `placeholder` says why until the first point."""
+        self.placeholder = placeholder
         self.series.clear()
         self._version += 1
         self.refresh()
@@ -139,7 +143,7 @@ class LossChart(Widget):
         with_xlabels = height >= 6
         plot_w, plot_h = width - label_w, height - (3 if with_xlabels else 2)
         if not visible:
-            return [head] + [Text("")] * (plot_h // 2) + [Text("  waiting for the first step…".center(width),
+            return [head] + [Text("")] * (plot_h // 2) + [Text(f"  {self.placeholder}".center(width),
                                                                  style="dim")]
         px_w, px_h = plot_w * 2, plot_h * 4
         x_max = max(s.steps[-1] for s in visible)

@@ -6,6 +6,7 @@ live); starting and stopping belong to the screen and the app."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -23,11 +24,11 @@ from engine.config import (
     demo_config,
 )
 from engine.download import DownloadProgress
+from engine.inputs import check_inputs
 from engine.registry import DEMO_CLIP, DEMO_GENERATOR, ModelEntry
 from engine.setting_kinds import TextSetting
-from engine.target_images import check_image_settings, find_image_files
 from nada_tui.formatting import fmt_bytes
-from nada_tui.messages import GlobalWeightChanged, PinsChanged
+from nada_tui.messages import LiveSettingChanged
 from nada_tui.widgets import fields
 from nada_tui.widgets.target_images import TargetImagesField
 
@@ -41,6 +42,8 @@ FORM_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS.values() if s.lab
 PROMPTS = tuple(s.name for s in FORM_SETTINGS if isinstance(s, TextSetting))
 LAST_PROMPT = SETTINGS[PROMPTS[-1]]
 TEMPLATE_EXTRA_TOKENS = 7  # the longest template adds about this many tokens
+LIVE_FIELDS = tuple(s.name for s in FORM_SETTINGS if s.live)  # Enter applies them to a run in progress
+APPLY_WHILE_TYPING = ("global_weight",)  # the loss mix follows the typing, like a slider
 
 
 class SetupForm(VerticalScroll):
@@ -182,24 +185,28 @@ class SetupForm(VerticalScroll):
             bits.append("not downloaded: ^D downloads now, or Start does")
         self.query_one("#model-info", Label).update(" · ".join(bits))
 
-    @on(Input.Changed, "#global_weight")
-    def _weight_typed(self) -> None:
-        self._post_weight(quiet=True)
+    # ----- live settings: the table's `live` ones reach the run as they are edited ---------------------
+    @on(Input.Changed)
+    def _live_typed(self, event: Input.Changed) -> None:
+        if event.input.id in APPLY_WHILE_TYPING:
+            self._post_live(event.input.id, quiet=True)
 
-    @on(Input.Submitted, "#global_weight")
-    def _weight_submitted(self) -> None:
-        self._post_weight(quiet=False)
+    @on(Input.Submitted)
+    def _live_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id in LIVE_FIELDS:
+            self._post_live(event.input.id, quiet=False)
 
-    def _post_weight(self, quiet: bool) -> None:
+    def _post_live(self, name: str, quiet: bool) -> None:
+        s = SETTINGS[name]
         try:
-            g = float(self._text("global_weight"))
-        except ValueError:
-            return
-        if not 0 <= g <= 1:
+            value = s.parse(self._text(name))
+            if not s.check(value):
+                raise ConfigError(name, f"allowed: {s.allowed}")
+        except ConfigError as exc:
             if not quiet:
-                self.notify("The global weight goes from 0 to 1.", severity="warning")
+                self.notify(str(exc), title="Check the setup", severity="warning")
             return
-        self.post_message(GlobalWeightChanged(g, quiet))
+        self.post_message(LiveSettingChanged({name: value}, quiet))
 
     def nudge_weight(self, delta: float) -> None:
         """Move the global weight by `delta` (keys < and >); posts the change."""
@@ -208,19 +215,18 @@ class SetupForm(VerticalScroll):
         except ValueError:
             g = 0.0
         g = round(min(1.0, max(0.0, g + delta)), 2)
-        field = self.query_one("#global_weight", Input)
-        with field.prevent(Input.Changed):
-            field.value = f"{g:g}"
-        self.post_message(GlobalWeightChanged(g))
+        self.show_values({"global_weight": g})
+        self.post_message(LiveSettingChanged({"global_weight": g}))
 
     # ----- reading and filling --------------------------------------------------------------------
     @property
     def model_id(self) -> str:
         return str(self.query_one("#model", Select).value)
 
-    def read(self) -> tuple[TrainConfig, str]:
-        """The form as a checked TrainConfig and model id. Raises ConfigError naming the bad field, or
-        PromptError (engine.clip_loss) for prompts CLIP cannot use."""
+    def read(self) -> tuple[TrainConfig, str, tuple[Path, ...]]:
+        """The form as a checked TrainConfig, the model id and the target image files, checked once for
+        the run about to start (engine.inputs.check_inputs). Raises ConfigError naming the bad field,
+        PromptError (engine.clip_loss) for prompts CLIP cannot use, or TargetImageError."""
         values: dict[str, object] = {}
         for s in FORM_SETTINGS:
             value = fields.read(self.query_one(f"#{s.name}"))
@@ -231,14 +237,10 @@ class SetupForm(VerticalScroll):
         if unknown:
             raise ConfigError("clip_models", f"unknown CLIP model {unknown[0]!r}; available: "
                               + ", ".join(sorted(self.clips)))
-        from engine.clip_loss import validate_prompts  # the tokenizer (and torch): only when starting
-
-        validate_prompts(config.source, config.target, config.templates, images=bool(config.target_images))
-        check_image_settings(config)
-        if config.target_images != self.filled_images:  # a session's own images: it keeps copies of them
-            find_image_files(config.target_images)  # missing, empty, too many: cheap; images are read later
-            self.filled_images = config.target_images  # the run about to start keeps copies of them
-        return config, self.model_id
+        # A session's own images (filled from it) are not looked for: it keeps copies, the originals may be gone.
+        files = check_inputs(config, find_images=config.target_images != self.filled_images)
+        self.filled_images = config.target_images  # the run about to start keeps copies of them
+        return config, self.model_id, files
 
     def fill(self, config: TrainConfig, model_id: str) -> None:
         """Put a saved session's settings into the form (open, resume, fork)."""
@@ -255,21 +257,13 @@ class SetupForm(VerticalScroll):
             widget.focus()
             return
 
-    # ----- layer pins (live, like the global weight; the layer map edits them too) -----------------
-    def set_pins(self, pin_on: tuple[int, ...], pin_off: tuple[int, ...]) -> None:
-        for name, pins in (("pin_on", pin_on), ("pin_off", pin_off)):
-            field = self.query_one(f"#{name}", Input)
-            with field.prevent(Input.Changed):
-                field.value = SETTINGS[name].format(pins)
-
-    @on(Input.Submitted, "#pin_on, #pin_off")
-    def _pins_submitted(self) -> None:
-        try:
-            pins = [SETTINGS[name].parse(self._text(name)) for name in ("pin_on", "pin_off")]
-        except ConfigError as exc:
-            self.notify(str(exc), title="Check the pins", severity="error")
-            return
-        self.post_message(PinsChanged(*pins))
+    def show_values(self, values: dict[str, object]) -> None:
+        """Show these settings' values (the run's after a refused change, pins set in the layer map);
+        posts nothing."""
+        for name, value in values.items():
+            for field in self.query(f"#{name}").results(Input):
+                with field.prevent(Input.Changed):
+                    field.value = SETTINGS[name].format(value)
 
     # ----- download progress ----------------------------------------------------------------------
     def show_download(self, progress: DownloadProgress | None) -> None:
