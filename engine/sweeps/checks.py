@@ -3,17 +3,18 @@ they run only before a submission or a dry run, never for `sweep status`)."""
 
 from __future__ import annotations
 
-from engine.config import SETTINGS
+from engine.config import SETTINGS, ConfigError
 from engine.sweeps.fileformat import RunSpec, Sweep, SweepError
 from engine.sweeps.locator import key_lines
 
 
 def check_sweep(sweep: Sweep) -> Sweep:
     """The checks that need the model registry and CLIP's tokenizer (imports torch): known model names,
-    prompts CLIP can use. Fills in a registry model's own source prompt where the file gives none."""
+    prompts and target images a run can use (engine.inputs.check_inputs, as `train` checks them). Fills
+    in a registry model's own source prompt where the file gives none."""
     from engine import zoo
-    from engine.clip_loss import PromptError, validate_prompts
-    from engine.errors import CheckpointError
+    from engine.errors import CheckpointError, PromptError
+    from engine.inputs import check_inputs
 
     runs = []
     for run in sweep.runs:
@@ -28,11 +29,9 @@ def check_sweep(sweep: Sweep) -> Sweep:
         if not config.source.strip():
             raise _at(sweep, run, "source", f'run {run.index + 1} has no source prompt: set source = "..."')
         try:
-            validate_prompts(config.source, config.target, config.templates)
-        except PromptError as exc:
-            raise _at(
-                sweep, run, "target" if "target" in str(exc).lower() else "source", f"run {run.index + 1}: {exc}"
-            ) from None
+            check_inputs(config)
+        except (PromptError, ConfigError) as exc:  # TargetImageError too; each names its field
+            raise _at(sweep, run, exc.field, f"run {run.index + 1}: {exc}") from None
         runs.append(
             run if config is run.config else RunSpec(run.index, run.name, run.model_id, config, run.demo, run.values)
         )
@@ -57,4 +56,3 @@ def _at(sweep: Sweep, run: RunSpec, key: str, message: str) -> SweepError:
             if line is not None:
                 break
     return SweepError(message, sweep.shown or sweep.path, line, key)
-

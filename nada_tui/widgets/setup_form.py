@@ -199,9 +199,7 @@ class SetupForm(VerticalScroll):
     def _post_live(self, name: str, quiet: bool) -> None:
         s = SETTINGS[name]
         try:
-            value = s.parse(self._text(name))
-            if not s.check(value):
-                raise ConfigError(name, f"allowed: {s.allowed}")
+            value = s.parse_checked(self._text(name))
         except ConfigError as exc:
             if not quiet:
                 self.notify(str(exc), title="Check the setup", severity="warning")
