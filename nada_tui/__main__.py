@@ -74,8 +74,6 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command is None:
-            from nada_tui.app import run_app
-
             return run_app(demo=args.demo, device=args.device, preview_renderer=args.preview_renderer,
                            open_session=args.open)
         for problem in user_config.load_settings().problems:  # the app shows them itself, as a toast
@@ -89,6 +87,27 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("nada-tui: interrupted", file=sys.stderr)
         return 130
+
+
+def run_app(demo: bool = False, device: str = "auto", preview_renderer: str | None = None,
+            open_session: str | None = None) -> int:
+    """`nada-tui` without a subcommand: the app, until it quits; the process ends with it."""
+    from nada_tui import graphics
+    from nada_tui.app import NadaApp
+    from nada_tui.process import draw_on_the_terminal, exit_now
+
+    os.environ.setdefault("TEXTUAL_ANIMATIONS", "basic")
+    settings = user_config.load_settings()
+    # Before Textual owns the terminal: the graphics queries read the terminal's answers from stdin.
+    graphics.configure(preview_renderer or settings.preview_renderer)
+    draw_on_the_terminal()
+    app = NadaApp(demo=demo, device=device, settings=settings, open_session=open_session)
+    for problem in app.startup_problems:  # still readable after the app has left the screen
+        print(f"nada-tui: skipped setting: {problem}", file=sys.stderr)
+    app.run()
+    app.finish_saving()
+    exit_now(app.return_code or 0)  # skips the interpreter's slow teardown: see nada_tui/process.py
+    return 0
 
 
 if __name__ == "__main__":

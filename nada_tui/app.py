@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import signal
 import sys
 from collections.abc import Callable, Iterable
@@ -30,7 +29,7 @@ from textual.screen import Screen
 
 from engine.config import SETTINGS, ConfigError, TrainConfig
 from engine.events import TrainingFailed, TrainingFinished
-from nada_tui import graphics, process, themes, user_config
+from nada_tui import process, themes, user_config
 from nada_tui.commands import SessionsProvider, app_commands
 from nada_tui.messages import (
     DeleteRequested,
@@ -55,7 +54,7 @@ from nada_tui.messages import (
     StartRequested,
     StopRequested,
 )
-from nada_tui.process import ThreadPerTaskExecutor, draw_on_the_terminal, exit_now, exit_soon, guard_timers
+from nada_tui.process import ThreadPerTaskExecutor, exit_soon, guard_timers
 from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
 from nada_tui.run_stream import RunEventStream
 from nada_tui.screens.compare import CompareScreen
@@ -584,24 +583,3 @@ class NadaApp(App):
             return f"{message.model_id} is ready."
 
         self._job("Download", "Downloaded", download)
-
-
-def run_app(demo: bool = False, device: str = "auto", preview_renderer: str | None = None,
-            open_session: str | None = None) -> int:
-    os.environ.setdefault("TEXTUAL_ANIMATIONS", "basic")
-    settings = user_config.load_settings()
-    # Before Textual owns the terminal: the graphics queries read the terminal's answers from stdin.
-    graphics.configure(preview_renderer or settings.preview_renderer)
-    draw_on_the_terminal()
-    app = NadaApp(demo=demo, device=device, settings=settings, open_session=open_session)
-    for problem in app.startup_problems:  # still readable after the app has left the screen
-        print(f"nada-tui: skipped setting: {problem}", file=sys.stderr)
-    app.run()
-    app.finish_saving()
-    exit_now(app.return_code or 0)  # skips the interpreter's slow teardown: see nada_tui/process.py
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_app(demo=True))
-
