@@ -131,7 +131,7 @@ def read_images(config: TrainConfig, image_files: Sequence[Path] | None) -> list
         image_files = check_inputs(config)
     elif config.target_images and not image_files:
         image_files = target_images.find_image_files(config.target_images)
-    return [TargetImage(f, target_images.load_image(f)) for f in image_files]
+    return [target_images.read_target(f) for f in image_files]
 
 
 def start_session(

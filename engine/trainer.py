@@ -141,6 +141,8 @@ class Trainer:
             raise ConfigError(sorted(bad)[0], f"cannot change during a run; only {sorted(allowed)} can")
         with self._lock:
             candidate = self.config.replace(**{**self._pending, **changes})  # validates
+        if "iterations" in changes and candidate.iterations <= self.step_count:
+            raise ConfigError("iterations", f"the run is already at step {self.step_count}: give more steps than that")
         if "pin_on" in changes or "pin_off" in changes:  # range and "something still trains", for this model
             LayerChoice.from_settings(candidate.layers, candidate.pin_on, candidate.pin_off, self.generator.n_latent)
         with self._lock:

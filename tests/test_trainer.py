@@ -133,6 +133,11 @@ def test_live_global_weight_change_applies_at_next_step(generator, oracle):
     assert m.global_weight == 1.0 and m.losses["total"] == pytest.approx(m.losses["global"])
     with pytest.raises(ConfigError, match="batch"):
         tr.update(batch=4)
+    # a length the run has already reached is refused (it would end the run at once, past its end)
+    with pytest.raises(ConfigError, match="already at step 2"):
+        tr.update(iterations=2)
+    tr.update(iterations=5)
+    assert tr.next_config.iterations == 5
 
 
 def test_cuda_request_without_cuda_is_a_clear_error(generator, oracle):

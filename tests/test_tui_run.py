@@ -59,6 +59,7 @@ async def test_live_settings_reach_the_run_and_a_refusal_comes_back() -> None:
         await pilot.press("escape", "f5")
         await wait_for(app, lambda: "running" in status(app) and step_shown(app) >= 2, "training")
         form = app.train_screen
+        await pilot.press("f4")  # the setup form folds away while a run trains: unfold it
 
         # pinning every trainable layer off leaves nothing to train: refused, and the form shows the pins
         # still in force
@@ -67,9 +68,13 @@ async def test_live_settings_reach_the_run_and_a_refusal_comes_back() -> None:
         assert form.query_one("#pin_off", Input).value == ""
         assert "running" in status(app)
 
-        # the iterations are live too: Enter ends the run earlier
+        # the iterations are live too: Enter ends the run earlier (paused, so that the step is known)
+        await pilot.press("f6")
+        await wait_for(app, lambda: "paused" in status(app), "the pause")
         mark = step_shown(app)
         await type_into(pilot, "#iterations", str(mark + 12), submit=True)
+        await wait_for(app, lambda: any(f"Iterations {mark + 12}" in text for _, _, text in app.shown), "the change")
+        await pilot.press("f6")
         await wait_for(app, lambda: f"/{mark + 12}" in status(app), "the new length")
         await wait_for(app, lambda: " finished " in status(app), "the run finished at its new length")
         await wait_for(app, lambda: [i.status for i in saved().values()] == ["finished"], "the session released")
@@ -102,6 +107,8 @@ async def test_a_stopped_session_read_only_and_a_refused_resume_say_what_it_is()
         try:
             await to_sessions(pilot, 1)
             await pilot.press("r")
+            await wait_for(app, lambda: isinstance(app.screen, ConfirmDialog), "the resume question")
+            await pilot.press("y")
             await wait_for(app, lambda: "not resumed" in status(app), "the refusal in the top bar")
         finally:
             lock.release()

@@ -85,6 +85,7 @@ async def test_dialog_sentences_wrap_instead_of_being_cut() -> None:
 async def test_the_loss_axis_stays_at_or_above_zero_for_losses() -> None:
     # The losses are never negative; the axis used to be padded below the lowest value (and a flat
     # curve half a unit down), so its bottom label read "-0.01" or "-0.50".
+    from _pilot import screen_text
     from textual.app import App
 
     from nada_tui.widgets.loss_chart import LossChart
@@ -101,5 +102,5 @@ async def test_the_loss_axis_stays_at_or_above_zero_for_losses() -> None:
                 chart.add("total", step, v, label="total")
             chart.refresh_chart()
             await pilot.pause()
-            labels = [line.split("│")[0].strip() for line in chart.plain_lines()[1:] if "│" in line]
+            labels = [line.split("│")[0].strip() for line in screen_text(app)[1:] if "│" in line]
             assert labels and all(not label.startswith("-") for label in labels), labels
