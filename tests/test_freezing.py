@@ -109,6 +109,15 @@ def test_micro_batched_selection_scores_equal_the_one_batch_scores(generator, cl
     assert torch.allclose(micro, one_batch, rtol=1e-4, atol=0), ((micro - one_batch) / one_batch).abs().max()
 
 
+def test_a_run_forced_to_micro_batches_of_one_selects_with_the_same_scores(generator, oracle):
+    whole = make_trainer(generator, oracle, iterations=1, auto_layer_batch=6)
+    micro = make_trainer(generator, oracle, iterations=1, auto_layer_batch=6)
+    micro.selection_batching.size = 1
+    a, b = whole.step(), micro.step()
+    assert torch.allclose(torch.tensor(b.scores), torch.tensor(a.scores), rtol=1e-4, atol=0)
+    assert b.trained_indices == a.trained_indices
+
+
 def test_the_selection_pass_runs_the_whole_batch_at_once_off_cuda():
     assert MicroBatching().next_size(torch.device("cpu"), 8) == 8
     assert MicroBatching(size=3).next_size(torch.device("cpu"), 2) == 2
