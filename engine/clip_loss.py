@@ -263,10 +263,11 @@ class ClipLoss:
         terms["directional"], terms["global"], terms["total"] = directional, glob, total
         return terms
 
-    def global_loss(self, images: Tensor, target: str) -> Tensor:
-        """Weighted global loss alone: the objective of adaptive layer selection."""
-        loss = images.new_zeros(())
+    def global_losses(self, images: Tensor, target: str) -> Tensor:
+        """Weighted global loss of each image [N], each from its own image alone: the objective of adaptive
+        layer selection (their mean), which runs it in micro-batches."""
+        loss = images.new_zeros(images.shape[0])
         for enc, weight in self.models:
             emb = enc.encode_images(images)
-            loss = loss + weight * (1 - emb @ self.global_target(enc, target)).mean()
+            loss = loss + weight * (1 - emb @ self.global_target(enc, target))
         return loss

@@ -171,31 +171,95 @@ class LayerChoice:
         return tuple(sorted(on | set(top_k(scores, self.k_effective(k) - len(on), free))))
 
 
+@dataclass
+class MicroBatching:
+    """How many codes one micro-batch of the selection pass holds.
+
+    `size` forces it (tests, the bench). Otherwise: the whole batch off CUDA; on CUDA, a first micro-batch
+    of one code measures the bytes its graph holds after the forward (`bytes_per_code`, kept for later
+    passes: the shapes never change within a run), then each micro-batch is as large as fits in
+    SAFETY x (free + cached-but-unused memory) at BACKWARD_FACTOR x that figure per code, the backward
+    pass holding at most the forward's graph again in activation gradients.
+    """
+
+    size: int | None = None
+    bytes_per_code: float | None = None
+
+    SAFETY = 0.8
+    BACKWARD_FACTOR = 2.0
+
+    def next_size(self, device: torch.device, remaining: int) -> int:
+        if self.size is not None:
+            return max(1, min(self.size, remaining))
+        if device.type != "cuda":
+            return remaining
+        if self.bytes_per_code is None:
+            return 1
+        free, _ = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        fits = int(self.SAFETY * (free + cached) / (self.BACKWARD_FACTOR * max(self.bytes_per_code, 1.0)))
+        return max(1, min(fits, remaining))
+
+
 def score_layers(
     generator: Generator,
     w: Tensor,
-    global_loss: Callable[[Tensor], Tensor],
+    global_losses: Callable[[Tensor], Tensor],
     iters: int = 1,
     lr: float = 0.01,
     noise: list[Tensor] | str = "const",
+    batching: MicroBatching | None = None,
 ) -> Tensor:
-    """Mean |delta w| per W+ index after `iters` SGD steps on the codes alone.
+    """Mean |delta w| per W+ index after `iters` SGD steps on the codes alone, on the mean over the batch
+    of `global_losses` (one loss per image).
 
+    The codes are optimised in micro-batches (`batching`) with the same scores as one pass: each image's
+    loss depends on its own code only (per-sample modulation and noise, CLIP in eval mode, per-row
+    normalisation), and every micro-batch divides its sum by the whole batch, so each code gets the same
+    gradient. Noise "random" draws differ with the micro-batch size; the trainer passes a list.
     The generator's parameters are switched to requires_grad=False for the duration, so the backward
     pass computes gradients for the codes only: no weight gradients are built or kept.
     """
+    batching = batching or MicroBatching()
     saved = [p.requires_grad for p in generator.parameters()]
     for p in generator.parameters():
         p.requires_grad_(False)
     try:
         w0 = generator.w_plus(w.detach())
-        codes = w0.clone().requires_grad_(True)
-        for _ in range(iters):
-            loss = global_loss(generator.synthesis(codes, noise))
-            (grad,) = torch.autograd.grad(loss, codes)
-            with torch.no_grad():
-                codes -= lr * grad
-        return (codes.detach() - w0).abs().mean(-1).mean(0)
+        batch = w0.shape[0]
+        deltas, start = [], 0
+        while start < batch:
+            m = batching.next_size(w0.device, batch - start)
+            part = slice(start, start + m)
+            part_noise = noise if isinstance(noise, str) else [n[part] for n in noise]
+            deltas.append(_sgd_codes(generator, w0[part], global_losses, iters, lr, part_noise, batch, batching))
+            start += m
+        return torch.cat(deltas).abs().mean(-1).mean(0)
     finally:
         for p, flag in zip(generator.parameters(), saved, strict=True):
             p.requires_grad_(flag)
+
+
+def _sgd_codes(
+    generator: Generator,
+    w0: Tensor,
+    global_losses: Callable[[Tensor], Tensor],
+    iters: int,
+    lr: float,
+    noise: list[Tensor] | str,
+    batch: int,
+    batching: MicroBatching,
+) -> Tensor:
+    """delta w of one micro-batch after `iters` SGD steps; measures `bytes_per_code` when it is unknown."""
+    measure = w0.device.type == "cuda" and batching.size is None and batching.bytes_per_code is None
+    codes = w0.clone().requires_grad_(True)
+    for _ in range(iters):
+        before = torch.cuda.memory_allocated(w0.device) if measure else 0
+        loss = global_losses(generator.synthesis(codes, noise)).sum() / batch
+        if measure:
+            batching.bytes_per_code = (torch.cuda.memory_allocated(w0.device) - before) / len(w0)
+            measure = False
+        (grad,) = torch.autograd.grad(loss, codes)
+        with torch.no_grad():
+            codes -= lr * grad
+    return codes.detach() - w0

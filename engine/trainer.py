@@ -33,7 +33,7 @@ from engine.events import (
     TrainingFailed,
     TrainingFinished,
 )
-from engine.freezing import LayerChoice, LayerSchedule, score_layers
+from engine.freezing import LayerChoice, LayerSchedule, MicroBatching, score_layers
 from engine.sampling import grid, render_seeds, to_pil
 from engine.seeds import stream_seed
 from engine.stylegan2 import Generator, forced_modconv_path, modconv_path
@@ -124,6 +124,7 @@ class Trainer:
         self.rng = torch.Generator(self.device).manual_seed(config.seed)
         self.step_count = 0
         self.scores: torch.Tensor | None = None
+        self.selection_batching = MicroBatching()  # the selection pass's micro-batch size (engine.freezing)
         self.trained: tuple[int, ...] = ()
         self.selected_this_step = False
         self._frozen_row: tuple[tuple[tuple[int, ...], float], Any] | None = None  # see preview()
@@ -197,9 +198,10 @@ class Trainer:
             scores = score_layers(
                 self.generator,
                 w,
-                lambda img: self.loss.global_loss(img, cfg.target),
+                lambda img: self.loss.global_losses(img, cfg.target),
                 cfg.auto_layer_iters,
                 noise=noise,
+                batching=self.selection_batching,
             )
         return scores.float().cpu()
 

@@ -132,7 +132,7 @@ def test_models_with_weight_zero_are_never_evaluated(clip_tiny):
     loss = ClipLoss([(clip_tiny, 1.0), (ClipEncoder(idle, "idle"), 0.0)])
     img = torch.rand(1, 3, 32, 32)
     terms = loss(img, img + 0.1, "a dog", "a cat")
-    loss.global_loss(img, "a cat")
+    loss.global_losses(img, "a cat")
     assert idle.calls == 0
     assert "directional/idle" not in terms
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from engine.clip_loss import ClipLoss
 from engine.config import TrainConfig, default_k
-from engine.freezing import LayerSchedule, score_layers, top_k
+from engine.freezing import LayerSchedule, MicroBatching, score_layers, top_k
 from engine.trainer import Trainer
 
 ORACLE = (("oracle", 1.0),)
@@ -79,10 +81,65 @@ def test_selection_builds_no_generator_gradients(generator, oracle):
     for p in generator.parameters():
         p.requires_grad_(True)
     w = generator.mapping(torch.randn(4, 32)).detach()
-    scores = score_layers(generator, w, lambda img: (1 - oracle.encode_images(img)[:, 2]).mean(), iters=2)
+    scores = score_layers(generator, w, lambda img: 1 - oracle.encode_images(img)[:, 2], iters=2)
     assert scores.shape == (generator.n_latent,) and (scores > 0).any()
     assert all(p.grad is None for p in generator.parameters())
     assert all(p.requires_grad for p in generator.parameters())  # flags restored
+
+
+def selection_inputs(generator, clip, batch=8):
+    """Codes, per-sample noise and the global CLIP losses of a selection pass (iters=2) with `clip`."""
+    rng = torch.Generator().manual_seed(5)
+    w = generator.mapping(torch.randn(batch, generator.style_dim, generator=rng)).detach()
+    noise = generator.make_noise(batch, rng)
+    loss = ClipLoss([(clip, 1.0)], global_weight=1.0)
+    return w, noise, lambda img: loss.global_losses(img, "a sketch of a dog")
+
+
+@pytest.mark.parametrize("size", [1, 3, 8])
+def test_micro_batched_selection_scores_equal_the_one_batch_scores(generator, clip_tiny, size):
+    w, noise, losses = selection_inputs(generator, clip_tiny)
+    one_batch = score_layers(generator, w, losses, iters=2, noise=noise)  # off CUDA: the whole batch at once
+    micro = score_layers(generator, w, losses, iters=2, noise=noise, batching=MicroBatching(size=size))
+    assert (one_batch > 0).all()
+    # Each code's loss and gradient are the same function in both; only the CPU's conv and matmul kernels
+    # block differently by batch size, so the images already differ in the last bits and the scores
+    # match to float rounding (3.7e-6 relative here), not bit for bit (they are, with one micro-batch of 8).
+    # A mean per micro-batch instead of the sum over the whole batch is off by 2x-7x.
+    assert torch.allclose(micro, one_batch, rtol=1e-4, atol=0), ((micro - one_batch) / one_batch).abs().max()
+
+
+def test_a_run_forced_to_micro_batches_of_one_selects_with_the_same_scores(generator, oracle):
+    whole = make_trainer(generator, oracle, iterations=1, auto_layer_batch=6)
+    micro = make_trainer(generator, oracle, iterations=1, auto_layer_batch=6)
+    micro.selection_batching.size = 1
+    a, b = whole.step(), micro.step()
+    assert torch.allclose(torch.tensor(b.scores), torch.tensor(a.scores), rtol=1e-4, atol=0)
+    assert b.trained_indices == a.trained_indices
+
+
+def test_the_selection_pass_runs_the_whole_batch_at_once_off_cuda():
+    assert MicroBatching().next_size(torch.device("cpu"), 8) == 8
+    assert MicroBatching(size=3).next_size(torch.device("cpu"), 2) == 2
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_micro_batch_is_measured_and_the_scores_stay_the_same(generator, clip_tiny):
+    device = torch.device("cuda")
+    w, noise, losses = selection_inputs(generator, clip_tiny)
+    gen, _ = generator.to(device), clip_tiny.to(device)
+    w, noise = w.to(device), [n.to(device) for n in noise]
+    auto = MicroBatching()
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # TF32 rounds by 1e-3
+    try:
+        scores = score_layers(gen, w, losses, iters=2, noise=noise, batching=auto)
+        whole = score_layers(gen, w, losses, iters=2, noise=noise, batching=MicroBatching(size=8))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    assert auto.bytes_per_code is not None and auto.bytes_per_code > 0  # measured on a first code alone
+    assert auto.next_size(device, 8) == 8  # the tiny models: the rest fits at once
+    assert torch.allclose(scores, whole, rtol=1e-4, atol=0)
 
 
 def test_a_step_changes_only_the_trained_layers_and_never_the_frozen_generator(generator, oracle):

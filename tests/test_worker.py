@@ -115,7 +115,7 @@ def test_nan_loss_fails_with_a_message_and_keeps_the_last_good_weights(generator
             (),
             {
                 "__call__": staticmethod(poisoned),
-                "global_loss": tr.loss.global_loss,
+                "global_losses": tr.loss.global_losses,
                 "models": tr.loss.models,
             },
         )(),
