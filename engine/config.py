@@ -55,6 +55,7 @@ DEMO_TARGET = "a blue image"
 LR_SCALE = 0.8
 ADAM_BETAS = (0.0, 0.99**0.8)
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+NOISE_MODES = ("shared", "independent")
 
 
 def _setting(default: Any, flag: str, label: str, help: str, allowed: str, kind: type[Setting],
@@ -136,6 +137,10 @@ class TrainConfig:
                                      "an integer from 1 to 256", IntSetting, between(1, 256))
     mixing: float = _setting(0.0, "--mixing", "", "style-mixing probability in training batches (0.9 helps "
                              "shape changes)", "a probability from 0 to 1", FloatSetting, between(0, 1))
+    noise: str = _setting("shared", "--noise", "", "noise maps of a training step: shared (the frozen and the "
+                          "trained render get the same maps, so they agree exactly before training) or "
+                          "independent (each its own draw, as the reference)", "shared or independent",
+                          ChoiceSetting, choices=NOISE_MODES)
     sample_truncation: float = _setting(0.7, "--truncation", "", "truncation of previews and samples",
                                         "a number from 0 to 1", FloatSetting, between(0, 1))
     preview_every: int = _setting(25, "--preview-every", "preview", "save a preview grid every N steps",

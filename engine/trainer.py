@@ -1,8 +1,10 @@
 """The StyleGAN-NADA training loop: config, a steppable Trainer, and a worker thread around it.
 
-One step: z -> frozen mapping -> W+ (shared by both generators, with the same noise and the same
-style-mixing crossover) -> frozen and trainable renders -> CLIP loss -> Adam on the StyledConvs that
-adaptive freezing chose. The mapping network, constant input and to_rgb layers never train.
+One step: z -> frozen mapping -> W+ (shared by both generators, with the same style-mixing crossover,
+and the same noise unless the `noise` setting says independent) -> frozen and trainable renders -> CLIP
+loss -> Adam on the StyledConvs that adaptive freezing chose. The mapping network and the to_rgb layers
+never train. The learned constant input trains only when selection is off and every StyledConv trains
+(`--k 0`, `--layers all`), as the reference trains it whenever its adaptive selection is off.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from engine.events import (
     TrainingFailed,
     TrainingFinished,
 )
-from engine.freezing import LayerChoice, LayerSchedule, MicroBatching, score_layers
+from engine.freezing import LayerChoice, LayerSchedule, MicroBatching, rankable_indices, score_layers
 from engine.sampling import grid, render_seeds, to_pil
 from engine.seeds import stream_seed
 from engine.stylegan2 import Generator, forced_modconv_path, modconv_path
@@ -115,9 +117,12 @@ class Trainer:
                 f"k={n - 1} is used (k=0 also trains them all)."
             )
         self.convs = self.generator.styled_convs()
-        # fused: one kernel per step for every parameter (the per-tensor loop was ~10 ops per tensor).
+        self.constant = self.generator.input.input
+        # fused: one kernel per step for every parameter (the per-tensor loop was ~10 ops per tensor). The
+        # constant comes last, so the optimizer state of sessions saved before it could train still loads.
         self.optimizer = torch.optim.Adam(
-            [p for c in self.convs for p in c.parameters()], lr=config.lr * LR_SCALE, betas=ADAM_BETAS, fused=True
+            [*(p for c in self.convs for p in c.parameters()), self.constant],
+            lr=config.lr * LR_SCALE, betas=ADAM_BETAS, fused=True,
         )
         # Latents and noise are drawn on the training device (no host-to-device copies each step);
         # on CPU that also makes runs bit-for-bit repeatable.
@@ -215,6 +220,11 @@ class Trainer:
         """The layer set, pins and (adaptive) the schedule's k with the last scores: see engine.freezing."""
         return self.layer_choice.trained(self.schedule.k_at(step), self.scores)
 
+    def trains_constant(self, trained: tuple[int, ...]) -> bool:
+        """The constant input trains when selection is off and every StyledConv trains (k=0, layers=all),
+        as the reference trains it whenever its selection is off; adaptive selection never picks it."""
+        return self.schedule.k0 == 0 and len(trained) == rankable_indices(self.generator.n_latent)
+
     def step(self) -> StepMetrics:
         self._apply_pending()
         t0 = time.perf_counter()
@@ -227,15 +237,18 @@ class Trainer:
         chosen = set(self.trained)
         for i, conv in enumerate(self.convs):
             conv.requires_grad_(i in chosen)
+        self.constant.requires_grad_(self.trains_constant(self.trained))
 
         w_plus = self._latents(cfg.batch)
         noise = self.frozen.make_noise(cfg.batch, self.rng)
+        # independent: the frozen render draws its own maps, as the reference does (see docs/settings.md).
+        frozen_noise = noise if cfg.noise == "shared" else self.frozen.make_noise(cfg.batch, self.rng)
         # Both renders take the split path in every layer, unless a path is forced (the bench): they agree
         # exactly before any training in every precision, and depthwise filters take fewer ops than
         # zero insertion.
         with self.autocast(), modconv_path(forced_modconv_path() or "split"):
             with torch.no_grad():
-                frozen_img = self.frozen.synthesis(w_plus, noise)
+                frozen_img = self.frozen.synthesis(w_plus, frozen_noise)
             trained_img = self.generator.synthesis(w_plus, noise)
             terms = self.loss(frozen_img, trained_img, cfg.source, cfg.target)
         terms = {k: v.float() for k, v in terms.items()}
@@ -300,9 +313,10 @@ class Trainer:
 
     # ----- resume -----------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The parameters adaptation may change (all StyledConvs), under rosinality key names."""
+        """The parameters adaptation may change (all StyledConvs and the constant input), under rosinality
+        key names."""
         names = {id(p): n for n, p in self.generator.named_parameters()}
-        return {names[id(p)]: p.detach() for c in self.convs for p in c.parameters()}
+        return {names[id(p)]: p.detach() for g in self.optimizer.param_groups for p in g["params"]}
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resume needs, on the CPU. "weights" holds only the trainable tensors that differ
@@ -331,7 +345,9 @@ class Trainer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from `state_dict()` of a Trainer built from the same starting generator."""
-        if state["optimizer"] and list(state["param_names"]) != self._param_names():
+        names = self._param_names()
+        # names[:-1]: saved before the constant input could train (it is last; its Adam state starts fresh).
+        if state["optimizer"] and list(state["param_names"]) not in (names, names[:-1]):
             raise TrainingError("The saved state was made for a different generator architecture.")
         start = dict(self.frozen.named_parameters())
         with torch.no_grad():
