@@ -2,8 +2,8 @@
 
 Each posted message wakes the UI thread, and on the CPU every wake-up takes a core from the trainer's
 OpenMP team (see nada_tui/bench.py): there events come once a second, as often as htop redraws; on a GPU,
-four times a second. A pause, a resume and the end of the run go at once. Of the previews made within one
-batch only the newest is posted: older ones would never be drawn.
+four times a second, each batch closed by a step's metrics. A pause, a resume and the end of the run go
+at once. Of the previews made within one batch only the newest is posted: older ones would never be drawn.
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ class RunEventStream:
             if isinstance(event, StepMetrics) and event.memory is not None:
                 self._window = CPU_EVENT_BATCH_S if event.memory.device == "cpu" else EVENT_BATCH_S
             urgent = isinstance(event, StateChanged | TrainingFinished | TrainingFailed)
-            if not urgent and now - self._flushed_at < self._window:
+            # A batch closes on a step's metrics (what follows a step, its selection, preview or
+            # checkpoint, rides with the next one), so batches are a window apart in training time too.
+            due = isinstance(event, StepMetrics) and now - self._flushed_at >= self._window
+            if not (urgent or due):
                 return
             events, preview = tuple(self._events), self._preview
             self._events, self._preview, self._flushed_at = [], None, now

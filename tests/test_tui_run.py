@@ -18,6 +18,14 @@ from nada_tui.screens.dialogs import ConfirmDialog
 pytestmark = pytest.mark.usefixtures("small_demo")
 
 
+async def start_long_run(pilot, app: RecordingApp, steps: int) -> None:
+    """Start a 5000-step demo run by keys and wait until it is running and has shown `steps` steps."""
+    await ready(pilot)
+    await type_into(pilot, "#iterations", "5000")
+    await pilot.press("escape", "f5")
+    await wait_for(app, lambda: "running" in status(app) and step_shown(app) >= steps, "training")
+
+
 async def test_quit_does_not_wait_for_the_step_in_progress(monkeypatch) -> None:
     # Once the quit question is up, the next step is slow: it waits for the app to have left, for at most
     # 1.5 s. An app that waits for the step (and its save) before leaving sees that step time out first.
@@ -34,10 +42,7 @@ async def test_quit_does_not_wait_for_the_step_in_progress(monkeypatch) -> None:
     monkeypatch.setattr(Trainer, "step", slow_step)
     app = RecordingApp()
     async with app.run_test(size=(160, 60)) as pilot:
-        await ready(pilot)
-        await type_into(pilot, "#iterations", "5000")
-        await pilot.press("escape", "f5")
-        await wait_for(app, lambda: step_shown(app) >= 2, "training")
+        await start_long_run(pilot, app, steps=2)
         await pilot.press("ctrl+q")
         await wait_for(app, lambda: isinstance(app.screen, ConfirmDialog), "the quit question")
         slow.set()
@@ -54,10 +59,7 @@ async def test_quit_does_not_wait_for_the_step_in_progress(monkeypatch) -> None:
 async def test_live_settings_reach_the_run_and_a_refusal_comes_back() -> None:
     app = RecordingApp()
     async with app.run_test(size=(160, 60)) as pilot:
-        await ready(pilot)
-        await type_into(pilot, "#iterations", "5000")
-        await pilot.press("escape", "f5")
-        await wait_for(app, lambda: "running" in status(app) and step_shown(app) >= 2, "training")
+        await start_long_run(pilot, app, steps=2)
         form = app.train_screen
         await pilot.press("f4")  # the setup form folds away while a run trains: unfold it
 
@@ -85,10 +87,7 @@ async def test_live_settings_reach_the_run_and_a_refusal_comes_back() -> None:
 async def test_a_stopped_session_read_only_and_a_refused_resume_say_what_it_is() -> None:
     app = RecordingApp()
     async with app.run_test(size=(160, 60)) as pilot:
-        await ready(pilot)
-        await type_into(pilot, "#iterations", "5000")
-        await pilot.press("escape", "f5")
-        await wait_for(app, lambda: step_shown(app) >= 3, "training")
+        await start_long_run(pilot, app, steps=3)
         await pilot.press("f8")
         await wait_for(app, lambda: [i.status for i in saved().values()] == ["stopped"], "stopped and released")
         [info] = saved().values()
