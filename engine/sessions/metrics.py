@@ -21,6 +21,11 @@ def _finite(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def json_losses(losses: Mapping[str, Any]) -> dict[str, float | None]:
+    """Losses as session files store them: JSON has no NaN, so a non-finite loss is null."""
+    return {str(k): _finite(v) for k, v in losses.items()}
+
+
 def _ints(values: Any) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in values)
@@ -50,7 +55,7 @@ class MetricsLine:
 
     def to_json(self) -> dict[str, Any]:
         """The line's JSON object (what `from_json` reads back)."""
-        rec: dict[str, Any] = {"step": self.step, "losses": {k: _finite(v) for k, v in self.losses.items()}}
+        rec: dict[str, Any] = {"step": self.step, "losses": json_losses(self.losses)}
         for key in ("lr", "it_per_s", "elapsed_s", "k"):
             if getattr(self, key) is not None:
                 rec[key] = getattr(self, key)
@@ -76,7 +81,7 @@ class MetricsLine:
         k = rec.get("k")
         return cls(
             step=step,
-            losses={str(n): _finite(v) for n, v in losses.items()} if isinstance(losses, Mapping) else {},
+            losses=json_losses(losses) if isinstance(losses, Mapping) else {},
             lr=_finite(rec.get("lr")),
             it_per_s=_finite(rec.get("it_per_s")),
             elapsed_s=_finite(rec.get("elapsed_s")),

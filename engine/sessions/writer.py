@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import threading
 import time
@@ -23,7 +22,7 @@ from engine.sessions.errors import NonFiniteWeights
 from engine.sessions.ids import now_iso
 from engine.sessions.info import SessionInfo, read_info
 from engine.sessions.lock import SessionLock
-from engine.sessions.metrics import MetricsLine, metrics_text
+from engine.sessions.metrics import MetricsLine, json_losses, metrics_text
 from engine.sessions.state import Stateful, encode_state
 
 # The status a checkpoint leaves in session.json, by the reason it was taken.
@@ -35,19 +34,6 @@ REASON_STATUS = {
     "signal": "stopped",
     "finish": "finished",
 }
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _losses(losses: Mapping[str, float]) -> dict[str, float | None]:
-    # JSON has no NaN: a non-finite loss is stored as null.
-    return {k: _finite(v) for k, v in losses.items()}
 
 
 def _row_image(preview: PreviewReady, tile_max: int | None) -> Image.Image:
@@ -139,7 +125,7 @@ class SessionWriter:
                 if reason in ("stop", "signal", "finish") and self._last_preview is not None:
                     _save_png(self.path / layout.GRID_FILE, _row_image(self._last_preview, None))
                 status = REASON_STATUS.get(reason, "running")
-                losses = _losses(self._last_losses)
+                losses = json_losses(self._last_losses)
                 self._write_json(
                     status=status,
                     step=step,
