@@ -25,7 +25,8 @@ from typing import Any
 from engine import sessions
 from engine.config import TrainConfig
 from engine.events import Event, LogMessage, StepMetrics, TrainingFailed, TrainingFinished
-from engine.trainer import Trainer, TrainingWorker
+from engine.trainer import Trainer
+from engine.training_worker import TrainingWorker
 
 DEFAULT_CHECKPOINT_EVERY = 50
 HANDLED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")

@@ -1,4 +1,4 @@
-"""The StyleGAN-NADA training loop: config, a steppable Trainer, and a worker thread around it.
+"""The StyleGAN-NADA training step: a steppable Trainer (the worker thread is engine/training_worker.py).
 
 One step: z -> frozen mapping -> W+ (shared by both generators, with the same style-mixing crossover,
 and the same noise unless the `noise` setting says independent) -> frozen and trainable renders -> CLIP
@@ -13,8 +13,7 @@ import copy
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,15 +24,8 @@ from engine import target_images as targets
 from engine.clip_loss import ClipEncoder, ClipLoss
 from engine.config import ADAM_BETAS, LR_SCALE, SETTINGS, ConfigError, TrainConfig, default_k
 from engine.events import (
-    CheckpointSaved,
-    Event,
-    LogMessage,
     PreviewReady,
-    SelectionDone,
-    StateChanged,
     StepMetrics,
-    TrainingFailed,
-    TrainingFinished,
 )
 from engine.freezing import LayerChoice, LayerSchedule, MicroBatching, rankable_indices, score_layers
 from engine.sampling import grid, render_seeds, to_pil
@@ -364,158 +356,3 @@ class Trainer:
             # Saved on another device type (CPU and CUDA generators keep different states): the run
             # goes on with a fresh, still seeded stream; only bit-for-bit equality is lost.
             self.rng.manual_seed(stream_seed(self.config.seed, self.step_count, "resume"))
-
-
-OOM_ADVICE = (
-    "The GPU ran out of memory at step {step}. Lower the batch (now {batch}) or auto_layer_batch "
-    "(now {auto_batch}), use fewer CLIP models, or pick a smaller generator; then retrain."
-)
-
-# Raises OSError when saving fails (a full disk); the exception may carry `saved_step`, the step the
-# session's checkpoint holds after the failure (else the last successful save's step is assumed).
-CheckpointFn = Callable[[Trainer, str], Path | None]
-
-
-class TrainingWorker:
-    """Runs a Trainer on a background thread; pause/resume/stop take effect between steps.
-
-    Events go to `on_event` from the worker thread; it must only queue or post them (a Textual app
-    uses `post_message`), never block on the UI. `checkpoint(trainer, reason)` is called every
-    `checkpoint_every` steps and on pause, stop, finish and `save_now()`.
-    """
-
-    def __init__(
-        self,
-        trainer: Trainer,
-        on_event: Callable[[Event], None],
-        checkpoint: CheckpointFn | None = None,
-        checkpoint_every: int = 0,
-        warnings: Sequence[str] = (),
-    ) -> None:
-        self.trainer = trainer
-        self.on_event = on_event
-        self.checkpoint = checkpoint
-        self.checkpoint_every = checkpoint_every
-        self.warnings = (*trainer.warnings, *warnings)  # sent once as LogMessage warnings when the run starts
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-        self._save_now = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.state = "idle"
-        # The step the session's checkpoint holds: the trainer starts from a saved state (a new session
-        # is created with step 0, a resume loads its checkpoint). None when nothing is saved.
-        self.saved_step: int | None = trainer.step_count if checkpoint is not None else None
-
-    # ----- control (any thread) ---------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("a TrainingWorker runs once; make a new one to train again")
-        self._thread = threading.Thread(target=self.run, name="nada-train", daemon=True)
-        self._thread.start()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._running.set()
-
-    def save_now(self) -> None:
-        self._save_now.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    # ----- the loop (worker thread, or the caller's for headless runs) ------------------------
-    def _set_state(self, state: str) -> None:
-        self.state = state
-        self.on_event(StateChanged(state, self.trainer.step_count))
-
-    def _save(self, reason: str) -> None:
-        if self.checkpoint is None:
-            return
-        step = self.trainer.step_count
-        try:
-            path = self.checkpoint(self.trainer, reason)
-        except OSError as exc:  # full disk, permissions: keep training, say so
-            self.saved_step = getattr(exc, "saved_step", self.saved_step)
-            why = (exc.strerror or str(exc)).rstrip(".")
-            if self.saved_step == step:
-                held = f"The checkpoint of step {step} was written (resume continues from it); the list may lag."
-            else:
-                held = f"The previous checkpoint is intact (step {self.saved_step})."
-            final = reason in ("stop", "finish")
-            then = (" Free some disk space, then resume the session to continue from there." if final
-                    else " Training goes on; the next checkpoint tries again.")
-            self.on_event(LogMessage("error", f"Checkpoint at step {step} failed: {why}. {held}{then}"))
-            return
-        if path is not None:
-            self.saved_step = step
-            self.on_event(CheckpointSaved(step, path, reason))
-
-    def run(self) -> None:
-        tr = self.trainer
-        last: dict[str, float] = {}
-        self._set_state("running")
-        for text in self.warnings:
-            self.on_event(LogMessage("warning", text))
-        try:
-            while not tr.done and not self._stop.is_set():
-                if not self._running.is_set():
-                    self._set_state("paused")
-                    self._save("pause")
-                    while not self._running.wait(0.1):
-                        pass
-                    if self._stop.is_set():
-                        break
-                    self._set_state("running")
-                metrics = tr.step()
-                last = metrics.losses
-                if tr.selected_this_step and tr.scores is not None:
-                    self.on_event(SelectionDone(metrics.step, tuple(tr.scores.tolist()), tr.trained))
-                self.on_event(metrics)
-                every = tr.config.preview_every
-                if every and metrics.step % every == 0 and not tr.done:
-                    self.on_event(tr.preview())
-                if self._save_now.is_set():
-                    self._save_now.clear()
-                    self._save("manual")
-                elif self.checkpoint_every and metrics.step % self.checkpoint_every == 0 and not tr.done:
-                    self._save("interval")
-        except torch.cuda.OutOfMemoryError:
-            cfg = tr.config
-            if tr.device.type == "cuda":
-                torch.cuda.empty_cache()
-            advice = OOM_ADVICE.format(step=tr.step_count + 1, batch=cfg.batch, auto_batch=cfg.auto_layer_batch)
-            self._fail(OutOfMemory(advice))
-            return
-        except TrainingError as exc:
-            self._fail(exc)
-            return
-        except Exception as exc:  # anything else still reaches the user as an event, not a dead thread
-            self._fail(TrainingError(f"Training stopped at step {tr.step_count}: {type(exc).__name__}: {exc}"))
-            return
-        stopped = not tr.done
-        self._set_state("stopping")
-        self.on_event(tr.preview())
-        self._save("stop" if stopped else "finish")
-        self.on_event(TrainingFinished(tr.step_count, last, stopped=stopped, saved_step=self.saved_step))
-        self.state = "finished"
-
-    def _fail(self, error: TrainingError) -> None:
-        self.state = "failed"
-        if isinstance(error, NonFiniteLoss):
-            self._save("stop")  # the weights are still those of the last good step
-        kind = "nan" if isinstance(error, NonFiniteLoss) else "oom" if isinstance(error, OutOfMemory) else "error"
-        self.on_event(TrainingFailed(self.trainer.step_count, kind, str(error)))

@@ -17,131 +17,20 @@ import json
 import os
 import re
 import threading
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import atomic, paths, user_files
-from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, DEMO_SOURCE
+from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID
 from engine.download import DownloadError, ProgressFn, download, mirrored_url, sha256_file
 from engine.errors import CheckpointError, UnknownModel
-from engine.registry import DEMO_CLIP, DEMO_GENERATOR, ModelEntry
+from engine.official_models import CLIP_MODELS, GENERATORS, ClipEntry, GeneratorEntry
+from engine.registry import DEMO_CLIP, ModelEntry
 
 if TYPE_CHECKING:  # loading imports torch when called: listing and resolving models never does
     from engine.clip_loss import ClipEncoder
     from engine.stylegan2 import Generator
-
-TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
-ADA_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
-CLIP_BASE = "https://openaipublic.azureedge.net/clip/models/"
-
-
-@dataclass(frozen=True)
-class GeneratorEntry:
-    name: str
-    description: str
-    resolution: int
-    url: str
-    size_bytes: int | None
-    sha256: str | None
-    source_prompt: str
-    format: str  # "nvidia-tf-pkl", "nvidia-ada-pkl", "rosinality-pt" or "demo"
-    demo: bool = False
-
-    @property
-    def filename(self) -> str:
-        return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
-
-
-@dataclass(frozen=True)
-class ClipEntry:
-    name: str
-    url: str
-    sha256: str | None
-    demo: bool = False
-
-    @property
-    def filename(self) -> str:
-        return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
-
-
-def _tf(name: str, dataset: str, res: int, prompt: str, desc: str) -> GeneratorEntry:
-    return GeneratorEntry(
-        name, desc, res, f"{TF_BASE}stylegan2-{dataset}-config-f.pkl", None, None, prompt, "nvidia-tf-pkl"
-    )
-
-
-def _ada(name: str, file: str, res: int, prompt: str, desc: str) -> GeneratorEntry:
-    return GeneratorEntry(name, desc, res, f"{ADA_BASE}{file}.pkl", None, None, prompt, "nvidia-ada-pkl")
-
-
-GENERATORS: dict[str, GeneratorEntry] = {
-    e.name: e
-    for e in [
-        GeneratorEntry(
-            DEMO_GENERATOR_ID,
-            DEMO_GENERATOR.description,
-            DEMO_GENERATOR.resolution,
-            "",
-            None,
-            None,
-            DEMO_SOURCE,
-            "demo",
-            True,
-        ),
-        _tf(
-            "ffhq",
-            "ffhq",
-            1024,
-            "a photo of a person",
-            "FFHQ human faces (StyleGAN2 config-f, the model StyleGAN-NADA used)",
-        ),
-        _ada("afhqdog", "afhqdog", 512, "a photo of a dog", "AFHQ dog faces (stylegan2-ada-pytorch)"),
-        _ada("afhqcat", "afhqcat", 512, "a photo of a cat", "AFHQ cat faces (stylegan2-ada-pytorch)"),
-        _ada(
-            "afhqwild",
-            "afhqwild",
-            512,
-            "a photo of a wild animal",
-            "AFHQ wild animal faces (stylegan2-ada-pytorch)",
-        ),
-        _ada(
-            "metfaces",
-            "metfaces",
-            1024,
-            "a painting of a person",
-            "MetFaces portrait art faces (stylegan2-ada-pytorch)",
-        ),
-        _tf("church", "church", 256, "a photo of a church", "LSUN churches, outdoor (StyleGAN2 config-f)"),
-        _tf("car", "car", 512, "a photo of a car", "LSUN cars, 512x384 content (StyleGAN2 config-f)"),
-        _tf("cat", "cat", 256, "a photo of a cat", "LSUN cats (StyleGAN2 config-f)"),
-        _tf("horse", "horse", 256, "a photo of a horse", "LSUN horses (StyleGAN2 config-f)"),
-        _ada("ffhq-ada", "ffhq", 1024, "a photo of a person", "FFHQ human faces (stylegan2-ada-pytorch)"),
-        _ada(
-            "brecahad",
-            "brecahad",
-            512,
-            "a microscope image of breast tissue",
-            "BreCaHAD histopathology (stylegan2-ada-pytorch)",
-        ),
-    ]
-}
-
-
-def _clip(name: str, file: str, sha: str) -> ClipEntry:
-    # Same URLs as openai-clip's clip._MODELS: the second-to-last path segment is the file's sha256.
-    return ClipEntry(name, f"{CLIP_BASE}{sha}/{file}", sha)
-
-
-CLIP_MODELS: dict[str, ClipEntry] = {
-    e.name: e
-    for e in [
-        ClipEntry(DEMO_CLIP_ID, "", None, True),
-        _clip("ViT-B/32", "ViT-B-32.pt", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
-        _clip("ViT-B/16", "ViT-B-16.pt", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f"),
-    ]
-}
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _records_lock = threading.Lock()

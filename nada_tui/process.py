@@ -124,7 +124,7 @@ _frozen_lock = threading.Lock()
 
 def freeze_while_training(worker: Any) -> threading.Thread:
     """Freeze what exists now out of the GC's full collections until `worker` (anything with a blocking
-    `join()`: engine.trainer.TrainingWorker) has ended and no other frozen run is left (see 6.). Returns
+    `join()`: engine.training_worker.TrainingWorker) has ended and no other frozen run is left (see 6.). Returns
     the thread that waits for it."""
     global _frozen_runs
     with _frozen_lock:

@@ -16,7 +16,8 @@ from engine import events as ev
 from engine import runs, sessions
 from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID, SETTINGS, ConfigError, TrainConfig, default_k
 from engine.freezing import LayerChoice, index_resolution, layer_sets_markdown, named_layers, top_k
-from engine.trainer import Trainer, TrainingWorker
+from engine.trainer import Trainer
+from engine.training_worker import TrainingWorker
 from nada_tui.cli._common import add_config_flags, config_changes
 
 SETTINGS_DOC = Path(__file__).resolve().parents[1] / "docs" / "settings.md"

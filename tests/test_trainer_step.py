@@ -13,7 +13,8 @@ from engine import sessions
 from engine.config import DEMO_GENERATOR_ID, TrainConfig
 from engine.events import SelectionDone, StepMetrics
 from engine.seeds import stream_seed
-from engine.trainer import NonFiniteLoss, Trainer, TrainingWorker
+from engine.trainer import NonFiniteLoss, Trainer
+from engine.training_worker import TrainingWorker
 
 LARGEST_SEED = 2**63 - 1  # the largest --seed the CLI accepts (config: 0 <= seed < 2**63)
 

@@ -14,7 +14,8 @@ import torch
 
 from engine import events as ev
 from engine.config import TrainConfig
-from engine.trainer import Trainer, TrainingWorker
+from engine.trainer import Trainer
+from engine.training_worker import TrainingWorker
 
 
 def make(generator, oracle, iterations=200, **kw):
@@ -181,7 +182,8 @@ def test_engine_trains_with_textual_blocked():
         for info in pkgutil.iter_modules(engine.__path__):
             importlib.import_module(f"engine.{info.name}")
         from engine.config import TrainConfig
-        from engine.trainer import Trainer, TrainingWorker
+        from engine.trainer import Trainer
+        from engine.training_worker import TrainingWorker
         from engine.demo import tiny_generator, colour_oracle
         cfg = TrainConfig(source="a red image", target="a blue image", clip_models=(("o", 1.0),), iterations=3)
         got = []

@@ -12,7 +12,7 @@ import torch
 from _models_fakes import write_ada_pickle_from_generator, write_tf_pickle
 from _models_server import Behaviour, free_port, serve
 
-from engine import zoo
+from engine import official_models, weight_files, zoo
 from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID
 from engine.demo import tiny_generator
 from engine.download import DownloadError
@@ -140,11 +140,12 @@ def test_clip_download_is_verified(tmp_path, monkeypatch):
     sha = hashlib.sha256(payload).hexdigest()
     with serve(Behaviour(files={"Tiny.pt": payload, "Bad.pt": payload})) as base:
         monkeypatch.setenv("NADA_TUI_MIRROR", base)
-        monkeypatch.setitem(zoo.CLIP_MODELS, "Tiny", zoo.ClipEntry("Tiny", f"{zoo.CLIP_BASE}{sha}/Tiny.pt", sha))
+        base_url = official_models.CLIP_BASE
+        monkeypatch.setitem(zoo.CLIP_MODELS, "Tiny", zoo.ClipEntry("Tiny", f"{base_url}{sha}/Tiny.pt", sha))
         path = zoo.download_clip_file("Tiny")
         assert path.read_bytes() == payload and zoo.is_downloaded("Tiny")
         bad = "1" * 64
-        monkeypatch.setitem(zoo.CLIP_MODELS, "Bad", zoo.ClipEntry("Bad", f"{zoo.CLIP_BASE}{bad}/Bad.pt", bad))
+        monkeypatch.setitem(zoo.CLIP_MODELS, "Bad", zoo.ClipEntry("Bad", f"{base_url}{bad}/Bad.pt", bad))
         with pytest.raises(DownloadError, match="corrupt"):
             zoo.download_clip_file("Bad")
         assert not zoo.is_downloaded("Bad") and not any(zoo.clip_dir().glob("Bad.pt*"))
@@ -239,3 +240,20 @@ def test_two_threads_share_one_download_and_conversion(tiny_registry):
     assert [p.name for p in zoo.generators_dir().iterdir() if ".tmp" in p.name or ".part" in p.name] == []
     for h in results:
         _same(g, h)
+
+
+def test_weight_files_download_once_verified_and_refuse_a_corrupt_copy(tmp_path, monkeypatch):
+    payload = b"tiny landmark weights" * 500
+    good = weight_files.WeightFile("tiny", "https://example.org/w/tiny.pth", hashlib.sha256(payload).hexdigest(),
+                                   len(payload), "the tiny test model")
+    bad = dataclasses.replace(good, name="bad", url="https://example.org/w/bad.pth", sha256="0" * 64)
+    with serve(Behaviour(files={"tiny.pth": payload, "bad.pth": payload})) as base:
+        monkeypatch.setenv("NADA_TUI_MIRROR", base)
+        monkeypatch.setitem(weight_files.WEIGHT_FILES, "tiny", good)
+        monkeypatch.setitem(weight_files.WEIGHT_FILES, "bad", bad)
+        path = weight_files.ensure_weight_file("tiny")
+        assert path == weight_files.weights_dir() / "tiny.pth" and path.read_bytes() == payload
+        with pytest.raises(DownloadError, match="corrupt"):
+            weight_files.ensure_weight_file("bad")
+        assert not any(weight_files.weights_dir().glob("bad.pth*"))
+    assert weight_files.ensure_weight_file("tiny") == path  # cached: no server needed any more

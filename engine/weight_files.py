@@ -1,0 +1,55 @@
+"""Auxiliary weight files that features download on first use (a face-landmark model, LPIPS's VGG16,
+FID's Inception): one table and one verified download, so every file goes through `engine.download`
+(mirror, resume, size and sha256 checks) and lands in the cache like the generators and CLIP.
+
+Cache layout: `<cache>/weights/<file name>`. A feature adds its row to `WEIGHT_FILES` and calls
+`ensure_weight_file(name)`; offline, the error says where to put the file by hand.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import paths
+from engine.download import ProgressFn, download, mirrored_url
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    name: str  # the key features ask for, e.g. "vgg16-lpips"
+    url: str
+    sha256: str | None  # checked when known; a file that does not match is removed
+    size_bytes: int | None
+    purpose: str  # one line for messages: what needs it
+
+    @property
+    def filename(self) -> str:
+        return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
+
+
+WEIGHT_FILES: dict[str, WeightFile] = {}
+
+
+def weights_dir() -> Path:
+    return paths.cache_dir() / "weights"
+
+
+def weight_path(name: str) -> Path:
+    """Where a weight file lives (or goes, when put there by hand offline)."""
+    return weights_dir() / WEIGHT_FILES[name].filename
+
+
+def ensure_weight_file(name: str, progress: ProgressFn | None = None) -> Path:
+    """The local file of a registered weight, downloaded and verified the first time (DownloadError
+    says what went wrong and where to place the file by hand)."""
+    entry = WEIGHT_FILES[name]
+    return download(
+        mirrored_url(entry.url),
+        weight_path(name),
+        sha256=entry.sha256,
+        expected_size=entry.size_bytes,
+        progress=progress,
+        name=entry.purpose,
+    )
