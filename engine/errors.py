@@ -28,3 +28,12 @@ class PromptError(ValueError):
 
 class ExportError(ValueError):
     """Bad export/generate arguments; the message says what is allowed."""
+
+
+class PhotoError(ValueError):
+    """A photo that cannot be used (not an image, truncated, too small, a bomb, a FIFO); the message names
+    the file and what to do."""
+
+
+class NoFaceFound(PhotoError):
+    """Face alignment found no face in a photo; the message suggests `--no-align`."""
