@@ -1,7 +1,7 @@
-"""The nada-tui Textual app: it owns the one training run and decides what every request does.
+"""The nada-tui Textual app: it owns the one training run and decides what every request does (jobs on
+saved files that never touch the run are in nada_tui/file_jobs.py, its base class).
 
-The run is one handle, `self.live_run` (an engine.live_run.Run; `run` is App's own method): start, pause,
-resume, stop, save_now, update.
+The run is one handle, `self.live_run` (an engine.live_run.Run; `run` is App's own method).
 Threads: models load in a Textual thread worker (`engine.runs` may download); the run trains on its own
 thread. Both only `post_message` (RunEvents and PreviewPixels through the run's event stream,
 nada_tui.run_stream; LoadProgress, ...); the handlers here fold events into the ViewState's RunBuffer, and
@@ -31,19 +31,15 @@ from engine.config import SETTINGS, ConfigError, TrainConfig
 from engine.events import TrainingFailed, TrainingFinished
 from nada_tui import process, themes, user_config
 from nada_tui.commands import SessionsProvider, app_commands
+from nada_tui.file_jobs import FileJobsApp
 from nada_tui.messages import (
-    DeleteRequested,
-    DownloadRequested,
-    ExportRequested,
     ForkRequested,
-    GenerateRequested,
     LiveSettingChanged,
     LiveSettingRefused,
     LoadProgress,
     OpenRequested,
     PauseToggleRequested,
     PreviewPixels,
-    RenameRequested,
     ResumeRequested,
     RetrainRequested,
     RunEvents,
@@ -59,7 +55,7 @@ from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
 from nada_tui.run_stream import RunEventStream
 from nada_tui.screens.compare import CompareScreen
 from nada_tui.screens.dialogs import ConfirmDialog
-from nada_tui.screens.help import HelpScreen
+from nada_tui.screens.help import HelpScreen, binding_rows
 from nada_tui.screens.sessions import SessionsScreen
 from nada_tui.screens.train import TrainScreen
 from nada_tui.widgets.layer_map import LayerMap
@@ -77,7 +73,7 @@ EXTRA_STEPS_ON_RESUME = 100  # resuming a finished session trains this many more
 _tokens = itertools.count(1)
 
 
-class NadaApp(App):
+class NadaApp(FileJobsApp):
     TITLE = "nada-tui"
     CSS_PATH = Path(__file__).with_name("nada.tcss")  # absolute: subclasses elsewhere find it too
     DEFAULT_MODE = "train"
@@ -106,15 +102,7 @@ class NadaApp(App):
         self.train_screen = TrainScreen(self.view)
         self.add_mode("train", lambda: self.train_screen)
         self.add_mode("sessions", lambda: SessionsScreen(self.view))
-        loaded, self._theme_failures = themes.load_all()
-        for theme in loaded:
-            self.register_theme(theme)
-        names = {t.name for t in loaded}
-        if settings.theme in self.available_themes:
-            self.theme = settings.theme
-        else:
-            self.theme = user_config.DEFAULT_THEME if user_config.DEFAULT_THEME in names else "textual-dark"
-            self._theme_failures.append(f"theme {settings.theme!r} from config.toml is not installed")
+        self._theme_failures = themes.install(self, settings.theme, user_config.DEFAULT_THEME)
 
     @property
     def startup_problems(self) -> list[str]:
@@ -165,16 +153,8 @@ class NadaApp(App):
         self.call_later(self.train_screen.run_action, action)
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
-        keymap = self.settings.keymap
-        rows = []
-        for cls in (NadaApp, TrainScreen, LayerMap, SessionsScreen, CompareScreen):
-            for b in cls.BINDINGS:
-                if not isinstance(b, Binding) or not b.description:
-                    continue
-                keys = keymap.get(b.id or "", b.key) if b.id else b.key
-                pretty = ", ".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
-                rows.append((pretty, b.description, b.id or ""))
-        return rows
+        classes = (NadaApp, TrainScreen, LayerMap, SessionsScreen, CompareScreen)
+        return binding_rows(classes, self.settings.keymap, self.get_key_display)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -519,67 +499,3 @@ class NadaApp(App):
             return
         self._switch_to_train(cfg, info.model_id)
         self.start_fork(info.id, cfg, info.model_id, message.from_weights, ())
-
-    @on(DeleteRequested)
-    def _delete(self, message: DeleteRequested) -> None:
-        if self.view.is_live(message.info.id):
-            self.notify("That session is training now: stop it first.", severity="warning")
-            return
-        self._store_operation("delete", message.info)
-
-    @on(RenameRequested)
-    def _rename(self, message: RenameRequested) -> None:
-        self._store_operation("rename", message.info, message.name)
-
-    @work(thread=True, group="store", exit_on_error=False)
-    def _store_operation(self, what: str, info: SessionInfo, name: str = "") -> None:
-        from engine import sessions
-
-        try:
-            if what == "delete":
-                sessions.delete(info.id)
-            else:
-                sessions.rename(info.id, name)
-        except (sessions.SessionError, OSError) as exc:  # locked by another process, bad name, permissions
-            self.call_from_thread(self.notify, f"Could not {what}: {exc}", severity="error")
-            return
-        if what == "delete":
-            self.call_from_thread(self.notify, f"Deleted {info.name}.", timeout=3)
-        self.post_message(SessionsChanged())
-
-    def _job(self, what: str, done: str, job: Callable[[], str]) -> None:
-        """On a thread worker: run `job`; what it returns, or its error, becomes a toast (the app lives on)."""
-        try:
-            text = job()
-        except Exception as exc:  # offline, a bad file, a full disk: shown to the user, whatever it is
-            self.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title=f"{what} failed",
-                                  severity="error")
-            return
-        self.call_from_thread(self.notify, text, title=done)
-
-    @on(GenerateRequested)
-    @work(thread=True, group="generate", exit_on_error=False)
-    def _generate(self, message: GenerateRequested) -> None:
-        from engine import export
-
-        self._job("Generate", "Generated", lambda: f"{len(export.generate(message.info.id, message.n, message.folder))}"
-                  f" images in {message.folder}")
-
-    @on(ExportRequested)
-    @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, message: ExportRequested) -> None:
-        from engine import export
-
-        self._job("Export", "Exported",
-                  lambda: "\n".join(str(p) for p in export.export_all(message.info.id, message.folder).values()))
-
-    @on(DownloadRequested)
-    @work(group="download", exclusive=True, thread=True, exit_on_error=False)
-    def _download(self, message: DownloadRequested) -> None:
-        from engine import zoo
-
-        def download() -> str:
-            zoo.ensure_downloaded(message.model_id, progress=lambda p: self.post_message(LoadProgress(None, p)))
-            return f"{message.model_id} is ready."
-
-        self._job("Download", "Downloaded", download)

@@ -9,12 +9,15 @@ import tomllib
 from dataclasses import fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
 from engine import paths, user_files
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 COLOUR_FIELDS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground", "background",
                  "surface", "panel", "boost")
@@ -104,3 +107,17 @@ def load_all() -> tuple[list[Theme], list[str]]:
     builtin, bad_builtin = load_dir(builtin_theme_dir())
     user, bad_user = load_dir(paths.themes_dir())
     return builtin + user, bad_builtin + bad_user
+
+
+def install(app: App, wanted: str, default: str) -> list[str]:
+    """Register every theme file with `app` and select `wanted` (else `default`, else Textual's dark);
+    returns what could not be loaded or selected, for the start-up toast."""
+    loaded, failures = load_all()
+    for theme in loaded:
+        app.register_theme(theme)
+    if wanted in app.available_themes:
+        app.theme = wanted
+    else:
+        app.theme = default if default in {t.name for t in loaded} else "textual-dark"
+        failures.append(f"theme {wanted!r} from config.toml is not installed")
+    return failures

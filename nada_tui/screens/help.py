@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -41,3 +43,17 @@ class HelpScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def binding_rows(classes: Iterable[type], keymap: dict[str, str],
+                 key_display: Callable[[Binding], str]) -> list[tuple[str, str, str]]:
+    """(keys as shown, description, binding id) for every described binding of `classes`, remaps applied."""
+    rows = []
+    for cls in classes:
+        for b in getattr(cls, "BINDINGS", []):
+            if not isinstance(b, Binding) or not b.description:
+                continue
+            keys = keymap.get(b.id or "", b.key) if b.id else b.key
+            pretty = ", ".join(key_display(Binding(k.strip(), "")) for k in keys.split(","))
+            rows.append((pretty, b.description, b.id or ""))
+    return rows
