@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from engine.download import DownloadError, ProgressFn
+from engine.errors import FaceAlignUnavailable
 from engine.face_align.landmarks import LandmarkFinder
 from engine.weight_files import ensure_weight_file
 
@@ -24,7 +25,7 @@ FAN_HOURGLASSES = 4  # the "LARGE" 2D-FAN the published weights are for
 SCORE_THRESHOLD = 0.5  # face-alignment's default for S3FD
 NMS_IOU = 0.3
 
-_cache: dict[str, LandmarkFinder] = {}
+_cache: dict[tuple[str, str, str], LandmarkFinder] = {}  # (device, weight files) -> finder
 _cache_lock = threading.Lock()
 
 
@@ -54,8 +55,15 @@ def _load_state(path) -> dict:
 
 def build_finder(detector_path, landmark_path, device: str = "cpu") -> LandmarkFinder:
     """A LandmarkFinder from local S3FD and 2D-FAN state-dict files (no network)."""
-    from face_alignment.detection.sfd.net_s3fd import s3fd
-    from face_alignment.models import FAN
+    try:
+        from face_alignment.detection.sfd.net_s3fd import s3fd
+        from face_alignment.models import FAN
+    except ImportError as exc:  # e.g. OpenCV without libGL.so.1 on a bare server
+        raise FaceAlignUnavailable(
+            f"Face alignment cannot start: {exc}. Install the missing piece (`pip install face-alignment`; "
+            "for libGL.so.1: `apt-get install libgl1`, or `pip install opencv-python-headless`), "
+            "or pass --no-align to resize and centre-crop photos instead."
+        ) from None
 
     det = s3fd()
     det.load_state_dict(_load_state(detector_path))
@@ -67,11 +75,12 @@ def build_finder(detector_path, landmark_path, device: str = "cpu") -> LandmarkF
 def pretrained_finder(device: str = "cpu", progress: ProgressFn | None = None) -> LandmarkFinder:
     """The real finder on `device`, its weights downloaded and verified on first use. Offline, the
     DownloadError says where to put the files by hand, and that `--no-align` skips alignment."""
+    try:
+        paths = [ensure_weight_file(name, progress) for name in (DETECTOR_WEIGHTS, LANDMARK_WEIGHTS)]
+    except DownloadError as exc:
+        raise DownloadError(f"{exc} Or skip face alignment with --no-align.") from None
+    key = (device, *map(str, paths))
     with _cache_lock:
-        if device not in _cache:
-            try:
-                paths = [ensure_weight_file(name, progress) for name in (DETECTOR_WEIGHTS, LANDMARK_WEIGHTS)]
-            except DownloadError as exc:
-                raise DownloadError(f"{exc} Or skip face alignment with --no-align.") from None
-            _cache[device] = build_finder(*paths, device=device)
-        return _cache[device]
+        if key not in _cache:
+            _cache[key] = build_finder(*paths, device=device)
+        return _cache[key]

@@ -1,0 +1,187 @@
+"""Face alignment (issue 20): FFHQ's crop geometry on synthetic faces, the landmark pipeline with
+stand-in models, which generators align, and the landmark weights through our verified downloader."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from engine.config import DEMO_GENERATOR_ID
+from engine.errors import NoFaceFound
+from engine.face_align import align_face, alignment_note, is_face_domain
+from engine.face_align.ffhq_crop import crop_quad, ffhq_quad
+from engine.face_align.landmarks import LandmarkFinder, decode_heatmaps
+
+OUT = 256
+EYES, MOUTH_DROP, MOUTH_WIDTH = 100.0, 110.0, 90.0  # the synthetic face, in its own units
+COLOURS = {"eye_left": (255, 0, 0), "eye_right": (0, 255, 0), "mouth_left": (0, 0, 255), "mouth_right": (255, 255, 0)}
+FACE = {  # upright face, origin between the eyes, y down
+    "eye_left": (-EYES / 2, 0.0),
+    "eye_right": (EYES / 2, 0.0),
+    "mouth_left": (-MOUTH_WIDTH / 2, MOUTH_DROP),
+    "mouth_right": (MOUTH_WIDTH / 2, MOUTH_DROP),
+}
+
+
+def ffhq_targets(size: int = OUT) -> dict[str, tuple[float, float]]:
+    """Where FFHQ's rule puts each feature of FACE in a size² crop (pixel-index coordinates), worked out by
+    hand: the square's half side is max(2 x eye distance, 1.8 x eye-to-mouth), its centre a tenth of the
+    eye-to-mouth vector below the eyes, and it is upright for an upright face."""
+    half = max(2 * EYES, 1.8 * MOUTH_DROP)
+    k = size / (2 * half)
+    centre = (0.0, 0.1 * MOUTH_DROP)
+    return {n: (size / 2 + (x - centre[0]) * k - 0.5, size / 2 + (y - centre[1]) * k - 0.5) for n, (x, y) in FACE.items()}
+
+
+def place(roll: float, scale: float, at: tuple[float, float]) -> dict[str, np.ndarray]:
+    c, s = math.cos(roll), math.sin(roll)
+    return {n: np.array([c * x - s * y, s * x + c * y]) * scale + np.array(at) for n, (x, y) in FACE.items()}
+
+
+def draw_face(size: tuple[int, int], points: dict[str, np.ndarray], radius: float) -> Image.Image:
+    img = Image.new("RGB", size, (120, 130, 140))
+    d = ImageDraw.Draw(img)
+    for name, (x, y) in points.items():
+        d.ellipse([x - radius, y - radius, x + radius, y + radius], fill=COLOURS[name])
+    return img
+
+
+def landmarks68(points: dict[str, np.ndarray]) -> np.ndarray:
+    lm = np.tile((points["mouth_left"] + points["eye_right"]) / 2, (68, 1))  # the rest: anywhere on the face
+    lm[36:42] = points["eye_left"]
+    lm[42:48] = points["eye_right"]
+    lm[48], lm[54] = points["mouth_left"], points["mouth_right"]
+    return lm
+
+
+def found_features(img: Image.Image) -> dict[str, tuple[float, float]]:
+    arr = np.asarray(img, dtype=np.float32)
+    out = {}
+    for name, rgb in COLOURS.items():
+        ys, xs = np.nonzero(np.all(np.abs(arr - np.array(rgb)) < 60, axis=-1))
+        assert len(xs) > 10, f"{name} is not in the aligned crop"
+        out[name] = (float(xs.mean()), float(ys.mean()))
+    return out
+
+
+def assert_ffhq_placement(img: Image.Image, tolerance: float) -> None:
+    assert img.size == (OUT, OUT) and img.mode == "RGB"
+    got, want = found_features(img), ffhq_targets()
+    for name in FACE:
+        assert math.dist(got[name], want[name]) < tolerance, (name, got[name], want[name])
+    assert abs(got["eye_left"][1] - got["eye_right"][1]) < 1.0  # upright: eyes level
+
+
+@pytest.mark.parametrize(
+    ("roll", "scale", "at", "size"),
+    [
+        (0.0, 1.0, (400, 300), (800, 700)),  # upright, inside the photo
+        (0.4, 1.7, (420, 380), (900, 800)),  # rolled and larger: the square leaves the photo (padding)
+        (-0.7, 0.6, (60, 70), (300, 200)),  # near a corner of a small photo
+        (2.0, 5.0, (1500, 1200), (3000, 2600)),  # upside down and huge: shrunk before sampling
+    ],
+)
+def test_the_crop_puts_eyes_and_mouth_where_ffhq_does_for_any_roll_scale_and_place(roll, scale, at, size):
+    points = place(roll, scale, at)
+    photo = draw_face(size, points, radius=6 * scale)
+    aligned = crop_quad(photo, ffhq_quad(landmarks68(points)), OUT)
+    assert_ffhq_placement(aligned, tolerance=1.5)
+
+
+def test_where_the_square_leaves_the_photo_it_is_filled_from_the_photo_not_black():
+    points = place(0.3, 1.0, (70, 60))  # the face in the top-left corner: most of the square is outside
+    aligned = np.asarray(crop_quad(draw_face((400, 300), points, 6), ffhq_quad(landmarks68(points)), OUT))
+    corner = aligned[:20, :20].reshape(-1, 3).astype(int)
+    assert np.abs(corner - np.array([120, 130, 140])).max() < 12  # the photo's own colour, faded, never black
+
+
+def test_heatmap_peaks_are_found_to_a_quarter_pixel():
+    true = torch.tensor([[10.3, 40.8], [0.0, 63.0], [31.6, 5.2]])  # (x, y); the second on the border
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    hm = torch.stack([torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / 2.0) for x, y in true])[None]
+    got = decode_heatmaps(hm)[0]
+    assert (got - true).abs().max() <= 0.3
+    assert got[1].tolist() == [0.0, 63.0]  # no neighbour on one side: left as found
+
+
+class MarkerNet(torch.nn.Module):
+    """Stand-in landmark network: one heatmap per marker colour of the synthetic face (a 4x pooled, blurred
+    colour match), routed to the 68 slots the FFHQ rule reads (eyes 36-47, mouth corners 48 and 54)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = []
+        for rgb in COLOURS.values():
+            want = torch.tensor(rgb, dtype=x.dtype).view(1, 3, 1, 1) / 255
+            maps.append(torch.exp(-((x - want) ** 2).sum(1, keepdim=True) * 20))
+        m = torch.nn.functional.avg_pool2d(torch.cat(maps, 1), 4)
+        m = torch.nn.functional.avg_pool2d(m, 3, stride=1, padding=1)
+        slots = [3] * 68
+        slots[36:42], slots[42:48], slots[48], slots[54] = [0] * 6, [1] * 6, 2, 3
+        return m[:, slots]
+
+
+class BoxDetector:
+    """Stand-in detector: fixed boxes, in the coordinates of the image it is given."""
+
+    def __init__(self, boxes: list[list[float]]) -> None:
+        self.boxes, self.seen = boxes, []
+
+    def detect(self, rgb: np.ndarray) -> np.ndarray:
+        self.seen.append(rgb.shape)
+        return np.array(self.boxes, dtype=np.float64).reshape(-1, 5)
+
+
+def test_align_face_finds_the_largest_face_and_crops_it_as_ffhq_did():
+    points = place(-0.25, 1.3, (300, 260))
+    photo = draw_face((600, 520), points, radius=10)
+    face_box = [150, 170, 450, 450, 0.99]  # around eyes and mouth, as a face detector's box would be
+    decoy = [10, 10, 60, 60, 0.99]  # a smaller "face": not the one to align
+    detector = BoxDetector([decoy, face_box])
+    aligned = align_face(photo, OUT, landmarks=LandmarkFinder(detector, MarkerNet()))
+    assert_ffhq_placement(aligned, tolerance=2.5)
+    assert detector.seen == [(520, 600, 3)]  # one detection pass on the photo (small enough: not shrunk)
+
+
+def test_a_big_photo_is_detected_on_a_shrunk_copy_and_boxes_scaled_back():
+    points = place(0.1, 4.0, (1200, 1000))
+    photo = draw_face((2400, 2000), points, radius=40)
+    detector = BoxDetector([[b / 3.75 for b in (600, 700, 1800, 1800)] + [0.9]])  # boxes on the 640 px copy
+    aligned = align_face(photo, OUT, landmarks=LandmarkFinder(detector, MarkerNet()))
+    assert detector.seen == [(533, 640, 3)]
+    assert_ffhq_placement(aligned, tolerance=2.5)
+
+
+def test_no_face_says_so_names_the_photo_and_suggests_no_align():
+    photo = Image.new("RGB", (200, 200), (50, 60, 70))
+    with pytest.raises(NoFaceFound) as err:
+        align_face(photo, OUT, source="holiday.jpg", landmarks=LandmarkFinder(BoxDetector([]), MarkerNet()))
+    assert "No face was found in holiday.jpg" in str(err.value) and "--no-align" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "aligned"),
+    [
+        ("ffhq", True),
+        ("ffhq-ada", True),
+        ("metfaces", True),
+        ("afhqdog", False),  # animal faces: the human-face detector does not fit them
+        ("afhqcat", False),
+        ("church", False),
+        (DEMO_GENERATOR_ID, False),
+        ("/some/where/my-ffhq-finetune.pt", False),  # a file: nothing says what it was trained on
+        ({"base_model": {"id": "ffhq", "weights_sha256": "ab"}, "name": "my run"}, True),  # session.json
+        ({"id": "metfaces"}, True),  # a session's base_model table
+        ({"name": "afhqwild", "resolution": 512}, False),  # the info loading a generator returns
+    ],
+)
+def test_which_generators_get_aligned_photos(model, aligned):
+    assert is_face_domain(model) is aligned
+
+
+def test_the_note_says_why_animal_faces_are_not_aligned():
+    assert "human faces only" in alignment_note("afhqcat")
+    assert "--no-align" in alignment_note("ffhq")
