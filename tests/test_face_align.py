@@ -3,18 +3,24 @@ stand-in models, which generators align, and the landmark weights through our ve
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
+import re
+import socket
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from engine import weight_files
 from engine.config import DEMO_GENERATOR_ID
 from engine.errors import NoFaceFound
-from engine.face_align import align_face, alignment_note, is_face_domain
+from engine.face_align import align_face, alignment_note, is_face_domain, pretrained
 from engine.face_align.ffhq_crop import crop_quad, ffhq_quad
 from engine.face_align.landmarks import LandmarkFinder, decode_heatmaps
+from tests._models_server import Behaviour, free_port, serve
 
 OUT = 256
 EYES, MOUTH_DROP, MOUTH_WIDTH = 100.0, 110.0, 90.0  # the synthetic face, in its own units
@@ -34,7 +40,9 @@ def ffhq_targets(size: int = OUT) -> dict[str, tuple[float, float]]:
     half = max(2 * EYES, 1.8 * MOUTH_DROP)
     k = size / (2 * half)
     centre = (0.0, 0.1 * MOUTH_DROP)
-    return {n: (size / 2 + (x - centre[0]) * k - 0.5, size / 2 + (y - centre[1]) * k - 0.5) for n, (x, y) in FACE.items()}
+    return {
+        n: (size / 2 + (x - centre[0]) * k - 0.5, size / 2 + (y - centre[1]) * k - 0.5) for n, (x, y) in FACE.items()
+    }
 
 
 def place(roll: float, scale: float, at: tuple[float, float]) -> dict[str, np.ndarray]:
@@ -185,3 +193,100 @@ def test_which_generators_get_aligned_photos(model, aligned):
 def test_the_note_says_why_animal_faces_are_not_aligned():
     assert "human faces only" in alignment_note("afhqcat")
     assert "--no-align" in alignment_note("ffhq")
+
+
+# ----- the real model classes, loaded from our verified files ------------------------------------------
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def served_weights(tmp_path, monkeypatch):
+    """The registered landmark weight files, as random-initialised S3FD and 2D-FAN-4 state dicts (fixed
+    seed; the real ones cannot be downloaded here), served from 127.0.0.1 as the configured mirror."""
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+    from face_alignment.models import FAN
+
+    torch.manual_seed(0)
+    nets = {pretrained.DETECTOR_WEIGHTS: s3fd(), pretrained.LANDMARK_WEIGHTS: FAN(pretrained.FAN_HOURGLASSES)}
+    files = {}
+    for name, net in nets.items():
+        row = weight_files.WEIGHT_FILES[name]
+        path = tmp_path / row.filename
+        torch.save(net.state_dict(), path)
+        data = path.read_bytes()
+        files[row.filename] = data
+        monkeypatch.setitem(
+            weight_files.WEIGHT_FILES, name, dataclasses.replace(row, sha256=_sha256(data), size_bytes=len(data))
+        )
+    behaviour = Behaviour(files=files)
+    with serve(behaviour) as base:
+        monkeypatch.setenv("NADA_TUI_MIRROR", base)
+        yield nets, behaviour
+
+
+@pytest.fixture
+def no_internet(monkeypatch):
+    """Any connection to a host other than 127.0.0.1, and torch.hub's and face-alignment's own
+    downloaders, fail the test."""
+    import face_alignment.api
+    import face_alignment.detection.sfd.sfd_detector as sfd_detector
+    import face_alignment.utils
+
+    real_connect = socket.socket.connect
+
+    def guarded_connect(sock, address):
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "localhost"):
+            raise AssertionError(f"network access to {address}")
+        return real_connect(sock, address)
+
+    def fetch(*args, **kwargs):
+        raise AssertionError(f"a library downloader was called: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    for module, name in [
+        (torch.hub, "load_state_dict_from_url"),
+        (torch.hub, "download_url_to_file"),
+        (face_alignment.utils, "load_file_from_url"),
+        (face_alignment.api, "load_file_from_url"),
+        (sfd_detector, "load_state_dict_from_url"),
+    ]:
+        monkeypatch.setattr(module, name, fetch)
+
+
+def test_landmark_weights_come_through_our_downloader_and_load_into_the_library_models(
+    served_weights, no_internet
+):
+    nets, behaviour = served_weights
+    finder = pretrained.pretrained_finder("cpu")
+    got = sorted(path.rsplit("/", 1)[-1] for path, _ in behaviour.requests)
+    assert got == sorted(weight_files.WEIGHT_FILES[n].filename for n in nets)  # each fetched once, by us
+    for name, net in nets.items():
+        loaded = finder.detector.network if name == pretrained.DETECTOR_WEIGHTS else finder.network
+        pairs = zip(net.state_dict().values(), loaded.state_dict().values(), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)
+        assert weight_files.weight_path(name).is_file()
+    assert pretrained.pretrained_finder("cpu") is finder  # loaded once, not per photo
+    assert len(behaviour.requests) == 2
+    # The library's detector runs through our wrapper: boxes as (x1, y1, x2, y2, score) rows. (The 2D-FAN
+    # forward pass is left to the bench: tens of seconds on a busy CPU with its 4 hourglasses.)
+    boxes = finder.detector.detect(np.full((48, 40, 3), 180, dtype=np.uint8))
+    assert boxes.ndim == 2 and boxes.shape[1] == 5 and (boxes[:, 4] > pretrained.SCORE_THRESHOLD).all()
+
+
+def test_offline_the_message_says_where_to_put_the_landmark_weights_and_offers_no_align(monkeypatch):
+    from engine.download import DownloadError
+
+    monkeypatch.setenv("NADA_TUI_MIRROR", f"http://127.0.0.1:{free_port()}/models")
+    with pytest.raises(DownloadError) as err:
+        align_face(Image.new("RGB", (64, 64)), OUT)
+    text = str(err.value)
+    assert str(weight_files.weight_path(pretrained.DETECTOR_WEIGHTS)) in text
+    assert "s3fd-619a316812.pth" in text and "--no-align" in text
+
+
+def test_the_registered_hashes_match_the_hash_prefixes_in_the_published_file_names():
+    for name in (pretrained.DETECTOR_WEIGHTS, pretrained.LANDMARK_WEIGHTS):
+        row = weight_files.WEIGHT_FILES[name]
+        prefix = re.search(r"-([0-9a-f]{10})\.", row.filename).group(1)
+        assert row.sha256 is not None and row.sha256.startswith(prefix)
