@@ -12,6 +12,7 @@ import socket
 import numpy as np
 import pytest
 import torch
+from _models_server import Behaviour, free_port, serve
 from PIL import Image, ImageDraw
 
 from engine import weight_files
@@ -20,7 +21,6 @@ from engine.errors import NoFaceFound
 from engine.face_align import align_face, alignment_note, is_face_domain, pretrained
 from engine.face_align.ffhq_crop import crop_quad, ffhq_quad
 from engine.face_align.landmarks import LandmarkFinder, decode_heatmaps
-from tests._models_server import Behaviour, free_port, serve
 
 OUT = 256
 EYES, MOUTH_DROP, MOUTH_WIDTH = 100.0, 110.0, 90.0  # the synthetic face, in its own units
@@ -267,7 +267,9 @@ def test_landmark_weights_come_through_our_downloader_and_load_into_the_library_
         assert all(torch.equal(a, b) for a, b in pairs)
         assert weight_files.weight_path(name).is_file()
     assert pretrained.pretrained_finder("cpu") is finder  # loaded once, not per photo
-    assert len(behaviour.requests) == 2
+    pretrained.unload("cpu")
+    assert pretrained.pretrained_finder("cpu") is not finder  # loaded again after unload ...
+    assert len(behaviour.requests) == 2  # ... from the cache: downloaded once
     # The library's detector runs through our wrapper: boxes as (x1, y1, x2, y2, score) rows. (The 2D-FAN
     # forward pass is left to the bench: tens of seconds on a busy CPU with its 4 hourglasses.)
     boxes = finder.detector.detect(np.full((48, 40, 3), 180, dtype=np.uint8))

@@ -11,9 +11,10 @@ box plus a border, and where the square leaves the photo the photo is reflected 
 reflection faded into a blur of itself and the photo's median colour, so no hard edge or black corner
 reaches the generator.
 
-Our variant (documented, same output geometry): the square is sampled at about its own pixel size
-(at most 4096) instead of always at 4096, then resized to the requested resolution with Lanczos; the
-blur is PIL's Gaussian blur rather than a separable filter. Coordinates are pixel-index coordinates:
+Our variant (same output geometry, less memory): a photo is shrunk (any factor) until the square is at
+most twice the output size, where FFHQ shrank by whole factors to under four times and always sampled
+at 4096 px; the square is sampled at its own pixel size and resized to the output with Lanczos; the blur
+is PIL's Gaussian blur. Coordinates are pixel-index coordinates:
 the centre of pixel (i, j) is (x=i, y=j).
 """
 
@@ -28,7 +29,7 @@ from PIL import Image, ImageFilter
 LEFT_EYE = slice(36, 42)  # the eye on the image's left (the subject's right eye)
 RIGHT_EYE = slice(42, 48)
 MOUTH_LEFT, MOUTH_RIGHT = 48, 54
-MAX_SAMPLE_SIZE = 4096  # the size FFHQ sampled its square at before the final resize
+SUPERSAMPLE = 2  # the square is sampled at up to twice the output size, then resized down
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,14 @@ def crop_quad(image: Image.Image, quad: FaceQuad, resolution: int) -> Image.Imag
     img = image.convert("RGB")
     corners, side = quad.corners.copy(), quad.side
 
-    # 1. Shrink a huge photo first (integer factor, antialiased): sampling a square many times larger
-    #    than the output would alias.
-    shrink = int(math.floor(side / resolution * 0.5))
+    # 1. Shrink a photo whose square is over twice the output (antialiased): sampling it whole would alias,
+    #    and its padding would take gigabytes.
+    shrink = side / (SUPERSAMPLE * resolution)
     if shrink > 1:
-        img = img.resize((round(img.width / shrink), round(img.height / shrink)), Image.Resampling.BOX)
-        corners, side = corners / shrink, side / shrink
+        size = (max(1, round(img.width / shrink)), max(1, round(img.height / shrink)))
+        img = img.resize(size, Image.Resampling.BOX)
+        scale = np.array([size[0] / image.width, size[1] / image.height])
+        corners, side = (corners + 0.5) * scale - 0.5, side * float(scale.mean())
 
     # 2. Cut to the square's bounding box plus a border (less to pad and blur).
     border = max(round(side * 0.1), 3)
@@ -92,7 +95,7 @@ def crop_quad(image: Image.Image, quad: FaceQuad, resolution: int) -> Image.Imag
         corners = corners + np.array(pad[:2], dtype=np.float64)
 
     # 4. Sample the square (pixel-index corners -> PIL's continuous coordinates: +0.5), then resize.
-    sample = int(min(MAX_SAMPLE_SIZE, max(resolution, math.ceil(side))))
+    sample = max(resolution, math.ceil(side))
     out = img.transform(
         (sample, sample), Image.Transform.QUAD, tuple((corners + 0.5).flatten()), Image.Resampling.BILINEAR
     )

@@ -84,3 +84,11 @@ def pretrained_finder(device: str = "cpu", progress: ProgressFn | None = None) -
         if key not in _cache:
             _cache[key] = build_finder(*paths, device=device)
         return _cache[key]
+
+
+def unload(device: str | None = None) -> None:
+    """Drop the loaded models (all, or those on `device`), e.g. to give their ~190 MB of GPU memory to
+    the inversion once every photo is aligned; the next alignment loads them again from the cache."""
+    with _cache_lock:
+        for key in [k for k in _cache if device is None or k[0] == device]:
+            del _cache[key]
