@@ -8,6 +8,7 @@ import hashlib
 import math
 import re
 import socket
+import sys
 
 import numpy as np
 import pytest
@@ -292,3 +293,13 @@ def test_the_registered_hashes_match_the_hash_prefixes_in_the_published_file_nam
         row = weight_files.WEIGHT_FILES[name]
         prefix = re.search(r"-([0-9a-f]{10})\.", row.filename).group(1)
         assert row.sha256 is not None and row.sha256.startswith(prefix)
+
+
+def test_without_the_library_or_its_system_libraries_the_message_says_what_to_install(monkeypatch, tmp_path):
+    from engine.errors import FaceAlignUnavailable, PhotoError
+
+    monkeypatch.setitem(sys.modules, "face_alignment.detection.sfd.net_s3fd", None)  # import fails
+    with pytest.raises(FaceAlignUnavailable) as err:
+        pretrained.build_finder(tmp_path / "s3fd.pth", tmp_path / "fan.pth.tar")
+    assert isinstance(err.value, PhotoError)  # reported like any photo that cannot be prepared
+    assert "pip install face-alignment" in str(err.value) and "--no-align" in str(err.value)
