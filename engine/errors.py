@@ -37,3 +37,8 @@ class PhotoError(ValueError):
 
 class NoFaceFound(PhotoError):
     """Face alignment found no face in a photo; the message suggests `--no-align`."""
+
+
+class FaceAlignUnavailable(PhotoError):
+    """Face alignment cannot run on this machine (its package or a system library it needs is missing);
+    the message says what to install, or to pass `--no-align`."""

@@ -26,6 +26,8 @@ class GeneratorEntry:
     source_prompt: str
     format: str  # "nvidia-tf-pkl", "nvidia-ada-pkl", "rosinality-pt" or "demo"
     demo: bool = False
+    # Trained on human faces cropped as FFHQ was: photos are aligned the same way before inversion.
+    aligned_faces: bool = False
 
     @property
     def filename(self) -> str:
@@ -44,14 +46,14 @@ class ClipEntry:
         return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
 
 
-def _tf(name: str, dataset: str, res: int, prompt: str, desc: str) -> GeneratorEntry:
-    return GeneratorEntry(
-        name, desc, res, f"{TF_BASE}stylegan2-{dataset}-config-f.pkl", None, None, prompt, "nvidia-tf-pkl"
-    )
+def _tf(name: str, dataset: str, res: int, prompt: str, desc: str, faces: bool = False) -> GeneratorEntry:
+    url = f"{TF_BASE}stylegan2-{dataset}-config-f.pkl"
+    return GeneratorEntry(name, desc, res, url, None, None, prompt, "nvidia-tf-pkl", aligned_faces=faces)
 
 
-def _ada(name: str, file: str, res: int, prompt: str, desc: str) -> GeneratorEntry:
-    return GeneratorEntry(name, desc, res, f"{ADA_BASE}{file}.pkl", None, None, prompt, "nvidia-ada-pkl")
+def _ada(name: str, file: str, res: int, prompt: str, desc: str, faces: bool = False) -> GeneratorEntry:
+    url = f"{ADA_BASE}{file}.pkl"
+    return GeneratorEntry(name, desc, res, url, None, None, prompt, "nvidia-ada-pkl", aligned_faces=faces)
 
 
 GENERATORS: dict[str, GeneratorEntry] = {
@@ -74,6 +76,7 @@ GENERATORS: dict[str, GeneratorEntry] = {
             1024,
             "a photo of a person",
             "FFHQ human faces (StyleGAN2 config-f, the model StyleGAN-NADA used)",
+            faces=True,
         ),
         _ada("afhqdog", "afhqdog", 512, "a photo of a dog", "AFHQ dog faces (stylegan2-ada-pytorch)"),
         _ada("afhqcat", "afhqcat", 512, "a photo of a cat", "AFHQ cat faces (stylegan2-ada-pytorch)"),
@@ -90,12 +93,13 @@ GENERATORS: dict[str, GeneratorEntry] = {
             1024,
             "a painting of a person",
             "MetFaces portrait art faces (stylegan2-ada-pytorch)",
+            faces=True,
         ),
         _tf("church", "church", 256, "a photo of a church", "LSUN churches, outdoor (StyleGAN2 config-f)"),
         _tf("car", "car", 512, "a photo of a car", "LSUN cars, 512x384 content (StyleGAN2 config-f)"),
         _tf("cat", "cat", 256, "a photo of a cat", "LSUN cats (StyleGAN2 config-f)"),
         _tf("horse", "horse", 256, "a photo of a horse", "LSUN horses (StyleGAN2 config-f)"),
-        _ada("ffhq-ada", "ffhq", 1024, "a photo of a person", "FFHQ human faces (stylegan2-ada-pytorch)"),
+        _ada("ffhq-ada", "ffhq", 1024, "a photo of a person", "FFHQ human faces (stylegan2-ada-pytorch)", True),
         _ada(
             "brecahad",
             "brecahad",

@@ -29,7 +29,30 @@ class WeightFile:
         return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
 
 
-WEIGHT_FILES: dict[str, WeightFile] = {}
+FACE_ALIGNMENT_BASE = "https://www.adrianbulat.com/downloads/python-fan/"
+
+WEIGHT_FILES: dict[str, WeightFile] = {
+    w.name: w
+    for w in [
+        # face-alignment's (BSD-3) published weights, the URLs its 1.5 release loads. The file names carry
+        # the first 10 hex digits of each file's sha256 (torch.hub's convention); the full digests below
+        # start with them. Exact sizes unknown (about 90 MB each): the server's Content-Length is checked.
+        WeightFile(
+            "face-detector-s3fd",
+            f"{FACE_ALIGNMENT_BASE}s3fd-619a316812.pth",
+            "619a31681264d3f7f7fc7a16a42cbbe8b23f31a256f75a366e5a1bcd59b33543",
+            None,
+            "the S3FD face detector (face alignment)",
+        ),
+        WeightFile(
+            "face-landmarks-2dfan4",
+            f"{FACE_ALIGNMENT_BASE}2DFAN4-11f355bf06.pth.tar",
+            "11f355bf0693120222f5955ce3f9dc8fb5763ebb30a47d7906e509490d32e4aa",
+            None,
+            "the 2D-FAN-4 face landmark model (face alignment)",
+        ),
+    ]
+}
 
 
 def weights_dir() -> Path:
