@@ -37,3 +37,11 @@ class PhotoError(ValueError):
 
 class NoFaceFound(PhotoError):
     """Face alignment found no face in a photo; the message suggests `--no-align`."""
+
+
+def write_failed(path: object, exc: OSError) -> OSError:
+    """The OSError an export raises when writing `path` failed (a read-only folder, a full disk): it names the
+    file and the cause and says what to do; the atomic writers leave no partial file behind."""
+    why = exc.strerror or str(exc)
+    return OSError(exc.errno, f"could not write {path}: {why}; no partial file was left. Choose another folder "
+                              "or free some space, then export again")

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 import torch
 
 from engine import atomic, sessions
-from engine.errors import ExportError
+from engine.errors import ExportError, write_failed
 from engine.generator_files import save_rosinality
 from engine.sampling import NVIDIA_MAX_SEED, SEED_CONVENTIONS, grid, render_seeds, to_pil
 from engine.stylegan2 import Generator
@@ -144,14 +144,24 @@ def export_rosinality(
     """Write the session's generator as a rosinality `.pt` (atomic). Loads with `strict=True` into a
     rosinality Generator built with the same size/style_dim/n_mlp/channel_multiplier."""
     _, g = session_generator(ref, strength, "cpu", root)
-    return save_rosinality(g, out_path)
+    return _save_pt(g, out_path)
+
+
+def _save_pt(g: Generator, out_path: str | os.PathLike[str]) -> Path:
+    try:
+        return save_rosinality(g, out_path)
+    except OSError as exc:  # a read-only folder, a full disk: say which file, and that none was left half written
+        raise write_failed(out_path, exc) from None
 
 
 def _write_file(out_path: str | os.PathLike[str], fill: Callable[[BinaryIO], Any]) -> Path:
     """Atomically write what `fill(buffer)` writes to `out_path`, making its folder first."""
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_with(out, fill)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_with(out, fill)
+    except OSError as exc:
+        raise write_failed(out, exc) from None
     return out
 
 
@@ -235,7 +245,7 @@ def export_all(
     info, start, g = _load(ref, strength, root=root)
     out = Path(out_dir)
     return {
-        "pt": save_rosinality(g, out / f"{info.id}.pt"),
+        "pt": _save_pt(g, out / f"{info.id}.pt"),
         "grid": _write_grid(info, start, g, out / f"{info.id}-grid.png", None, None),
         "csv": export_metrics(info, out / f"{info.id}-metrics.csv"),
     }

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from engine import atomic
-from engine.errors import ExportError
+from engine.errors import ExportError, write_failed
 from engine.fir import BLUR_KERNEL, make_kernel
 from engine.stylegan2 import Generator, GeneratorConfig
 
@@ -120,14 +120,6 @@ def nvidia_dict(g: Generator) -> dict[str, Any]:
     return {"init_kwargs": init_kwargs(g.config), "state_dict": state_dict(g)}
 
 
-def write_failure(path: Path, exc: OSError) -> OSError:
-    """A clear OSError for a write that failed (read-only folder, full disk); the atomic writers leave
-    nothing half written, and the message says so."""
-    why = exc.strerror or str(exc)
-    return OSError(exc.errno, f"could not write {path}: {why}; no partial file was left. Choose another "
-                              "--out folder or free some space, then export again")
-
-
 def save(g: Generator, out_path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write `<name>.nvidia.pt` and, beside it, the script that makes NVIDIA's `.pkl` (both atomic).
     -> (the .pt, the script)."""
@@ -140,5 +132,5 @@ def save(g: Generator, out_path: str | os.PathLike[str]) -> tuple[Path, Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic.write_with(target, fill)
         except OSError as exc:
-            raise write_failure(target, exc) from None
+            raise write_failed(target, exc) from None
     return path, script

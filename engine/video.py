@@ -13,7 +13,6 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,11 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from engine import atomic, sessions
-from engine.errors import ExportError
+from engine.errors import ExportError, write_failed
 from engine.sampling import seed_latents, to_pil
 from engine.stylegan2 import Generator
+from engine.video_settings import VIDEO_KINDS, VideoSettings
 
-VIDEO_FORMATS = ("mp4", "webp", "gif")
-VIDEO_KINDS = ("walk", "strength", "timelapse")
 # Generated images smaller than this are enlarged (a 64 px demo tile would make an unreadable video).
 MIN_TILE = 256
 # Time-lapse frames narrower than this are enlarged by a whole factor, each pixel a square block as the
@@ -37,29 +35,6 @@ WALK_MAX_SEEDS = 8
 SWEEP_SEEDS = 4
 
 Progress = Callable[[str, int, int], None]  # (video kind, frames done, frames in all)
-
-
-@dataclass(frozen=True)
-class VideoSettings:
-    seconds: float = 8.0
-    fps: int = 24
-    size: int | None = None  # side of one image in pixels; None: the generator's (at least MIN_TILE)
-    format: str = "mp4"
-
-    def check(self) -> VideoSettings:
-        if not (math.isfinite(self.seconds) and 0.5 <= self.seconds <= 600):
-            raise ExportError(f"--seconds must be from 0.5 to 600; got {self.seconds}")
-        if not 1 <= int(self.fps) <= 60:
-            raise ExportError(f"--fps must be from 1 to 60; got {self.fps}")
-        if self.size is not None and not 16 <= int(self.size) <= 2048:
-            raise ExportError(f"--size must be from 16 to 2048 pixels; got {self.size}")
-        if self.format not in VIDEO_FORMATS:
-            raise ExportError(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}; got {self.format!r}")
-        return self
-
-    @property
-    def frames(self) -> int:
-        return max(2, round(self.seconds * self.fps))
 
 
 # ----- frames ------------------------------------------------------------------------------------------
@@ -218,12 +193,6 @@ def _encode_animation(frames: Iterator[Image.Image], target: Path, fmt: str, dur
                    duration=round(duration_ms), loop=0, **extra)
 
 
-def write_failure(path: Path, exc: OSError) -> OSError:
-    why = exc.strerror or str(exc)
-    return OSError(exc.errno, f"could not write {path}: {why}; no partial file was left. Choose another "
-                              "--out folder or free some space, then export again")
-
-
 def write_video(frames: Iterator[Image.Image], total: int, out_path: str | os.PathLike[str], settings: VideoSettings,
                 kind: str = "video", progress: Progress | None = None, lossless: bool = False) -> Path:
     """Encode `frames` (`total` of them) as settings.format into `out_path`, atomically."""
@@ -248,7 +217,7 @@ def write_video(frames: Iterator[Image.Image], total: int, out_path: str | os.Pa
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(out, data)
     except OSError as exc:
-        raise write_failure(out, exc) from None
+        raise write_failed(out, exc) from None
     return out
 
 

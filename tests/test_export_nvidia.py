@@ -167,10 +167,13 @@ def test_export_to_a_read_only_or_full_folder_leaves_nothing(session_id, tmp_pat
     ro.mkdir()
     with monkeypatch.context() as m:
         m.setattr(atomic, "write_bytes", read_only_under(atomic.write_bytes, ro))
-        assert main(["sessions", "export", session_id, "--format", "nvidia", "--only", "pt", "--out", str(ro)]) == 1
-    err = capsys.readouterr().err
-    assert f"could not write {ro / (session_id + '.nvidia.pt')}: Read-only file system" in err
-    assert "choose another --out folder" in err.lower() and list(ro.iterdir()) == []
+        for flags, name in ((["--format", "nvidia", "--only", "pt"], f"{session_id}.nvidia.pt"),
+                            (["--only", "pt"], f"{session_id}.pt"), (["--only", "grid"], f"{session_id}-grid.png"),
+                            (["--only", "csv"], f"{session_id}-metrics.csv")):
+            assert main(["sessions", "export", session_id, *flags, "--out", str(ro)]) == 1
+            err = capsys.readouterr().err
+            assert f"could not write {ro / name}: Read-only file system" in err
+            assert "choose another folder" in err.lower() and list(ro.iterdir()) == []
     full = tmp_path / "full"
     with monkeypatch.context() as m:
         m.setattr(atomic, "_write_all", half_then_full(atomic._write_all))

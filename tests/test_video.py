@@ -10,13 +10,17 @@ import subprocess
 import numpy as np
 import pytest
 from _full_disk import half_then_full, read_only_under
+from _pilot import RecordingApp, to_sessions, wait_until
 from _sessions import demo_session
 from PIL import Image
+from textual.widgets import Label
 
 from engine import atomic, export, sessions
 from engine.sampling import render_seeds, to_pil
 from engine.video import VideoSettings, label_frame
 from nada_tui.__main__ import main
+from nada_tui.screens.dialogs import FormDialog
+from nada_tui.widgets.export_progress import ExportProgress
 
 
 @pytest.fixture
@@ -124,3 +128,42 @@ def test_bad_settings_read_only_and_full_folders(session_id, tmp_path, monkeypat
                      "--out", str(full)]) == 1
     assert "No space left on device; no partial file was left" in capsys.readouterr().err
     assert list(full.iterdir()) == []  # no half video, no temp file
+
+
+# ----- the app: v on the sessions screen ------------------------------------------------------------------
+async def test_sessions_screen_exports_videos_with_a_progress_bar(session_id, tmp_path, monkeypatch):
+    app = RecordingApp()
+    out = tmp_path / "videos"
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await to_sessions(pilot, 1)
+        await pilot.press("v")
+        assert isinstance(app.screen, FormDialog)
+        await pilot.press("end", "ctrl+u", *str(out), "tab", "end", "ctrl+u", "0", "enter")
+        assert "Seconds must be from 0.5 to 600" in str(app.screen.query_one("#dialog-error", Label).content)
+        await pilot.press("end", "ctrl+u", "1", "enter")
+        assert app.screen is screen
+        bar = screen.query_one(ExportProgress)
+        seen: list[str] = []
+
+        def progressed() -> bool:
+            if bar.display:
+                seen.append(str(bar.query_one("#export-progress-text", Label).content))
+            return any(title.startswith("Exported the videos") for _, title, _ in app.shown)
+
+        await wait_until(progressed, "the videos", timeout=240)
+        assert any(re.fullmatch(r"Exporting the (walk|strength|timelapse) video: frame \d+/\d+", s) for s in seen), seen
+        assert not bar.display
+        names = sorted(p.name for p in out.iterdir())
+        assert names == sorted(f"{session_id}-{k}.mp4" for k in ("walk", "strength", "timelapse"))
+        assert len(decode(out / f"{session_id}-walk.mp4")[1]) == 24
+
+        # a read-only folder: a toast that says so, nothing written
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        monkeypatch.setattr(atomic, "write_bytes", read_only_under(atomic.write_bytes, ro))
+        await pilot.press("v")
+        await pilot.press("end", "ctrl+u", *str(ro), "tab", "end", "ctrl+u", "1", "enter")
+        await wait_until(lambda: any(t == "Video export failed" for _, t, _ in app.shown), "the failure", 240)
+        [(severity, _, message)] = [s for s in app.shown if s[1] == "Video export failed"]
+        assert severity == "error" and "Read-only file system" in message and "choose another folder" in message.lower()
+        assert list(ro.iterdir()) == [] and not bar.display

@@ -255,7 +255,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from engine import export, sessions
-    from engine.video import VIDEO_KINDS, VideoSettings
+    from engine.video_settings import VIDEO_KINDS, VideoSettings
 
     if not 0 <= args.strength <= 1:
         raise CliError(f"--strength must be from 0 to 1; got {args.strength}", 2)
