@@ -13,6 +13,7 @@ from nada_tui.cli._common import (
     add_config_flags,
     add_run_options,
     config_changes,
+    device_of,
     open_run,
     run_and_report,
     setup_or_exit,
@@ -89,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="A",
         help="blend of the starting (0) and adapted (1) weights (default 1)",
     )
+    add_run_options(q, "device")  # where the videos' frames render
     q.set_defaults(handler=cmd_export)
 
     q = ss.add_parser(
@@ -285,7 +287,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                 print(f"\r\x1b[2K{kind} video: frame {done}/{total}", end="\n" if done == total else "",
                       file=sys.stderr, flush=True)
 
-        written = setup_or_exit(export.export_videos, info, out, videos, settings, args.strength, progress=show)
+        from engine import device as devices
+
+        device = setup_or_exit(devices.resolve_device, device_of(args))
+        written = setup_or_exit(export.export_videos, info, out, videos, settings, args.strength, device,
+                                progress=show)
         for path in written.values():
             print(f"wrote {path}")
     if nvidia and "pt" in want:
