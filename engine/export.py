@@ -23,6 +23,7 @@ from engine.errors import ExportError, write_failed
 from engine.generator_files import save_rosinality
 from engine.sampling import NVIDIA_MAX_SEED, SEED_CONVENTIONS, grid, render_seeds, to_pil
 from engine.stylegan2 import Generator
+from engine.video_settings import VideoSettings
 
 MAX_IMAGES = 100_000
 
@@ -256,14 +257,14 @@ def export_videos(
     ref: str | sessions.SessionInfo,
     out_dir: str | os.PathLike[str],
     kinds: Sequence[str] | None = None,
-    settings: Any = None,
+    settings: VideoSettings | None = None,
     strength: float = 1.0,
     device: str | torch.device = "cpu",
     root: str | os.PathLike[str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Path]:
     """The session's videos (engine.video: latent walk, strength sweep, time-lapse) in `out_dir`; the
-    generators load only for a walk or a sweep. `settings`: an engine.video.VideoSettings."""
+    generators load only for a walk or a sweep."""
     from engine import video
 
     check_strength(strength)
