@@ -295,8 +295,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         for path in written.values():
             print(f"wrote {path}")
     if nvidia and "pt" in want:
+        where = out.resolve()  # the command runs from the user's checkout: absolute paths
         print(f"To make NVIDIA's .pkl: cd into your stylegan2-ada-pytorch checkout and run\n"
-              f"  python {out / 'nvidia_export_script.py'} {out / (info.id + '.nvidia.pt')}")
+              f"  python {where / 'nvidia_export_script.py'} {where / (info.id + '.nvidia.pt')}")
     return 0
 
 
