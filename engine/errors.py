@@ -42,3 +42,11 @@ class NoFaceFound(PhotoError):
 class FaceAlignUnavailable(PhotoError):
     """Face alignment cannot run on this machine (its package or a system library it needs is missing);
     the message says what to install, or to pass `--no-align`."""
+
+
+def write_failed(path: object, exc: OSError) -> OSError:
+    """The OSError an export raises when writing `path` failed (a read-only folder, a full disk): it names the
+    file and the cause and says what to do; the atomic writers leave no partial file behind."""
+    why = exc.strerror or str(exc)
+    return OSError(exc.errno, f"could not write {path}: {why}; no partial file was left. Choose another folder "
+                              "or free some space, then export again")

@@ -1,5 +1,5 @@
-"""Getting things out of a session: N images, a rosinality `.pt`, PNG grids, metrics as CSV, and a
-time-lapse of its saved previews (animated WebP or GIF).
+"""Getting things out of a session: N images, a rosinality `.pt`, PNG grids and metrics as CSV here;
+videos (engine.video) and NVIDIA's layout (engine.export_nvidia) through the functions at the end.
 
 `strength` in [0, 1] blends the generator the session started from (0, reproduced exactly) with its
 latest adapted weights (1), tensor by tensor: w = lerp(start, adapted, strength).
@@ -19,10 +19,11 @@ from typing import Any, BinaryIO
 import torch
 
 from engine import atomic, sessions
-from engine.errors import ExportError
+from engine.errors import ExportError, write_failed
 from engine.generator_files import save_rosinality
-from engine.sampling import grid, render_seeds, to_pil
+from engine.sampling import NVIDIA_MAX_SEED, SEED_CONVENTIONS, grid, render_seeds, to_pil
 from engine.stylegan2 import Generator
+from engine.video_settings import VideoSettings
 
 MAX_IMAGES = 100_000
 
@@ -97,13 +98,18 @@ def generate(
     overwrite: bool = False,
     batch: int = 16,
     on_image: Callable[[int, Path], None] | None = None,
+    seed_convention: str = "ours",
 ) -> list[Path]:
     """Render seeds seed..seed+n-1 into `out_dir/seed_NNNNNN.png`. Existing files are never replaced
-    unless `overwrite`; truncation defaults to the session's sample truncation."""
+    unless `overwrite`; truncation defaults to the session's sample truncation. `seed_convention`
+    (engine.sampling.SEED_CONVENTIONS) says how a seed becomes z: "nvidia" draws it as NVIDIA's generate.py."""
     if not 1 <= int(n) <= MAX_IMAGES:
         raise ExportError(f"-n must be from 1 to {MAX_IMAGES}; got {n}")
-    if seed < 0 or seed + n > 2**63:
-        raise ExportError(f"--seed must be 0 or more; got {seed}")
+    if seed_convention not in SEED_CONVENTIONS:
+        raise ExportError(f"--seed-convention must be one of {', '.join(SEED_CONVENTIONS)}; got {seed_convention!r}")
+    top = NVIDIA_MAX_SEED + 1 if seed_convention == "nvidia" else 2**63
+    if seed < 0 or seed + n > top:
+        raise ExportError(f"--seed must be from 0 to {top - int(n)} for {n} images; got {seed}")
     check_strength(strength)
     out = Path(out_dir)
     seeds = list(range(int(seed), int(seed) + int(n)))
@@ -121,7 +127,8 @@ def generate(
     written: list[Path] = []
     for i in range(0, len(seeds), batch):
         chunk = seeds[i : i + batch]
-        for s, img, path in zip(chunk, to_pil(render_seeds(g, chunk, t, batch)), targets[i : i + batch], strict=True):
+        images = to_pil(render_seeds(g, chunk, t, batch, seed_convention))
+        for s, img, path in zip(chunk, images, targets[i : i + batch], strict=True):
             atomic.write_with(path, lambda buf, img=img: img.save(buf, format="PNG"))
             written.append(path)
             if on_image is not None:
@@ -138,14 +145,24 @@ def export_rosinality(
     """Write the session's generator as a rosinality `.pt` (atomic). Loads with `strict=True` into a
     rosinality Generator built with the same size/style_dim/n_mlp/channel_multiplier."""
     _, g = session_generator(ref, strength, "cpu", root)
-    return save_rosinality(g, out_path)
+    return _save_pt(g, out_path)
+
+
+def _save_pt(g: Generator, out_path: str | os.PathLike[str]) -> Path:
+    try:
+        return save_rosinality(g, out_path)
+    except OSError as exc:  # a read-only folder, a full disk: say which file, and that none was left half written
+        raise write_failed(out_path, exc) from None
 
 
 def _write_file(out_path: str | os.PathLike[str], fill: Callable[[BinaryIO], Any]) -> Path:
     """Atomically write what `fill(buffer)` writes to `out_path`, making its folder first."""
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_with(out, fill)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_with(out, fill)
+    except OSError as exc:
+        raise write_failed(out, exc) from None
     return out
 
 
@@ -229,70 +246,47 @@ def export_all(
     info, start, g = _load(ref, strength, root=root)
     out = Path(out_dir)
     return {
-        "pt": save_rosinality(g, out / f"{info.id}.pt"),
+        "pt": _save_pt(g, out / f"{info.id}.pt"),
         "grid": _write_grid(info, start, g, out / f"{info.id}-grid.png", None, None),
         "csv": export_metrics(info, out / f"{info.id}-metrics.csv"),
     }
 
 
-# ----- time-lapse ------------------------------------------------------------------------------------
-TIMELAPSE_FRAME_MS = 400
-# Frames narrower than this are enlarged by a whole factor, each pixel a square block as the previews
-# draw them: a demo's 64 px seeds made a 256 x 144 animation, too small to judge.
-TIMELAPSE_MIN_WIDTH = 1024
+# ----- videos and NVIDIA's layout -------------------------------------------------------------------
+def export_videos(
+    ref: str | sessions.SessionInfo,
+    out_dir: str | os.PathLike[str],
+    kinds: Sequence[str] | None = None,
+    settings: VideoSettings | None = None,
+    strength: float = 1.0,
+    device: str | torch.device = "cpu",
+    root: str | os.PathLike[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Path]:
+    """The session's videos (engine.video: latent walk, strength sweep, time-lapse) in `out_dir`; the
+    generators load only for a walk or a sweep."""
+    from engine import video
+
+    check_strength(strength)
+    info = ref if isinstance(ref, sessions.SessionInfo) else sessions.load(ref, root)
+
+    def generators() -> tuple[Generator, Generator]:
+        _, start, g = _load(info, strength, device)
+        return start, g
+
+    return video.export_videos(info, out_dir, tuple(kinds or video.VIDEO_KINDS), settings, generators,
+                               progress=progress)
 
 
-def sample_step(path: Path) -> int | None:
-    """The step of a saved preview grid from its name (`samples/step_000150.png` -> 150)."""
-    stem = Path(path).stem
-    return int(stem[5:]) if stem.startswith("step_") and stem[5:].isdigit() else None
-
-
-def label_frame(image: Any, text: str) -> Any:
-    """`image` under a dark band that says `text` (the step), as an RGB PIL image."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    w, h = image.size
-    band = max(12, min(48, w // 16))
-    try:
-        font: Any = ImageFont.load_default(size=int(band * 0.75))
-    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
-        font = ImageFont.load_default()
-    out = Image.new("RGB", (w, h + band), (16, 16, 16))
-    out.paste(image.convert("RGB"), (0, band))
-    ImageDraw.Draw(out).text((max(2, band // 4), band // 2), text, fill=(240, 240, 240), font=font, anchor="lm")
-    return out
-
-
-def export_timelapse(
+def export_nvidia(
     ref: str | sessions.SessionInfo,
     out_path: str | os.PathLike[str],
-    frame_ms: int = TIMELAPSE_FRAME_MS,
+    strength: float = 1.0,
     root: str | os.PathLike[str] | None = None,
-) -> Path:
-    """An animated WebP (or GIF, by the file's suffix) of the session's saved preview grids
-    (`samples/step_*.png`, frozen row over adapted row) in step order, each labelled with its step;
-    small grids enlarged by a whole factor to at least TIMELAPSE_MIN_WIDTH."""
-    from PIL import Image
+) -> tuple[Path, Path]:
+    """`<name>.nvidia.pt` for NVIDIA's stylegan2-ada-pytorch and, beside it, the script that makes their
+    `.pkl` (engine.export_nvidia). -> (the .pt, the script)."""
+    from engine import export_nvidia
 
-    path = ref.path if isinstance(ref, sessions.SessionInfo) else sessions.resolve(ref, root)
-    files = sessions.samples(path)
-    if not files:
-        raise ExportError(f"{path.name} has no saved previews yet (samples/step_*.png): nothing to animate")
-    frames = []
-    for f in files:
-        with Image.open(f) as img:
-            step = sample_step(f)
-            k = max(1, -(-TIMELAPSE_MIN_WIDTH // img.width))  # ceil: at least the minimum width
-            big = img.resize((img.width * k, img.height * k), Image.Resampling.NEAREST) if k > 1 else img
-            frames.append(label_frame(big, f"step {step}" if step is not None else f.stem))
-    size = frames[-1].size  # a resumed run may have another tile size: one frame size for the file
-    frames = [fr if fr.size == size else fr.resize(size, Image.Resampling.LANCZOS) for fr in frames]
-    fmt = "GIF" if Path(out_path).suffix.lower() == ".gif" else "WEBP"
-    extra: dict[str, Any] = {"lossless": True} if fmt == "WEBP" else {"optimize": False}
-
-    def fill(buf: BinaryIO) -> None:
-        frames[0].save(buf, format=fmt, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0,
-                       **extra)
-
-    return _write_file(out_path, fill)
+    _, g = session_generator(ref, strength, "cpu", root)
+    return export_nvidia.save(g, out_path)

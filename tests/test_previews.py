@@ -13,7 +13,7 @@ from _pilot import wait_until as _wait_until
 from _sessions import demo_session
 from PIL import Image
 
-from engine import export, sessions
+from engine import export, sessions, video
 from engine.config import DEMO_GENERATOR_ID, demo_config
 from nada_tui import graphics, sixel, user_config
 from nada_tui.__main__ import build_parser, main
@@ -279,7 +279,8 @@ def test_export_timelapse_labels_each_step(session_with_samples, tmp_path, capsy
     sid = session_with_samples
     samples = sessions.samples(sessions.load(sid).path)
     assert len(samples) >= 3
-    assert main(["sessions", "export", sid, "--only", "timelapse", "--out", str(tmp_path)]) == 0
+    assert main(["sessions", "export", sid, "--only", "timelapse", "--video-format", "webp",
+                 "--out", str(tmp_path)]) == 0
     out = tmp_path / f"{sid}-timelapse.webp"
     assert f"wrote {out}" in capsys.readouterr().out
     with Image.open(out) as anim:
@@ -292,12 +293,12 @@ def test_export_timelapse_labels_each_step(session_with_samples, tmp_path, capsy
         sample = np.asarray(last.convert("RGB"), dtype=np.float64)
     # enlarged by a whole factor to at least 1024 px across (the demo's grid is 128 px), pixels kept square
     k = frames[-1].shape[1] // sample.shape[1]
-    assert frames[-1].shape[1] == k * sample.shape[1] >= export.TIMELAPSE_MIN_WIDTH
+    assert frames[-1].shape[1] == k * sample.shape[1] >= video.TIMELAPSE_MIN_WIDTH
     sample = np.kron(sample, np.ones((k, k, 1)))
     band = frames[-1].shape[0] - sample.shape[0]
     assert band >= 12 and np.abs(frames[-1][band:] - sample).mean() < 1  # lossless, under the label band
     assert np.abs(frames[0][:band] - frames[-1][:band]).mean() > 0.5  # "step 2" is not "step 6"
-    gif = export.export_timelapse(sid, tmp_path / "t.gif")  # a GIF when the name says so
+    gif = export.export_videos(sid, tmp_path, ["timelapse"], video.VideoSettings(format="gif"))["timelapse"]
     with Image.open(gif) as anim:
         assert anim.format == "GIF" and anim.n_frames == len(samples)
 

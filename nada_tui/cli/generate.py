@@ -31,6 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="A",
         help="0 = the original generator exactly, 1 = fully adapted (default 1)",
     )
+    p.add_argument(
+        "--seed-convention",
+        choices=["ours", "nvidia"],
+        default="ours",
+        help="how a seed becomes a latent: ours (default: torch's generator seeded with it) or nvidia (numpy's "
+        "RandomState(seed).randn, as NVIDIA's generate.py draws it: seed 42 of a converted NVIDIA model is "
+        "their seed 42)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the PNGs (created if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace images already in DIR")
     add_run_options(p, "device")
@@ -52,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         strength=args.strength,
         device=device,
         overwrite=args.overwrite,
+        seed_convention=args.seed_convention,
     )
     last = args.seed + len(paths) - 1
-    print(f"wrote {len(paths)} images (seeds {args.seed}-{last}, strength {args.strength:g}) to {args.out}")
+    print(f"wrote {len(paths)} images (seeds {args.seed}-{last}, {args.seed_convention} seed convention, "
+          f"strength {args.strength:g}) to {args.out}")
     return 0

@@ -13,6 +13,7 @@ from nada_tui.cli._common import (
     add_config_flags,
     add_run_options,
     config_changes,
+    device_of,
     open_run,
     run_and_report,
     setup_or_exit,
@@ -55,16 +56,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("name", nargs="+", help="the new name")
     q.set_defaults(handler=cmd_rename)
 
-    q = ss.add_parser("export", help="write a rosinality .pt, a PNG grid and the metrics as CSV (or a time-lapse)")
+    q = ss.add_parser("export", help="write a rosinality .pt, a PNG grid and the metrics as CSV; videos; NVIDIA's "
+                      "layout")
     q.add_argument("session")
     q.add_argument("--out", default=".", metavar="DIR", help="directory for the files (default: here)")
     q.add_argument(
         "--only",
         action="append",
-        choices=["pt", "grid", "csv", "timelapse"],
-        help="just this file; repeatable (default: pt, grid and csv). timelapse: <id>-timelapse.webp, the saved "
-        "previews in step order, each labelled with its step",
+        choices=["pt", "grid", "csv", "video", "walk", "strength", "timelapse"],
+        help="just this file; repeatable (default: pt, grid and csv). video: all three videos, <id>-walk (a loop "
+        "through the preview seeds, frozen | adapted), <id>-strength (strength 0 -> 1) and <id>-timelapse (the "
+        "saved previews in step order, each labelled with its step); or name one of them",
     )
+    q.add_argument(
+        "--format",
+        dest="pt_format",
+        choices=["rosinality", "nvidia"],
+        default="rosinality",
+        help="the generator file: rosinality (<id>.pt, default) or nvidia (<id>.nvidia.pt for NVIDIA's "
+        "stylegan2-ada-pytorch, with nvidia_export_script.py beside it to make their .pkl)",
+    )
+    q.add_argument("--video-format", choices=["mp4", "webp", "gif"], default="mp4",
+                   help="videos as MP4 (H.264, default), animated WebP or GIF")
+    q.add_argument("--seconds", type=float, default=8.0, metavar="S", help="length of each video (default 8)")
+    q.add_argument("--fps", type=int, default=24, metavar="N", help="video frames per second (default 24)")
+    q.add_argument("--size", type=int, default=None, metavar="PX",
+                   help="side of each image in the videos (default: the model's, at least 256; the time-lapse: "
+                   "the saved previews at full size, enlarged to at least 1024 px across)")
     q.add_argument(
         "--strength",
         type=float,
@@ -72,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="A",
         help="blend of the starting (0) and adapted (1) weights (default 1)",
     )
+    add_run_options(q, "device")  # where the videos' frames render
     q.set_defaults(handler=cmd_export)
 
     q = ss.add_parser(
@@ -238,21 +257,47 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from engine import export, sessions
+    from engine.video_settings import VIDEO_KINDS, VideoSettings
 
     if not 0 <= args.strength <= 1:
         raise CliError(f"--strength must be from 0 to 1; got {args.strength}", 2)
+    settings = setup_or_exit(VideoSettings(args.seconds, args.fps, args.size, args.video_format).check)
     info = setup_or_exit(sessions.load, args.session)
     out = Path(args.out)
     want = set(args.only or ["pt", "grid", "csv"])
+    if "video" in want:
+        want |= set(VIDEO_KINDS)
+    nvidia = args.pt_format == "nvidia"
     jobs = {
-        "pt": lambda: export.export_rosinality(info, out / f"{info.id}.pt", args.strength),
-        "grid": lambda: export.export_grid(info, out / f"{info.id}-grid.png", strength=args.strength),
-        "csv": lambda: export.export_metrics(info, out / f"{info.id}-metrics.csv"),
-        "timelapse": lambda: export.export_timelapse(info, out / f"{info.id}-timelapse.webp"),
+        "pt": lambda: export.export_nvidia(info, out / f"{info.id}.nvidia.pt", args.strength) if nvidia
+        else [export.export_rosinality(info, out / f"{info.id}.pt", args.strength)],
+        "grid": lambda: [export.export_grid(info, out / f"{info.id}-grid.png", strength=args.strength)],
+        "csv": lambda: [export.export_metrics(info, out / f"{info.id}-metrics.csv")],
     }
-    for kind in ("pt", "grid", "csv", "timelapse"):
+    for kind in ("pt", "grid", "csv"):
         if kind in want:
-            print(f"wrote {setup_or_exit(jobs[kind])}")
+            for path in setup_or_exit(jobs[kind]):
+                print(f"wrote {path}")
+    videos = [k for k in VIDEO_KINDS if k in want]
+    if videos:
+        tty = sys.stderr.isatty()
+
+        def show(kind: str, done: int, total: int) -> None:  # a counter redrawn in place, on a terminal only
+            if tty:
+                print(f"\r\x1b[2K{kind} video: frame {done}/{total}", end="\n" if done == total else "",
+                      file=sys.stderr, flush=True)
+
+        from engine import device as devices
+
+        device = setup_or_exit(devices.resolve_device, device_of(args))
+        written = setup_or_exit(export.export_videos, info, out, videos, settings, args.strength, device,
+                                progress=show)
+        for path in written.values():
+            print(f"wrote {path}")
+    if nvidia and "pt" in want:
+        where = out.resolve()  # the command runs from the user's checkout: absolute paths
+        print(f"To make NVIDIA's .pkl: cd into your stylegan2-ada-pytorch checkout and run\n"
+              f"  python {where / 'nvidia_export_script.py'} {where / (info.id + '.nvidia.pt')}")
     return 0
 
 

@@ -2,7 +2,8 @@
 the selected one's grid and loss curves below it (widgets/session_detail.py). Open (read-only),
 resume, fork, generate, export, rename and delete are requests to the app, which knows whether a
 session is training; the screen asks what a request needs (a confirmation, a folder) and only reads
-the store.
+the store. Videos (v) only read a session, so this screen encodes them on its own thread and shows
+their progress (widgets/export_progress.py).
 
 Sessions that other processes train (sweep runs, `nada-tui train`, a second app) are followed live: a
 thread worker polls the sessions folder (`nada_tui.session_rows.RowFeed`) and their step, loss and
@@ -37,6 +38,7 @@ from nada_tui.run_buffer import ViewState
 from nada_tui.screens.compare import CompareScreen
 from nada_tui.screens.dialogs import Choice, ConfirmDialog, FormDialog
 from nada_tui.session_rows import RowFeed, Update
+from nada_tui.widgets.export_progress import ExportProgress
 from nada_tui.widgets.session_detail import SessionDetail
 from nada_tui.widgets.sessions_table import SORTS, SWEEP_KEY, SessionsTable
 from nada_tui.widgets.status_bar import StatusBar
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from engine.sessions import SessionInfo
 
 MAX_GENERATE = 10000
+VIDEO_FORMATS = (("mp4", "MP4 (H.264)"), ("webp", "animated WebP"), ("gif", "GIF"))
 
 
 def generate_problem(values: dict[str, str]) -> str | None:
@@ -60,6 +63,21 @@ def generate_problem(values: dict[str, str]) -> str | None:
     return None
 
 
+def video_problem(values: dict[str, str]) -> str | None:
+    """What is wrong with the video dialog's values, or None."""
+    from engine.errors import ExportError
+    from engine.video_settings import VideoSettings
+
+    if not values["folder"].strip():
+        return "Into folder: type the folder the videos go into."
+    try:
+        VideoSettings(float(values["seconds"].strip()), format=values["format"]).check()
+    except ValueError as exc:  # ExportError too
+        return str(exc).replace("--seconds", "Seconds") if isinstance(exc, ExportError) else (
+            "Seconds: type a number from 0.5 to 600.")
+    return None
+
+
 class SessionsScreen(Screen):
     BINDINGS = [
         Binding("enter,o", "open", "Open", id="sessions.open"),
@@ -69,6 +87,7 @@ class SessionsScreen(Screen):
         Binding("f", "fork", "Fork", id="sessions.fork"),
         Binding("g", "generate", "Generate", id="sessions.generate"),
         Binding("e", "export", "Export", id="sessions.export"),
+        Binding("v", "videos", "Videos", id="sessions.videos"),
         Binding("n", "rename", "Rename", id="sessions.rename"),
         Binding("delete,d", "delete", "Delete", id="sessions.delete"),
         Binding("s", "sort", "Sort", id="sessions.sort"),
@@ -93,6 +112,7 @@ class SessionsScreen(Screen):
         yield Input(placeholder="filter: name, prompt, model, status  (/)", id="filter", compact=True)
         yield SessionsTable(self.view, id="sessions")
         yield SessionDetail(id="session-detail")
+        yield ExportProgress(id="export-progress")
         yield Footer()
 
     @property
@@ -318,6 +338,57 @@ class SessionsScreen(Screen):
         self.app.push_screen(FormDialog(f"Export {info.name}: <id>.pt (rosinality g_ema + latent_avg), grid PNG, "
                                         "metrics CSV", [("folder", "Into folder", str(paths.data_dir() / "exports"))],
                                         ok="Export"), done)
+
+    def action_videos(self) -> None:
+        """v: the session's three videos (latent walk, strength sweep, time-lapse) into a folder, encoded
+        on a thread of this screen while a bar shows their frames."""
+        info = self._usable()
+        if info is None:
+            return
+        progress = self.query_one(ExportProgress)
+        if progress.busy:
+            self.notify("A video export is running: wait for it to finish.", severity="warning", timeout=4)
+            return
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None:
+                progress.begin(f"Exporting the videos of {info.name}: loading the generators")
+                folder = Path(values["folder"].strip()).expanduser()
+                self._export_videos(info, folder, float(values["seconds"]), values["format"])
+
+        default = paths.data_dir() / "exports"
+        self.app.push_screen(FormDialog(
+            f"Videos of {info.name}: a latent walk (frozen | adapted), a strength sweep 0 -> 1 and the "
+            "training time-lapse", [("folder", "Into folder", str(default)), ("seconds", "Seconds each", "8"),
+                                    Choice("format", "Format", VIDEO_FORMATS, "mp4")],
+            ok="Export videos", check=video_problem), done)
+
+    @work(thread=True, group="videos", exit_on_error=False)
+    def _export_videos(self, info: SessionInfo, folder: Path, seconds: float, fmt: str) -> None:
+        from engine import export
+        from engine.video_settings import VideoSettings
+
+        def advanced(kind: str, done: int, total: int) -> None:
+            self.post_message(ExportProgress.Advanced(kind, done, total))
+
+        try:
+            written = export.export_videos(info, folder, None, VideoSettings(seconds, format=fmt), progress=advanced)
+        except Exception as exc:  # a full disk, a read-only folder, no previews yet: said, the app lives on
+            self.post_message(ExportProgress.Finished(info.name, [], f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(ExportProgress.Finished(info.name, [str(p) for p in written.values()], None))
+
+    @on(ExportProgress.Advanced)
+    def _video_advanced(self, message: ExportProgress.Advanced) -> None:
+        self.query_one(ExportProgress).advance(message.kind, message.done, message.total)
+
+    @on(ExportProgress.Finished)
+    def _videos_finished(self, message: ExportProgress.Finished) -> None:
+        self.query_one(ExportProgress).end()
+        if message.error is not None:
+            self.notify(message.error, title="Video export failed", severity="error")
+        else:
+            self.notify("\n".join(message.paths), title=f"Exported the videos of {message.session_name}")
 
     def action_rename(self) -> None:
         info = self._usable()

@@ -20,7 +20,7 @@ def frames_of(info: Any) -> list[tuple[int | None, Path]]:
     """(step, file) of each saved preview grid of a session, oldest first; its `grid.png` alone
     when it kept no samples. Reads the folder: call it off the UI thread."""
     from engine import sessions
-    from engine.export import sample_step
+    from engine.video import sample_step
 
     files = sessions.samples(info.path)
     if not files and (info.path / sessions.GRID_FILE).exists():
