@@ -36,6 +36,7 @@ from nada_tui.messages import (
 from nada_tui.run_buffer import ViewState
 from nada_tui.screens.compare import CompareScreen
 from nada_tui.screens.dialogs import Choice, ConfirmDialog, FormDialog
+from nada_tui.screens.photos import PhotosScreen
 from nada_tui.session_rows import RowFeed, Update
 from nada_tui.widgets.session_detail import SessionDetail
 from nada_tui.widgets.sessions_table import SORTS, SWEEP_KEY, SessionsTable
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from engine.sessions import SessionInfo
 
 MAX_GENERATE = 10000
+OPENS = (CompareScreen, PhotosScreen)  # the screens this one opens (their keys are in the help)
 
 
 def generate_problem(values: dict[str, str]) -> str | None:
@@ -69,6 +71,7 @@ class SessionsScreen(Screen):
         Binding("f", "fork", "Fork", id="sessions.fork"),
         Binding("g", "generate", "Generate", id="sessions.generate"),
         Binding("e", "export", "Export", id="sessions.export"),
+        Binding("p", "photos", "Photos", id="sessions.photos"),
         Binding("n", "rename", "Rename", id="sessions.rename"),
         Binding("delete,d", "delete", "Delete", id="sessions.delete"),
         Binding("s", "sort", "Sort", id="sessions.sort"),
@@ -318,6 +321,12 @@ class SessionsScreen(Screen):
         self.app.push_screen(FormDialog(f"Export {info.name}: <id>.pt (rosinality g_ema + latent_avg), grid PNG, "
                                         "metrics CSV", [("folder", "Into folder", str(paths.data_dir() / "exports"))],
                                         ok="Export"), done)
+
+    def action_photos(self) -> None:
+        """p: your own photos through the selected session (inverted, then frozen | adapted)."""
+        info = self._usable()
+        if info is not None:
+            self.app.push_screen(PhotosScreen(info))
 
     def action_rename(self) -> None:
         info = self._usable()
