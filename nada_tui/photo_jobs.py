@@ -37,6 +37,8 @@ class PhotoJobsApp(FileJobsApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._photo_stops: dict[int, threading.Event] = {}  # the stop event of each inversion running
+        self._photo_models: Any = None  # engine.photos.SessionModels of the last blend, kept for the next
+        self._photo_models_lock = threading.Lock()
 
     @on(PhotosRequested)
     def _photos_requested(self, message: PhotosRequested) -> None:
@@ -96,9 +98,13 @@ class PhotoJobsApp(FileJobsApp):
     @work(thread=True, group="photo-render", exclusive=True, exit_on_error=False, description="render a latent")
     def _render(self, screen: MessagePump, message: PhotoRenderRequested) -> None:
         try:
-            from engine.photos import load_latent, render_latent
+            from engine.photos import load_latent, load_session_models, render_latent
 
-            image = render_latent(message.info.id, load_latent(message.latent), message.strength)
+            with self._photo_models_lock:  # one session's generators loaded once for all the blends
+                if self._photo_models is None or self._photo_models.info.id != message.info.id:
+                    self._photo_models = load_session_models(message.info.id, self.device)
+                w_plus, _meta = load_latent(message.latent)
+                image = render_latent(self._photo_models, w_plus, message.strength)
         except Exception as exc:  # a damaged latent or session: the screen says so
             screen.post_message(PhotoRendered(message.latent, message.strength, None, str(exc)))
             return

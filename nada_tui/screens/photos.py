@@ -35,8 +35,7 @@ from nada_tui.widgets.status_bar import StatusBar
 if TYPE_CHECKING:
     from engine.sessions import SessionInfo
 
-DEFAULT_STEPS = 500
-MAX_STEPS = 100_000
+DEFAULT_STEPS, MAX_STEPS = 500, 100_000  # as engine.photos.invert (not imported here: it brings torch)
 _jobs = itertools.count(1)
 MARKS = {"waiting": ("·", "dim"), "inverting": ("▸", "bold"), "done": ("✓", "green"), "failed": ("✗", "red"),
          "stopped": ("■", "yellow")}
@@ -88,6 +87,20 @@ def steps_problem(values: dict[str, str]) -> str | None:
         if not low <= n <= MAX_STEPS:
             return f"{label}: type a whole number from {low} to {MAX_STEPS}."
     return None
+
+
+def saved_results(session_path: Path) -> list[Any]:
+    """The photos a session keeps (its photos/ folder), as engine.photos.PhotoResult (runs on a thread)."""
+    from engine.photos import PhotoResult, load_latent
+    from engine.photos.outputs import file_paths, session_photos, session_photos_dir
+
+    results = []
+    for stem in session_photos(session_path):
+        files = file_paths(session_photos_dir(session_path), stem)
+        _w, meta = load_latent(files["latent"])
+        results.append(PhotoResult(Path(meta.get("photo", stem)), stem, files["aligned"], files["inverted"],
+                                   files["adapted"], files["latent"], meta.get("psnr_db"), meta.get("loss")))
+    return results
 
 
 class PhotosScreen(Screen):
@@ -229,10 +242,8 @@ class PhotosScreen(Screen):
     # ----- photos saved before ------------------------------------------------------------------
     @work(thread=True, group="photos-saved", exit_on_error=False)
     def _read_saved(self) -> None:
-        from engine.photos import saved_photos
-
         try:
-            results = saved_photos(self.info.id)
+            results = saved_results(self.info.path)
         except Exception as exc:  # an unreadable folder: said, the screen works on
             self.app.call_from_thread(self._say, f"Could not list the saved photos: {exc}", True)
             return
@@ -330,7 +341,8 @@ class PhotosScreen(Screen):
                 case InversionProgress():
                     if entry.state != "inverting":
                         entry.state = "inverting"
-                        box.highlighted = i  # follow the photo being inverted
+                        if self.selected is None or self.selected.state != "inverting":
+                            box.highlighted = i  # follow the photos being inverted
                     entry.step, entry.steps, entry.loss = event.step, event.steps, event.loss
                     if event.image is not None:
                         entry.current = event.image
