@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from _pilot import RecordingApp, ready, screen_text, to_sessions, type_into, wait_for
 from _sessions import demo_session
+from PIL import Image
 from textual.widgets import Label, OptionList, Static
 
 from engine import export
@@ -27,7 +28,8 @@ def demo_photo(session_id: str, folder: Path) -> Path:
     """A picture the frozen demo generator made (so an exact latent exists), as a user's PNG."""
     [made] = export.generate(session_id, 1, folder / "made", seed=3, strength=0.0)
     photo = folder / "my photo.png"
-    made.rename(photo)
+    with Image.open(made) as image:  # twice the size, each pixel a 2x2 block: above the photo minimum
+        image.resize((image.width * 2, image.height * 2), Image.Resampling.NEAREST).save(photo)
     return photo
 
 

@@ -211,9 +211,9 @@ class PhotosScreen(Screen):
             self._say(f"{entry.name}: {entry.message}", error=True)
         if result is None:
             inverted.show(entry.current)
-            step = f"step {entry.step}/{entry.steps}" if entry.steps else entry.state
             loss = f" · loss {entry.loss:.4f}" if entry.loss is not None else ""
-            self._caption("inverted", f"inverting · {step}{loss}" if entry.state == "inverting" else step)
+            self._caption("inverted", f"inverting · step {entry.step}/{entry.steps}{loss}"
+                          if entry.state == "inverting" else entry.state)
             adapted.show(None)
             self._caption("adapted", "adapted")
             return
