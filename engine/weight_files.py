@@ -29,7 +29,18 @@ class WeightFile:
         return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
 
 
-WEIGHT_FILES: dict[str, WeightFile] = {}
+WEIGHT_FILES: dict[str, WeightFile] = {
+    # torchvision's ImageNet VGG16, the backbone LPIPS measures photo inversions with (engine.photos).
+    # Its full sha256 is not published; torchvision's file name carries the first 8 hex digits of it,
+    # which engine.photos.perceptual checks after the download.
+    "vgg16-lpips": WeightFile(
+        name="vgg16-lpips",
+        url="https://download.pytorch.org/models/vgg16-397923af.pth",
+        sha256=None,
+        size_bytes=None,
+        purpose="VGG16 for LPIPS (photo inversion)",
+    ),
+}
 
 
 def weights_dir() -> Path:
