@@ -76,8 +76,8 @@ async def invert(pilot, steps: int) -> None:
     await pilot.press("f5")
     await wait_for(app, lambda: app.screen.query("#f-steps"), "the invert dialog")
     await type_into(pilot, "#f-steps", str(steps))
-    await pilot.click("#f-align-crop")
-    await pilot.click("#ok")
+    await pilot.press("tab", "down", "down", "enter")  # the framing: the third choice
+    await pilot.press("tab", "enter")  # Enter in a field submits the dialog
     await wait_for(app, lambda: isinstance(app.screen, PhotosScreen), "the dialog to close")
 
 
