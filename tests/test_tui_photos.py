@@ -139,3 +139,5 @@ async def test_f8_stops_a_long_inversion_between_steps(tmp_path: Path) -> None:
         await pilot.press("f8")
         await wait_for(app, lambda: "stopped" in photo_lines(app)[0], "the stop", timeout=60)
         assert "inverting" not in screen_text(app)[0]
+        ids = {row[2] for row in app.binding_rows()}  # the help lists the screen's keys, remappable by id
+        assert {"sessions.photos", "photos.pick", "photos.start", "photos.stop", "photos.weaker"} <= ids

@@ -65,15 +65,15 @@ class PhotoEntry:
         t.append(f"{mark} ", style=style)
         t.append(self.name)
         if self.state == "inverting":
-            t.append(f"  step {self.step}/{self.steps}" + (f" · loss {self.loss:.4f}" if self.loss is not None else ""),
-                     style="dim")
+            loss = f" · loss {self.loss:.4f}" if self.loss is not None else ""
+            t.append(f" · step {self.step}/{self.steps}{loss}", style="dim")
         elif self.state == "done":
             psnr = getattr(self.result, "psnr_db", None)
-            t.append(f"  done{f' · {psnr:.1f} dB PSNR' if psnr is not None else ''}", style="dim")
+            t.append(f" · done{f' · {psnr:.1f} dB PSNR' if psnr is not None else ''}", style="dim")
         elif self.state == "failed":
-            t.append(f"  {self.message}", style="red")
+            t.append(f" · {self.message}", style="red")
         elif self.state == "stopped":
-            t.append("  stopped", style="yellow")
+            t.append(" · stopped", style="yellow")
         return t
 
 
@@ -150,19 +150,20 @@ class PhotosScreen(Screen):
 
     # ----- what the screen shows ----------------------------------------------------------------
     def _header(self) -> None:
-        t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(" nada-tui ", style="bold reverse")
-        t.append(f" Photos: {self.info.name}")
+        """The top bar; where it is narrow the counts go first, then the strength, never the title."""
         counts = {s: sum(e.state == s for e in self.entries) for s in MARKS}
-        t.append(f" · {len(self.entries)} photos")
-        if counts["done"]:
-            t.append(f" · {counts['done']} done")
-        if counts["failed"]:
-            t.append(f" · {counts['failed']} failed", style="red")
-        t.append(f" · strength {self.strength:.1f}")
-        if self.job is not None:
-            t.append(" · stopping…" if self.stopping else " · inverting…", style="bold")
-        self.query_one("#photos-status", StatusBar).set_text(t)
+        done = f" · {counts['done']} done" if counts["done"] else ""
+        failed = Text(f"· {counts['failed']} failed" if counts["failed"] else "", style="red")
+        state = "stopping…" if self.stopping else "inverting…"
+        segments = [
+            (10, Text(" nada-tui ", style="bold reverse")),
+            (9, Text(f"Photos: {self.info.name}", no_wrap=True, overflow="ellipsis")),
+            (4, Text(f"· {len(self.entries)} photos{done}")),
+            (5, failed),
+            (6, Text(f"· strength {self.strength:.1f}")),
+            (8, Text(f"· {state}" if self.job is not None else "", style="bold")),
+        ]
+        self.query_one("#photos-status", StatusBar).set_segments([(p, t) for p, t in segments if t.plain])
 
     def _say(self, text: str, error: bool = False) -> None:
         msg = self.query_one("#photo-message", Static)
