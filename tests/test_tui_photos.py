@@ -1,9 +1,10 @@
 """Your own photos in the app, by keys: from the sessions screen `p` opens the photos screen of a trained
 demo session; the file picker marks a photo the demo generator made and a file that is no image; F5 and
 a few steps invert them: the good one converges and ends as photo | inverted | adapted side by side, the
-bad one is listed with its message; `<` re-renders the adapted picture at strength 0.9; F8 stops a long
-inversion between steps; the photos are kept in the session's photos/ folder and listed when the screen
-opens again. As in test_tui.py the test presses keys and reads what a user sees."""
+bad one is listed with its message; `<` re-renders the adapted picture at strength 0.9; a folder marked in
+the picker lists its photos, and F8 stops a long inversion between steps; the photos are kept in the
+session's photos/ folder and listed when the screen opens again. As in test_tui.py the test presses keys
+and reads what a user sees."""
 
 from __future__ import annotations
 
@@ -129,11 +130,19 @@ async def test_invert_a_photo_and_a_bad_file_by_keys_then_blend(tmp_path: Path) 
 
 async def test_f8_stops_a_long_inversion_between_steps(tmp_path: Path) -> None:
     sid = demo_session()
-    photo = demo_photo(sid, tmp_path)
+    photo = demo_photo(sid, tmp_path / "pics")
     app = RecordingApp()
     async with app.run_test(size=(80, 24)) as pilot:
         await open_photos(pilot)
-        await pick(pilot, photo)
+        await pilot.press("o")  # a folder this time: marked in the picker's tree, its photos listed
+        await wait_for(app, lambda: isinstance(app.screen, ImagePicker), "the picker")
+        await type_into(pilot, "#picker-path", str(tmp_path), submit=True)
+        tree = app.screen.query_one("#picker-tree")
+        await wait_for(app, lambda: [str(n.label) for n in tree.root.children] == ["pics", "xdg"],
+                       "the folder listing")
+        await pilot.press("down", "space", "u")
+        await wait_for(app, lambda: isinstance(app.screen, PhotosScreen) and photo_lines(app), "the folder's photos")
+        assert [line[2:] for line in photo_lines(app)] == [f"{photo.name}"]
         await invert(pilot, 100_000)
         await wait_for(app, lambda: "step" in photo_lines(app)[0], "the inversion's first steps")
         await pilot.press("f8")

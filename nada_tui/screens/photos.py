@@ -267,9 +267,23 @@ class PhotosScreen(Screen):
                                          limit=None), self._picked)
 
     def _picked(self, paths: list[Path] | None) -> None:
-        if not paths:
+        if paths:
+            self._picked_from = paths[0].parent
+            self._expand(paths)
+
+    @work(thread=True, group="photos-expand", exit_on_error=False)
+    def _expand(self, paths: list[Path]) -> None:
+        """Folders to the files in them (a file that is no image is kept, to be listed with its message)."""
+        from engine.photos.loading import find_photos
+
+        try:
+            files = find_photos(list(paths))
+        except Exception as exc:  # an unreadable folder: said, nothing picked
+            self.app.call_from_thread(self._say, str(exc), True)
             return
-        self._picked_from = paths[0].parent
+        self.app.call_from_thread(self._add_picked, files)
+
+    def _add_picked(self, paths: list[Path]) -> None:
         known = {e.path for e in self.entries}
         fresh = [PhotoEntry(p) for p in paths if p not in known]
         self.entries = [e for e in self.entries if e.state == "done"] + fresh
