@@ -152,3 +152,44 @@ def test_folders_are_expanded_to_every_visible_file(tmp_path):
     (tmp_path / ".hidden.png").write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     assert [p.name for p in find_photos([tmp_path])] == ["a.txt", "b.png"]  # bad ones too: to be reported
+
+
+def test_lpips_backbone_is_filled_from_torchvisions_names():
+    import torch
+
+    from engine.photos.perceptual import load_backbone
+
+    net = torch.nn.Module()
+    net.slice1 = torch.nn.Sequential()
+    net.slice1.add_module("0", torch.nn.Conv2d(3, 4, 3))
+    net.slice2 = torch.nn.Sequential()
+    net.slice2.add_module("5", torch.nn.Conv2d(4, 2, 3))
+    state = {"features.0.weight": torch.ones(4, 3, 3, 3), "features.0.bias": torch.zeros(4),
+             "features.5.weight": torch.full((2, 4, 3, 3), 2.0), "features.5.bias": torch.ones(2)}
+    load_backbone(net, state)
+    assert float(net.slice2[0].weight.detach().mean()) == 2.0 and float(net.slice1[0].weight.detach().mean()) == 1.0
+    del state["features.5.bias"]
+    with pytest.raises(ValueError, match="features.5.bias"):
+        load_backbone(net, state)
+
+
+def test_a_vgg_file_that_is_not_torchvisions_is_removed():
+    from engine.photos.perceptual import read_vgg16
+    from engine.weight_files import weight_path
+
+    fake = weight_path("vgg16-lpips")  # placed by hand, as offline users do: checked all the same
+    fake.parent.mkdir(parents=True)
+    fake.write_bytes(b"not vgg")
+    with pytest.raises(ValueError, match="not torchvision's VGG16"):
+        read_vgg16()
+    assert not fake.exists()
+
+
+def test_alignment_missing_from_the_build_says_use_no_align(monkeypatch):
+    import sys
+
+    from engine.photos.framing import frame_photo
+
+    monkeypatch.setitem(sys.modules, "engine.face_align", None)  # import fails as if the module were absent
+    with pytest.raises(PhotoError, match="--no-align"):
+        frame_photo(Image.new("RGB", (100, 100)), 64, align=True)

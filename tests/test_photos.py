@@ -170,3 +170,12 @@ def test_each_bad_photo_is_a_failed_event_and_the_rest_go_on(session, tmp_path):
     assert [r.photo for r in results] == [good]
     failed = [e for e in events if isinstance(e, PhotoFailed)]
     assert [e.photo for e in failed] == [missing] and "does not exist" in failed[0].message
+
+
+def test_pivotal_tuning_reconstructs_closer_and_still_carries_the_edit(session, tmp_path):
+    (photo,) = _demo_photos(session, tmp_path / "in", [6])
+    plain = invert_photos(session, [photo], tmp_path / "plain", steps=10, align=False, device="cpu")[0]
+    tuned = invert_photos(session, [photo], tmp_path / "pti", steps=10, align=False, pti_steps=10, device="cpu")[0]
+    assert tuned.psnr_db > plain.psnr_db + 0.5
+    assert load_latent(tuned.latent)[1]["pti"] == 10
+    assert _blueness(tuned.adapted) > _blueness(tuned.inverted) + 10

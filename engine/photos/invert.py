@@ -123,8 +123,9 @@ def invert_photos(
     for i, (path, stem) in enumerate(zip(paths, stems, strict=True)):
         try:
             ready.append((i, path, stem, frame_photo(load_photo(path), models.resolution, align, str(dev))))
-        except PhotoError as exc:
-            emit(PhotoFailed(path, str(exc)))
+        except PhotoError as exc:  # alignment's messages do not know the file: name it
+            message = str(exc)
+            emit(PhotoFailed(path, message if str(path) in message else f"{path}: {message}"))
     size = batch or default_batch(models.resolution, dev)
     results: list[PhotoResult] = []
     for first in range(0, len(ready), size):
