@@ -179,3 +179,22 @@ def test_pivotal_tuning_reconstructs_closer_and_still_carries_the_edit(session, 
     assert tuned.psnr_db > plain.psnr_db + 0.5
     assert load_latent(tuned.latent)[1]["pti"] == 10
     assert _blueness(tuned.adapted) > _blueness(tuned.inverted) + 10
+
+
+def test_a_batch_too_large_for_the_device_is_split_not_failed(session, tmp_path, monkeypatch):
+    from engine.photos import invert as pipeline
+
+    real = pipeline.invert_batch
+
+    def small_device(generator, targets, *a, **kw):
+        if targets.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(generator, targets, *a, **kw)
+
+    monkeypatch.setattr(pipeline, "invert_batch", small_device)
+    photos = _demo_photos(session, tmp_path / "in", [7, 8])
+    events: list[object] = []
+    results = invert_photos(session, photos, None, steps=2, align=False, batch=2, device="cpu",
+                            on_event=events.append)
+    assert [r.photo for r in results] == photos
+    assert not [e for e in events if isinstance(e, PhotoFailed)]
