@@ -11,6 +11,8 @@ from typing import Any
 
 from PIL import Image
 
+from engine.errors import PhotoError
+
 # Registry names whose generators were trained on aligned faces (used when engine.face_align cannot say).
 FACE_WORDS = ("ffhq", "metfaces", "afhq", "celeba", "face")
 
@@ -47,6 +49,10 @@ def frame_photo(
     """What is inverted: the aligned face (NoFaceFound when there is none) or the centre crop."""
     if not align:
         return centre_crop(image, resolution)
-    from engine.face_align import align_face
-
+    try:
+        from engine.face_align import align_face
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.face_align":
+            raise
+        raise PhotoError("face alignment is not part of this build: use --no-align (resize and centre-crop)") from None
     return align_face(image, resolution, device=device, progress=progress)

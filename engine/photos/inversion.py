@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from engine.stylegan2 import Generator
 
-LEARNING_RATE = 0.05
+LEARNING_RATE = 0.1
 MSE_WEIGHT = 1.0
 WARMUP = 0.05
 RAMPDOWN = 0.25

@@ -123,17 +123,27 @@ def invert_photos(
     for i, (path, stem) in enumerate(zip(paths, stems, strict=True)):
         try:
             ready.append((i, path, stem, frame_photo(load_photo(path), models.resolution, align, str(dev))))
-        except PhotoError as exc:
-            emit(PhotoFailed(path, str(exc)))
+        except PhotoError as exc:  # alignment's messages do not know the file: name it
+            message = str(exc)
+            emit(PhotoFailed(path, message if str(path) in message else f"{path}: {message}"))
     size = batch or default_batch(models.resolution, dev)
     results: list[PhotoResult] = []
-    for first in range(0, len(ready), size):
+    first = 0
+    while first < len(ready) and not (should_stop is not None and should_stop()):
         chunk = ready[first : first + size]
-        done = _invert_chunk(models, chunk, len(paths), distance, steps, pti_steps, align, out_dir, emit,
-                             should_stop)
-        results.extend(done)
-        if should_stop is not None and should_stop():
-            break
+        try:
+            results += _invert_chunk(models, chunk, len(paths), distance, steps, pti_steps, align, out_dir, emit,
+                                     should_stop)
+        except torch.OutOfMemoryError:
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            if size > 1:  # the batch was too large for the device: again with half as many photos
+                size //= 2
+                continue
+            for _index, path, _stem, _img in chunk:
+                emit(PhotoFailed(path, f"{path}: out of memory on {dev} even alone: free memory, or use "
+                                       "--device cpu"))
+        first += len(chunk)
     return results
 
 
@@ -158,6 +168,8 @@ def _invert_chunk(models: SessionModels, chunk: list[tuple[int, Path, str, Any]]
         inverted, adapted_g = found.renders[j : j + 1], models.adapted
         if pti_steps:
             tuned = pivotal_tune(models.start, w, targets[j : j + 1], distance, pti_steps, stop)
+            if stop is not None and stop():  # half-tuned: keep nothing of this photo
+                break
             inverted, adapted_g = _render(tuned, w), apply_adaptation(tuned, models.start, models.adapted)
         psnr = psnr_db(inverted, targets[j : j + 1])[0]
         images = {"aligned": aligned, "inverted": to_pil(inverted)[0], "adapted": to_pil(_render(adapted_g, w))[0]}

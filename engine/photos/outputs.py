@@ -89,11 +89,3 @@ def load_latent(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any
     if w.ndim == 3 and w.shape[0] == 1:
         w = w[0]
     return w, meta if isinstance(meta, dict) else {}
-
-
-def session_photos(session_path: Path) -> list[str]:
-    """The stems of the photos a session keeps (those with a latent file), sorted."""
-    folder = session_photos_dir(session_path)
-    if not folder.is_dir():
-        return []
-    return sorted(latent_stem(p) for p in folder.glob(f"*{LATENT_SUFFIX}") if not p.name.startswith("."))

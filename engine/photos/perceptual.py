@@ -47,7 +47,8 @@ class LpipsVgg(nn.Module):
 
     name = "LPIPS (VGG16)"
 
-    def __init__(self, vgg_state: dict[str, Tensor]) -> None:
+    def __init__(self, vgg_state: dict[str, Tensor] | None) -> None:
+        """`vgg_state`: torchvision's VGG16 tensors; None keeps random ones (benchmarks: same cost)."""
         super().__init__()
         import warnings
 
@@ -56,7 +57,8 @@ class LpipsVgg(nn.Module):
         with warnings.catch_warnings():  # torchvision's notice about lpips' old `pretrained=` argument
             warnings.simplefilter("ignore", UserWarning)
             self.lpips = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, verbose=False)
-        load_backbone(self.lpips.net, vgg_state)
+        if vgg_state is not None:
+            load_backbone(self.lpips.net, vgg_state)
         self.eval().requires_grad_(False)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:

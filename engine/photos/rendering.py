@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,3 +97,39 @@ def render_latent(session: str | sessions.SessionInfo | SessionModels, w_plus: A
     else:
         g = blend(models.start, models.adapted, strength)
     return render_w(g, as_w_plus(w_plus, g))
+
+
+def latent_render_name(stem: str, session_id: str, strength: float) -> str:
+    """`<stem>.<session id>.png`, with `.strength-<A>` before `.png` below full strength."""
+    return f"{stem}.{session_id}" + ("" if strength == 1.0 else f".strength-{strength:g}") + ".png"
+
+
+def render_latent_files(
+    session: str | sessions.SessionInfo | SessionModels,
+    files: list[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    strength: float = 1.0,
+    device: str | torch.device = "auto",
+    overwrite: bool = False,
+) -> list[Path]:
+    """Render saved `.latent.npz` files through a session (`generate --latents`) into
+    `out_dir/<stem>.<session id>[.strength-A].png`. Every file is read before anything is written; an
+    existing output is replaced only with `overwrite`."""
+    from engine import atomic
+    from engine.errors import ExportError
+    from engine.export import check_strength
+    from engine.photos.outputs import latent_stem, load_latent, png_bytes
+
+    strength = check_strength(strength)
+    latents = [(latent_stem(f), load_latent(f)[0]) for f in files]
+    models = load_session_models(session, device)
+    out = Path(out_dir)
+    targets = [out / latent_render_name(stem, models.info.id, strength) for stem, _ in latents]
+    clash = [p for p in targets if p.exists()] if not overwrite else []
+    if clash:
+        raise ExportError(f"{clash[0]} already exists: choose another --out directory, or pass --overwrite")
+    codes = [as_w_plus(w, models.start) for _, w in latents]  # all checked before the first write
+    out.mkdir(parents=True, exist_ok=True)
+    for code, path in zip(codes, targets, strict=True):
+        atomic.write_bytes(path, png_bytes(render_latent(models, code, strength)))
+    return targets

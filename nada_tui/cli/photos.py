@@ -37,13 +37,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 class PhotoBars:
-    """InversionProgress -> one bar per photo on a terminal (plain lines every 10% otherwise)."""
+    """Photo events -> one bar per photo of the batch being inverted (a terminal redraws them in place,
+    at most 10 times a second), or a plain line every 10% of the steps when stderr is a file or a pipe."""
+
+    WIDTH = 24
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        try:
+            self.tty = self.stream.isatty()
+        except (OSError, ValueError):
+            self.tty = False
         self.failed: list[str] = []
-        self.done = 0
+        self.rows: dict[int, str] = {}  # photo index -> its line, for the photos of the current batch
+        self.open: set[int] = set()  # those still being inverted
+        self.index_of: dict[Path, int] = {}
+        self._drawn = 0  # lines of bars on the screen below the last message
         self._last = 0.0
 
     def _write(self, text: str) -> None:
@@ -59,28 +68,43 @@ class PhotoBars:
         if isinstance(event, InversionProgress):
             self._progress(event)
         elif isinstance(event, PhotoDone):
-            self.done += 1
             r = event.result
-            self._line(f"{event.photo}: done, {r.psnr_db:.1f} dB -> {r.adapted}")
+            self._finish(event.photo, f"{event.photo}: done, {r.psnr_db:.1f} dB -> {r.adapted}")
         elif isinstance(event, PhotoFailed):
             self.failed.append(event.message)
 
     def _progress(self, e: Any) -> None:
         label = f"[{e.index + 1}/{e.count}] {Path(e.photo).name}"
-        if self.tty:
-            now = time.monotonic()
-            if now - self._last < 0.1 and e.step < e.steps:
-                return
+        if not self.tty:
+            if e.step == e.steps or e.step % max(1, e.steps // 10) == 0:
+                self._write(f"{label} step {e.step}/{e.steps} loss {e.loss:.4f}\n")
+            return
+        if e.index not in self.open:
+            if not self.open:  # a new batch: the finished bars stay on the screen above it
+                self.rows, self._drawn = {}, 0
+            self.open.add(e.index)
+            self.index_of[Path(e.photo)] = e.index
+        filled = int(self.WIDTH * e.step / max(1, e.steps))
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.rows[e.index] = f"{label} [{bar}] {e.step}/{e.steps} loss {e.loss:.4f}"
+        now = time.monotonic()
+        if now - self._last >= 0.1 or e.step == e.steps:
             self._last = now
-            width = 24
-            filled = int(width * e.step / max(1, e.steps))
-            self._write(f"\r\x1b[2K{label} [{'#' * filled}{'.' * (width - filled)}] {e.step}/{e.steps} "
-                        f"loss {e.loss:.4f}")
-        elif e.step == e.steps or e.step % max(1, e.steps // 10) == 0:
-            self._write(f"{label} step {e.step}/{e.steps} loss {e.loss:.4f}\n")
+            self._redraw()
 
-    def _line(self, text: str) -> None:
-        self._write(("\r\x1b[2K" if self.tty else "") + text + "\n")
+    def _finish(self, photo: Path, text: str) -> None:
+        index = self.index_of.get(Path(photo))
+        if not self.tty or index not in self.open:
+            self._write(text + "\n")
+            return
+        self.rows[index] = text
+        self.open.discard(index)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        up = f"\x1b[{self._drawn}F" if self._drawn else "\r"
+        self._write(up + "".join(f"\x1b[2K{row}\n" for _, row in sorted(self.rows.items())))
+        self._drawn = len(self.rows)
 
 
 def run(args: argparse.Namespace) -> int:
