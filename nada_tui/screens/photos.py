@@ -90,14 +90,20 @@ def steps_problem(values: dict[str, str]) -> str | None:
 
 
 def saved_results(session_path: Path) -> list[Any]:
-    """The photos a session keeps (its photos/ folder), as engine.photos.PhotoResult (runs on a thread)."""
+    """The photos a session keeps (its photos/ folder), as engine.photos.PhotoResult (runs on a thread); a
+    damaged latent file leaves its photo without figures (its blends then say what is wrong)."""
+    from engine.errors import PhotoError
     from engine.photos import PhotoResult, load_latent
-    from engine.photos.outputs import file_paths, session_photos, session_photos_dir
+    from engine.photos.outputs import file_paths, session_photos_dir
+    from engine.sessions import photos
 
     results = []
-    for stem in session_photos(session_path):
+    for stem in photos(session_path):
         files = file_paths(session_photos_dir(session_path), stem)
-        _w, meta = load_latent(files["latent"])
+        try:
+            meta = load_latent(files["latent"])[1]
+        except PhotoError:
+            meta = {}
         results.append(PhotoResult(Path(meta.get("photo", stem)), stem, files["aligned"], files["inverted"],
                                    files["adapted"], files["latent"], meta.get("psnr_db"), meta.get("loss")))
     return results
