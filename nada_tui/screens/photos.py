@@ -212,7 +212,8 @@ class PhotosScreen(Screen):
                 picture.show(None)
             return
         result = entry.result
-        original.show(result.aligned if result is not None else entry.path)
+        # Before its result, the photo as picked; only a regular file (opening a FIFO would block for good).
+        original.show(result.aligned if result is not None else entry.path if entry.path.is_file() else None)
         self._caption("original", "photo (as inverted)" if result is not None else "photo")
         if entry.state == "failed":
             self._say(f"{entry.name}: {entry.message}", error=True)
