@@ -2,12 +2,13 @@
 demo session; the file picker marks a photo the demo generator made and a file that is no image; F5 and
 a few steps invert them: the good one converges and ends as photo | inverted | adapted side by side, the
 bad one is listed with its message; `<` re-renders the adapted picture at strength 0.9; a folder marked in
-the picker lists its photos, and F8 stops a long inversion between steps; the photos are kept in the
-session's photos/ folder and listed when the screen opens again. As in test_tui.py the test presses keys
-and reads what a user sees."""
+the picker lists its photos (a FIFO among them fails with its message), and F8 stops a long inversion
+between steps; the photos are kept in the session's photos/ folder and listed when the screen opens again.
+As in test_tui.py the test presses keys and reads what a user sees."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,7 @@ async def test_invert_a_photo_and_a_bad_file_by_keys_then_blend(tmp_path: Path) 
 async def test_f8_stops_a_long_inversion_between_steps(tmp_path: Path) -> None:
     sid = demo_session()
     photo = demo_photo(sid, tmp_path / "pics")
+    os.mkfifo(tmp_path / "pics" / "pipe.png")  # no photo: opening it to draw it would block for good
     app = RecordingApp()
     async with app.run_test(size=(80, 24)) as pilot:
         await open_photos(pilot)
@@ -142,11 +144,15 @@ async def test_f8_stops_a_long_inversion_between_steps(tmp_path: Path) -> None:
                        "the folder listing")
         await pilot.press("down", "space", "u")
         await wait_for(app, lambda: isinstance(app.screen, PhotosScreen) and photo_lines(app), "the folder's photos")
-        assert [line[2:] for line in photo_lines(app)] == [f"{photo.name}"]
+        assert [line[2:] for line in photo_lines(app)] == [photo.name, "pipe.png"]
         await invert(pilot, 100_000)
         await wait_for(app, lambda: "step" in photo_lines(app)[0], "the inversion's first steps")
         await pilot.press("f8")
         await wait_for(app, lambda: "stopped" in photo_lines(app)[0], "the stop", timeout=60)
         assert "inverting" not in screen_text(app)[0]
+        assert "✗ pipe.png" in photo_lines(app)[1]
+        await pilot.press("down")
+        await wait_for(app, lambda: "pipe.png" in str(app.screen.query_one("#photo-message", Static).content),
+                       "the FIFO's message")
         ids = {row[2] for row in app.binding_rows()}  # the help lists the screen's keys, remappable by id
         assert {"sessions.photos", "photos.pick", "photos.start", "photos.stop", "photos.weaker"} <= ids
