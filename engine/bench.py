@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.photos:
         from engine.photos import bench as photo_bench
 
-        return photo_bench.main([*rest, "--device", args.device, "--threads", str(args.threads)])
+        shared = ["--device", args.device, "--threads", str(args.threads), "--sizes", *map(str, args.sizes)]
+        return photo_bench.main([*rest, *shared])  # flags this parser also has are read here: pass them on
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     warnings.simplefilter("ignore")

@@ -62,15 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     distance = LpipsVgg(None).to(device)
     print(f"photo inversion  device {device}  torch {torch.__version__}  threads {torch.get_num_threads()}  "
           f"{args.steps} steps timed per case, extrapolated to {args.total}")
+    at = f"@{args.total}"
     print(f"{'size':>5} {'batch':>5} {'s/step':>9} {'cpu s/step':>10} {'s/photo/step':>12} "
-          f"{'s/photo @' + str(args.total):>14}")
+          f"{'s/photo ' + at:>14} {'cpu s/photo ' + at:>16}")
     for size in args.sizes:
         g = real_generator(size, device)
         for batch in args.batches:
             wall, cpu = time_steps(g, distance, batch, args.steps)
             per_photo = wall / batch
-            print(f"{size:>5} {batch:>5} {wall:>9.3f} {cpu:>10.3f} {per_photo:>12.3f} {per_photo * args.total:>14.1f}",
-                  flush=True)
+            print(f"{size:>5} {batch:>5} {wall:>9.3f} {cpu:>10.3f} {per_photo:>12.3f} {per_photo * args.total:>14.1f} "
+                  f"{cpu / batch * args.total:>16.1f}", flush=True)
         del g
     return 0
 
