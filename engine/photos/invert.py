@@ -118,33 +118,46 @@ def invert_photos(
     align = wants_alignment(models.info.model_id) if align is None else bool(align)
     distance = perceptual_distance(models.is_demo, dev)
     paths = [Path(os.fspath(p)) for p in photos]
-    stems = unique_stems(paths)
+    batch_size = [batch or default_batch(models.resolution, dev)]  # halved when the device runs out of memory
+
+    def stopped() -> bool:
+        return should_stop is not None and should_stop()
+
+    def invert_ready(ready: list[tuple[int, Path, str, Any]]) -> list[PhotoResult]:
+        done: list[PhotoResult] = []
+        first = 0
+        while first < len(ready) and not stopped():
+            chunk = ready[first : first + batch_size[0]]
+            try:
+                done += _invert_chunk(models, chunk, len(paths), distance, steps, pti_steps, align, out_dir, emit,
+                                      should_stop)
+            except torch.OutOfMemoryError:
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                if batch_size[0] > 1:  # the batch was too large for the device: again with half as many photos
+                    batch_size[0] //= 2
+                    continue
+                for _index, path, _stem, _img in chunk:
+                    emit(PhotoFailed(path, f"{path}: out of memory on {dev} even alone: free memory, or use "
+                                           "--device cpu"))
+            first += len(chunk)
+        return done
+
+    # Photos are read and framed a batch at a time, so the first results come before the last is aligned.
+    results: list[PhotoResult] = []
     ready: list[tuple[int, Path, str, Any]] = []
-    for i, (path, stem) in enumerate(zip(paths, stems, strict=True)):
+    for i, (path, stem) in enumerate(zip(paths, unique_stems(paths), strict=True)):
+        if stopped():
+            return results
         try:
             ready.append((i, path, stem, frame_photo(load_photo(path), models.resolution, align, str(dev))))
         except PhotoError as exc:  # alignment's messages do not know the file: name it
             message = str(exc)
             emit(PhotoFailed(path, message if str(path) in message else f"{path}: {message}"))
-    size = batch or default_batch(models.resolution, dev)
-    results: list[PhotoResult] = []
-    first = 0
-    while first < len(ready) and not (should_stop is not None and should_stop()):
-        chunk = ready[first : first + size]
-        try:
-            results += _invert_chunk(models, chunk, len(paths), distance, steps, pti_steps, align, out_dir, emit,
-                                     should_stop)
-        except torch.OutOfMemoryError:
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-            if size > 1:  # the batch was too large for the device: again with half as many photos
-                size //= 2
-                continue
-            for _index, path, _stem, _img in chunk:
-                emit(PhotoFailed(path, f"{path}: out of memory on {dev} even alone: free memory, or use "
-                                       "--device cpu"))
-        first += len(chunk)
-    return results
+        if len(ready) >= batch_size[0]:
+            results += invert_ready(ready)
+            ready = []
+    return results + invert_ready(ready)
 
 
 def _invert_chunk(models: SessionModels, chunk: list[tuple[int, Path, str, Any]], count: int, distance: Any,
