@@ -19,6 +19,7 @@ ours. Peak memory: CUDA max allocated, or the CPU process's peak RSS.
     python -m engine.bench --device cuda --sizes 256 1024   # every precision (fp32, tf32, bf16)
     python -m engine.bench --precision bf16 --device cuda
     python -m engine.bench --ops                   # aten ops per step (engine.opcount; its flags follow)
+    python -m engine.bench --photos --sizes 256 1024   # photo inversion, s/photo (engine.photos.bench)
 
 The app's cost to training (steps/s with the TUI attached vs headless) is `python -m nada_tui.bench`.
 
@@ -262,12 +263,19 @@ def main(argv: list[str] | None = None) -> int:
         "--clock", choices=("wall", "cpu"), default="wall", help="the table's clock (cpu: process CPU time, CPU only)"
     )
     p.add_argument("--ops", action="store_true", help="count aten ops per step instead (python -m engine.opcount)")
+    p.add_argument("--photos", action="store_true",
+                   help="time photo inversion instead (python -m engine.photos.bench; its flags follow)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args, rest = p.parse_known_args(argv)
     if args.ops:
         from engine import opcount
 
         return opcount.main(rest)
+    if args.photos:
+        from engine.photos import bench as photo_bench
+
+        shared = ["--device", args.device, "--threads", str(args.threads), "--sizes", *map(str, args.sizes)]
+        return photo_bench.main([*rest, *shared])  # flags this parser also has are read here: pass them on
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     warnings.simplefilter("ignore")

@@ -92,6 +92,31 @@ class TrainingFailed:
     message: str  # what happened and what to do about it
 
 
+@dataclass(frozen=True)
+class InversionProgress:
+    """One optimisation step of a photo's inversion (engine.photos)."""
+
+    photo: Path  # the file as given
+    index: int  # 0-based position among the photos of the call
+    count: int  # how many photos the call inverts
+    step: int  # steps done (1 after the first)
+    steps: int
+    loss: float  # this photo's total loss at this step
+    image: Image.Image | None = None  # the current reconstruction, every few steps (None between)
+
+
+@dataclass(frozen=True)
+class PhotoDone:
+    photo: Path
+    result: object  # an engine.photos.PhotoResult (typed there: this module stays free of it)
+
+
+@dataclass(frozen=True)
+class PhotoFailed:
+    photo: Path
+    message: str  # what is wrong with the file and what to do
+
+
 Event = (
     StepMetrics
     | SelectionDone
@@ -102,3 +127,5 @@ Event = (
     | TrainingFinished
     | TrainingFailed
 )
+
+PhotoEvent = InversionProgress | PhotoDone | PhotoFailed

@@ -33,6 +33,7 @@ from PIL import Image, ImageOps
 
 from engine import user_files
 from engine.config import ConfigError, TrainConfig
+from engine.image_modes import to_rgb8
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -175,24 +176,6 @@ def _bomb(path: Path, size: tuple[int, int] | None, pixels: int | None = None) -
     )
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode -> 8-bit RGB. 16-bit and float gray are scaled (PIL's convert would clip them to
-    white); transparency is laid over white, as a viewer shows it."""
-    mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        import numpy as np
-
-        arr = np.asarray(img, dtype=np.float64)
-        top = 1.0 if mode == "F" and arr.size and float(arr.max()) <= 1.0 else 65535.0
-        scaled = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled).convert("RGB")
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return img if mode == "RGB" else img.convert("RGB")
-
-
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """One image, checked and converted: 8-bit RGB, longer side at most MAX_SIDE px. Raises
     TargetImageError for a missing, corrupt, truncated or oversized file, or one that is not a regular file."""
@@ -222,7 +205,7 @@ def read_target(path: str | os.PathLike[str]) -> TargetImage:
                 img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale, far less memory
                 img.load()
                 img = ImageOps.exif_transpose(img) or img
-                rgb = _to_rgb(img)
+                rgb = to_rgb8(img)
     except TargetImageError:
         raise
     except Image.DecompressionBombError as exc:  # PIL refuses above twice its limit, before we see the size

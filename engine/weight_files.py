@@ -51,6 +51,16 @@ WEIGHT_FILES: dict[str, WeightFile] = {
             None,
             "the 2D-FAN-4 face landmark model (face alignment)",
         ),
+        # torchvision's ImageNet VGG16, the backbone LPIPS measures photo inversions with (engine.photos).
+        # Its full sha256 is not published; torchvision's file name carries the first 8 hex digits of it,
+        # which engine.photos.perceptual checks after the download.
+        WeightFile(
+            name="vgg16-lpips",
+            url="https://download.pytorch.org/models/vgg16-397923af.pth",
+            sha256=None,
+            size_bytes=None,
+            purpose="VGG16 for LPIPS (photo inversion)",
+        ),
     ]
 }
 

@@ -1,5 +1,5 @@
 """The nada-tui Textual app: it owns the one training run and decides what every request does (jobs on
-saved files that never touch the run are in nada_tui/file_jobs.py, its base class).
+saved files that never touch the run are in its base classes: nada_tui/photo_jobs.py, file_jobs.py).
 
 The run is one handle, `self.live_run` (an engine.live_run.Run; `run` is App's own method).
 Threads: models load in a Textual thread worker (`engine.runs` may download); the run trains on its own
@@ -31,7 +31,6 @@ from engine.config import SETTINGS, ConfigError, TrainConfig
 from engine.events import TrainingFailed, TrainingFinished
 from nada_tui import process, themes, user_config
 from nada_tui.commands import SessionsProvider, app_commands
-from nada_tui.file_jobs import FileJobsApp
 from nada_tui.messages import (
     ForkRequested,
     LiveSettingChanged,
@@ -50,13 +49,13 @@ from nada_tui.messages import (
     StartRequested,
     StopRequested,
 )
+from nada_tui.photo_jobs import PhotoJobsApp
 from nada_tui.process import ThreadPerTaskExecutor, exit_soon, guard_timers
 from nada_tui.run_buffer import Notice, Preview, RunBuffer, ViewState
 from nada_tui.run_stream import RunEventStream
-from nada_tui.screens.compare import CompareScreen
 from nada_tui.screens.dialogs import ConfirmDialog
 from nada_tui.screens.help import HelpScreen, binding_rows
-from nada_tui.screens.sessions import SessionsScreen
+from nada_tui.screens.sessions import OPENS, SessionsScreen
 from nada_tui.screens.train import TrainScreen
 from nada_tui.widgets.layer_map import LayerMap
 
@@ -73,7 +72,7 @@ EXTRA_STEPS_ON_RESUME = 100  # resuming a finished session trains this many more
 _tokens = itertools.count(1)
 
 
-class NadaApp(FileJobsApp):
+class NadaApp(PhotoJobsApp):
     TITLE = "nada-tui"
     CSS_PATH = Path(__file__).with_name("nada.tcss")  # absolute: subclasses elsewhere find it too
     DEFAULT_MODE = "train"
@@ -153,7 +152,7 @@ class NadaApp(FileJobsApp):
         self.call_later(self.train_screen.run_action, action)
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
-        classes = (NadaApp, TrainScreen, LayerMap, SessionsScreen, CompareScreen)
+        classes = (NadaApp, TrainScreen, LayerMap, SessionsScreen, *OPENS)
         return binding_rows(classes, self.settings.keymap, self.get_key_display)
 
     def action_help(self) -> None:

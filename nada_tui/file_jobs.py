@@ -1,6 +1,7 @@
 """Jobs on saved sessions and model files that run beside training: delete, rename, generate, export and
 download. Each runs on a thread worker and ends as a toast; none touches the live run. `NadaApp` derives
-from `FileJobsApp`, so these handlers are the app's own (the app decides) while app.py keeps the run.
+from `FileJobsApp` (through photo_jobs.PhotoJobsApp), so these handlers are the app's own (the app decides)
+while app.py keeps the run.
 """
 
 from __future__ import annotations

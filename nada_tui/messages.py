@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from engine.config import TrainConfig
     from engine.download import DownloadProgress
-    from engine.events import Event
+    from engine.events import Event, PhotoEvent
     from engine.live_run import Run
     from engine.sessions import SessionInfo
 
@@ -70,6 +70,27 @@ class RunLoadFailed(Message):
     token: str
     message: str
     title: str
+
+
+@dataclass(eq=False)
+class PhotoEvents(Message):
+    """Engine photo events (InversionProgress, PhotoDone, PhotoFailed) of the photo job `token`, to the
+    photos screen that asked for it; `ended`: the job is over (`error`: why it stopped early, if so)."""
+
+    token: int
+    events: tuple[PhotoEvent, ...]
+    ended: bool = False
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class PhotoRendered(Message):
+    """The adapted render of a saved photo latent at `strength` (0 frozen, 1 adapted), for the photos screen."""
+
+    latent: Path
+    strength: float
+    image: Image | None
+    error: str | None = None
 
 
 @dataclass(eq=False)
@@ -166,6 +187,33 @@ class ExportRequested(SessionRequest):
 @dataclass(eq=False)
 class RenameRequested(SessionRequest):
     name: str
+
+
+@dataclass(eq=False)
+class PhotosRequested(SessionRequest):
+    """Invert `photos` into the session's latent space (job `token`); the events go back to the screen
+    that asked, as PhotoEvents. `align`: None lets the engine decide from the model."""
+
+    photos: tuple[Path, ...]
+    token: int
+    steps: int
+    align: bool | None
+    pti_steps: int = 0
+
+
+@dataclass(eq=False)
+class PhotosStopRequested(Message):
+    """Stop photo job `token` after the step in progress (photos finished so far are kept)."""
+
+    token: int
+
+
+@dataclass(eq=False)
+class PhotoRenderRequested(SessionRequest):
+    """Render the W+ latent saved in `latent` through the session at `strength`, as a PhotoRendered."""
+
+    latent: Path
+    strength: float
 
 
 # ----- app -> screen -----------------------------------------------------------------------------

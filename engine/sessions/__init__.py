@@ -27,7 +27,7 @@ from engine.sessions.errors import (
     SessionsFolderError,
 )
 from engine.sessions.ids import clean_name, root_dir, session_path, slugify
-from engine.sessions.info import SessionInfo, disk_usage, read_info, samples
+from engine.sessions.info import SessionInfo, disk_usage, photos, read_info, samples
 from engine.sessions.layout import (
     CHECKPOINT_FILE,
     GRID_FILE,
@@ -109,6 +109,7 @@ __all__ = [
     "rename",
     "resolve",
     "root_dir",
+    "photos",
     "samples",
     "session_path",
     "slugify",

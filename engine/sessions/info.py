@@ -210,6 +210,16 @@ def samples(path: Path) -> list[Path]:
     return sorted((path / layout.SAMPLES_DIR).glob("step_*.png"))
 
 
+def photos(path: Path) -> list[str]:
+    """The names (stems) of the photos inverted through the session (`photos/<stem>.latent.npz`), sorted."""
+    suffix = ".latent.npz"
+    try:
+        names = os.listdir(path / layout.PHOTOS_DIR)
+    except OSError:
+        return []
+    return sorted(n[: -len(suffix)] for n in names if n.endswith(suffix) and not n.startswith("."))
+
+
 def disk_usage(path: Path) -> int:
     """Bytes under `path` (files that vanish while walking are skipped)."""
     total = 0

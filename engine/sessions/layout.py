@@ -16,6 +16,8 @@ Layout of `<root>/<YYYYmmdd-HHMMSS-slug>/` (root: `engine.paths.sessions_dir()` 
 - `grid.png`: the same at full size, written when the run stops or finishes.
 - `targets/NNN.png` (runs with target images only): the images as they trained (RGB, longer side at most
   512 px, at most 64), listed in session.json's `target_images` with their original paths (`targets.py`).
+- `photos/<stem>.{aligned,inverted,adapted}.png, <stem>.latent.npz`: photos inverted through the session
+  (`nada-tui photos`, engine.photos.outputs).
 - `lock`: `flock`ed by the one process allowed to write the session; holds its pid.
 
 Every file is replaced atomically (`engine.atomic`), so a kill at any moment leaves the last good state.
@@ -32,6 +34,7 @@ LOCK_FILE = "lock"
 SAMPLES_DIR = "samples"
 GRID_FILE = "grid.png"
 TARGETS_DIR = "targets"
+PHOTOS_DIR = "photos"
 SAMPLE_TILE_MAX = 256
 
 STATUSES = ("running", "paused", "stopped", "finished", "failed")

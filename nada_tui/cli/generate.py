@@ -39,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "RandomState(seed).randn, as NVIDIA's generate.py draws it: seed 42 of a converted NVIDIA model is "
         "their seed 42)",
     )
+    p.add_argument(
+        "--latents",
+        nargs="+",
+        metavar="FILE",
+        help="render these .latent.npz files (from `nada-tui photos`) instead of seeds: "
+        "DIR/<name>.<session>.png; -n, --seed and --truncation do not apply",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the PNGs (created if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace images already in DIR")
     add_run_options(p, "device")
@@ -50,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     from engine import export
 
     device = setup_or_exit(devices.resolve_device, device_of(args))
+    if args.latents:
+        from engine.photos.rendering import render_latent_files
+
+        written = setup_or_exit(render_latent_files, args.session, args.latents, args.out, args.strength, device,
+                                args.overwrite)
+        print(f"wrote {len(written)} images (strength {args.strength:g}) to {args.out}")
+        return 0
     paths = setup_or_exit(
         export.generate,
         args.session,

@@ -219,6 +219,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     if isinstance(cfg, dict):  # a damaged session.json may hold anything here
         skip = {"source", "target", "clip_models"}
         print("  settings   " + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in skip))
+    stems = sessions.photos(info.path)
+    if stems:
+        from engine.sessions.layout import PHOTOS_DIR
+
+        shown = ", ".join(stems[:8]) + (f", ... ({len(stems) - 8} more)" if len(stems) > 8 else "")
+        print(f"  photos     {len(stems)} in {PHOTOS_DIR}/: {shown}")
     n_metrics = len(sessions.read_metrics(info.path))
     print(
         f"  files      {n_metrics} metric lines, {len(sessions.samples(info.path))} sample grids, "

@@ -37,6 +37,7 @@ from nada_tui.messages import (
 from nada_tui.run_buffer import ViewState
 from nada_tui.screens.compare import CompareScreen
 from nada_tui.screens.dialogs import Choice, ConfirmDialog, FormDialog
+from nada_tui.screens.photos import PhotosScreen
 from nada_tui.session_rows import RowFeed, Update
 from nada_tui.widgets.export_progress import ExportProgress
 from nada_tui.widgets.session_detail import SessionDetail
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 MAX_GENERATE = 10000
 VIDEO_FORMATS = (("mp4", "MP4 (H.264)"), ("webp", "animated WebP"), ("gif", "GIF"))
+OPENS = (CompareScreen, PhotosScreen)  # the screens this one opens (their keys are in the help)
 
 
 def generate_problem(values: dict[str, str]) -> str | None:
@@ -88,6 +90,7 @@ class SessionsScreen(Screen):
         Binding("g", "generate", "Generate", id="sessions.generate"),
         Binding("e", "export", "Export", id="sessions.export"),
         Binding("v", "videos", "Videos", id="sessions.videos"),
+        Binding("p", "photos", "Photos", id="sessions.photos"),
         Binding("n", "rename", "Rename", id="sessions.rename"),
         Binding("delete,d", "delete", "Delete", id="sessions.delete"),
         Binding("s", "sort", "Sort", id="sessions.sort"),
@@ -389,6 +392,12 @@ class SessionsScreen(Screen):
             self.notify(message.error, title="Video export failed", severity="error")
         else:
             self.notify("\n".join(message.paths), title=f"Exported the videos of {message.session_name}")
+
+    def action_photos(self) -> None:
+        """p: your own photos through the selected session (inverted, then frozen | adapted)."""
+        info = self._usable()
+        if info is not None:
+            self.app.push_screen(PhotosScreen(info))
 
     def action_rename(self) -> None:
         info = self._usable()

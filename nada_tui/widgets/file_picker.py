@@ -68,8 +68,12 @@ class ImageTree(DirectoryTree):
         self.post_message(MarksChanged())
 
 
+TARGETS_TITLE = "Target images: files or folders of png, jpg, jpeg or webp"
+
+
 class ImagePicker(ModalScreen[list[Path] | None]):
-    """Pick target image files or folders; dismisses with the chosen paths, or None when cancelled."""
+    """Pick image files or folders (target images, photos: `title` says which); dismisses with the chosen
+    paths, or None when cancelled. `limit`: more marked than this is said to be refused."""
 
     DEFAULT_CSS = """
     ImagePicker .dialog { height: 90%; width: 90; }
@@ -83,8 +87,10 @@ class ImagePicker(ModalScreen[list[Path] | None]):
         Binding("backspace", "up", "Parent folder", show=False),
     ]
 
-    def __init__(self, start: Path | None = None) -> None:
+    def __init__(self, start: Path | None = None, title: str = TARGETS_TITLE,
+                 limit: int | None = MAX_TARGET_IMAGES) -> None:
         super().__init__()
+        self.title_text, self.limit = title, limit
         folder = (start or Path.cwd()).expanduser()
         while not folder.is_dir() and folder != folder.parent:  # a file, or a path that is gone
             folder = folder.parent
@@ -93,7 +99,7 @@ class ImagePicker(ModalScreen[list[Path] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("Target images: files or folders of png, jpg, jpeg or webp", classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title")
             yield Input(str(self.start), id="picker-path", placeholder="a folder; enter shows it", compact=True)
             yield ImageTree(self.start, self.marked, id="picker-tree")
             yield Label("nothing marked", id="picker-marked", classes="dialog-text")
@@ -142,8 +148,8 @@ class ImagePicker(ModalScreen[list[Path] | None]):
         names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in list(self.marked)[:4])
         more = f" and {n - 4} more" if n > 4 else ""
         text = f"marked: {names}{more}" if n else "nothing marked"
-        if n > MAX_TARGET_IMAGES:
-            text += f" (more than {MAX_TARGET_IMAGES}: the form will refuse them)"
+        if self.limit is not None and n > self.limit:
+            text += f" (more than {self.limit}: the form will refuse them)"
         self.query_one("#picker-marked", Label).update(text)
 
     # ----- answers --------------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""From a loaded photo to the square the generator is asked to reproduce: face alignment (FFHQ-style,
+engine.face_align, imported only when asked for) or, with `--no-align`, a centre crop of the largest
+square resized to the generator's resolution. `wants_alignment` is the default for a model. Torch-free
+until alignment runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PIL import Image
+
+from engine.errors import PhotoError
+
+# Registry names whose generators were trained on aligned faces (used when engine.face_align cannot say).
+FACE_WORDS = ("ffhq", "metfaces", "afhq", "celeba", "face")
+
+
+def wants_alignment(model: Any) -> bool:
+    """Whether photos for `model` (a registry name, a file path or a model info) are face-aligned by
+    default. engine.face_align decides when it is there; else the model's name does."""
+    try:
+        from engine.face_align import is_face_domain
+    except ImportError:
+        name = str(getattr(model, "name", None) or getattr(model, "id", None) or model).lower()
+        return any(word in name for word in FACE_WORDS)
+    return bool(is_face_domain(model))
+
+
+def centre_crop(image: Image.Image, resolution: int) -> Image.Image:
+    """The largest centred square of `image`, resized (Lanczos) to resolution x resolution."""
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    square = image.crop((left, top, left + side, top + side))
+    if side == resolution:
+        return square
+    return square.resize((resolution, resolution), Image.Resampling.LANCZOS)
+
+
+def frame_photo(
+    image: Image.Image,
+    resolution: int,
+    align: bool,
+    device: str = "cpu",
+    progress: Callable[..., Any] | None = None,
+) -> Image.Image:
+    """What is inverted: the aligned face (NoFaceFound when there is none) or the centre crop."""
+    if not align:
+        return centre_crop(image, resolution)
+    try:
+        from engine.face_align import align_face
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.face_align":
+            raise
+        raise PhotoError("face alignment is not part of this build: use --no-align (resize and centre-crop)") from None
+    return align_face(image, resolution, device=device, progress=progress)
