@@ -150,7 +150,8 @@ def invert_photos(
         if stopped():
             return results
         try:
-            ready.append((i, path, stem, frame_photo(load_photo(path), models.resolution, align, str(dev))))
+            framed = frame_photo(load_photo(path), models.resolution, align, str(dev), source=str(path))
+            ready.append((i, path, stem, framed))
         except PhotoError as exc:  # alignment's messages do not know the file: name it
             message = str(exc)
             emit(PhotoFailed(path, message if str(path) in message else f"{path}: {message}"))
