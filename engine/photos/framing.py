@@ -45,8 +45,10 @@ def frame_photo(
     align: bool,
     device: str = "cpu",
     progress: Callable[..., Any] | None = None,
+    source: str | None = None,
 ) -> Image.Image:
-    """What is inverted: the aligned face (NoFaceFound when there is none) or the centre crop."""
+    """What is inverted: the aligned face (NoFaceFound when there is none) or the centre crop. `source`
+    names the photo in alignment's messages."""
     if not align:
         return centre_crop(image, resolution)
     try:
@@ -55,4 +57,4 @@ def frame_photo(
         if exc.name != "engine.face_align":
             raise
         raise PhotoError("face alignment is not part of this build: use --no-align (resize and centre-crop)") from None
-    return align_face(image, resolution, device=device, progress=progress)
+    return align_face(image, resolution, device=device, progress=progress, source=source)
