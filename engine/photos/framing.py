@@ -11,20 +11,12 @@ from typing import Any
 
 from PIL import Image
 
-from engine.errors import PhotoError
-
-# Registry names whose generators were trained on aligned faces (used when engine.face_align cannot say).
-FACE_WORDS = ("ffhq", "metfaces", "afhq", "celeba", "face")
-
 
 def wants_alignment(model: Any) -> bool:
     """Whether photos for `model` (a registry name, a file path or a model info) are face-aligned by
-    default. engine.face_align decides when it is there; else the model's name does."""
-    try:
-        from engine.face_align import is_face_domain
-    except ImportError:
-        name = str(getattr(model, "name", None) or getattr(model, "id", None) or model).lower()
-        return any(word in name for word in FACE_WORDS)
+    default: engine.face_align knows which domains are human faces."""
+    from engine.face_align import is_face_domain
+
     return bool(is_face_domain(model))
 
 
@@ -51,10 +43,6 @@ def frame_photo(
     names the photo in alignment's messages."""
     if not align:
         return centre_crop(image, resolution)
-    try:
-        from engine.face_align import align_face
-    except ModuleNotFoundError as exc:
-        if exc.name != "engine.face_align":
-            raise
-        raise PhotoError("face alignment is not part of this build: use --no-align (resize and centre-crop)") from None
+    from engine.face_align import align_face
+
     return align_face(image, resolution, device=device, progress=progress, source=source)
