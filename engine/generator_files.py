@@ -153,7 +153,9 @@ def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str, floa
         try:
             sg3 = SG3Config.from_dict(sg3)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise CheckpointError(f"{path}: its 'stylegan3' entry is not a StyleGAN3 description ({_short(exc)})") from None
+            raise CheckpointError(
+                f"{path}: its 'stylegan3' entry is not a StyleGAN3 description ({_short(exc)})"
+            ) from None
         fmt = "stylegan3"
     return dict(sd), latent_avg, fmt, conv_clamp, sg3
 

@@ -210,7 +210,9 @@ class StyleGAN3Generator(nn.Module):
         self.load_state_dict(renamed, strict=True)
 
     @classmethod
-    def from_file_state_dict(cls, config: SG3Config, sd: dict[str, Tensor], latent_avg: Tensor | None) -> StyleGAN3Generator:
+    def from_file_state_dict(
+        cls, config: SG3Config, sd: dict[str, Tensor], latent_avg: Tensor | None
+    ) -> StyleGAN3Generator:
         g = cls(config)
         g.load_file_state_dict(sd)
         g.set_latent_avg(latent_avg)
@@ -237,6 +239,10 @@ class StyleGAN3Generator(nn.Module):
     @property
     def size(self) -> int:
         return self.config.img_resolution
+
+    def layer_resolutions(self) -> list[float]:
+        """Per W+ index, twice the cutoff of what it drives (engine.freezing's named sets use it)."""
+        return self.config.index_resolutions()
 
     def layer_labels(self) -> list[str]:
         """What each W+ index drives, for the layer map: "input", then the layer names."""

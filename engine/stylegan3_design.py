@@ -58,6 +58,14 @@ class SG3Config:
         if any(s.is_torgb for s in self.layers[:-1]):
             raise ValueError("only the last StyleGAN3 layer may be ToRGB")
 
+    def index_resolutions(self, num_critical: int = 2) -> list[float]:
+        """Per W+ index, twice the cutoff frequency of what it drives (the input, then each layer): the
+        resolution a StyleGAN2 layer with that content would work at. The cutoffs follow the paper's
+        schedule, from the input's bandwidth to half the image size at the critically sampled layers."""
+        first, last, n = self.bandwidth, self.img_resolution / 2, len(self.layers) - 1
+        steps = max(n - num_critical, 1)
+        return [2 * first] + [2 * first * (last / first) ** min(i / steps, 1) for i in range(n + 1)]
+
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["layers"] = [{f.name: getattr(s, f.name) for f in fields(s)} for s in self.layers]

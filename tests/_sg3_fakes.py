@@ -7,7 +7,7 @@ as numpy floats, ToRGB's filters as None, ...). Every tensor is random: weights,
 Fourier frequencies and phases, a non-identity `transform`, `magnitude_ema`, the FIR filters.
 
 `reference_render` computes an image from the same plain data in float64 with none of the engine's code:
-per-sample modulated convs, zero insertion by indexing, 2-D filters (outer products of the separable ones),
+per-sample modulated convs, zero insertion by indexing, single-channel filter convs,
 full-rate filtering then subsampling. `slip` switches one published detail off, so the tests show that
 each one matters.
 """
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from _models_fakes import fake_modules
+
 from engine.stylegan3_design import design
 
 SLIPS = ("damping", "transform", "magnitude_ema", "output_scale", "clamp", "order", "index")
@@ -141,7 +141,8 @@ def write_sg3_pickle(path: Path, model: dict[str, Any], c_dim: int = 0, protocol
                 "SynthesisLayer", p, buffers=("magnitude_ema", "up_filter", "down_filter"), w_dim=config.w_dim,
                 is_torgb=s.is_torgb, is_critically_sampled=s.is_torgb, use_fp16=False, conv_clamp=s.conv_clamp,
                 in_channels=s.in_channels, out_channels=s.out_channels, conv_kernel=s.kernel,
-                in_size=np.broadcast_to(np.asarray(s.in_size), [2]), out_size=np.broadcast_to(np.asarray(s.out_size), [2]),
+                in_size=np.broadcast_to(np.asarray(s.in_size), [2]),
+                out_size=np.broadcast_to(np.asarray(s.out_size), [2]),
                 in_sampling_rate=np.float64(1.0), out_sampling_rate=np.float64(1.0), up_factor=s.up,
                 down_factor=s.down, padding=[int(v) for v in s.padding], magnitude_ema_beta=0.999,
                 down_radial=len(s.down_filter_shape) == 2,
@@ -174,17 +175,17 @@ def reference_ws(model: dict, z: torch.Tensor, psi: float) -> torch.Tensor:
     return x.unsqueeze(1).repeat(1, len(cfg.layers) + 1, 1)
 
 
-def _filter2d(f: torch.Tensor | None) -> torch.Tensor | None:
-    if f is None:
-        return None
-    return torch.outer(f, f) if f.ndim == 1 else f
-
-
 def _fir(x: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
+    """Convolution with `f` (a 2-D filter, or a separable one given by its 1-D factor), valid part only."""
     if f is None:
         return x
-    c = x.shape[1]
-    return F.conv2d(x, f.flip([0, 1])[None, None].repeat(c, 1, 1, 1), groups=c)
+    n, c, h, w = x.shape
+    x = x.reshape(n * c, 1, h, w)
+    if f.ndim == 2:
+        x = F.conv2d(x, f.flip([0, 1])[None, None])
+    else:
+        x = F.conv2d(F.conv2d(x, f.flip([0])[None, None, None, :]), f.flip([0])[None, None, :, None])
+    return x.reshape(n, c, *x.shape[2:])
 
 
 def reference_render(model: dict, ws: torch.Tensor, slip: str | None = None) -> torch.Tensor:
@@ -229,9 +230,9 @@ def reference_render(model: dict, ws: torch.Tensor, slip: str | None = None) -> 
             z[:, :, :: s.up, :: s.up] = x
             px0, px1, py0, py1 = s.padding
             z = F.pad(z, [px0, px1, py0, py1])
-            fu, fd = _filter2d(t.get(p + "up_filter")), _filter2d(t.get(p + "down_filter"))
+            fu, fd = t.get(p + "up_filter"), t.get(p + "down_filter")
 
-            def act(v: torch.Tensor) -> torch.Tensor:
+            def act(v: torch.Tensor, s=s) -> torch.Tensor:
                 v = v if s.is_torgb else torch.where(v >= 0, v, 0.2 * v) * math.sqrt(2)
                 return v if s.conv_clamp is None or slip == "clamp" else v.clamp(-s.conv_clamp, s.conv_clamp)
 
