@@ -412,7 +412,7 @@ class Generator(nn.Module):
 
     def layer_resolutions(self) -> list[int]:
         """Per W+ index, the resolution (px) of what it drives: 4 (conv1), then two indices per resolution."""
-        return [4 * 2 ** ((i + 1) // 2) for i in range(self.n_latent)]
+        return [min(4 * 2 ** ((i + 1) // 2), self.size) for i in range(self.n_latent)]  # the last: to_rgb
 
     def set_modconv_path(self, path: str) -> None:
         """Set the modconv path ("auto" default, "fused" or "split") of every layer; copies keep it."""
