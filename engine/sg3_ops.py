@@ -18,7 +18,10 @@ unit DC gain, as the StyleGAN3 paper describes.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 import numpy as np
 import torch
@@ -170,13 +173,27 @@ class FilteredLReLU(torch.autograd.Function):
         return gx.to(dtype), gb, None, None, None, None, None, None, None, None
 
 
+# Off only to measure what the autograd function saves (engine.bench_sg3 --plain-autograd).
+_SAVING_FUNCTION: ContextVar[bool] = ContextVar("sg3_saving_function", default=True)
+
+
+@contextlib.contextmanager
+def plain_autograd() -> Iterator[None]:
+    """Within the block, the polyphase path lets autograd keep its own tensors (for measurements)."""
+    token = _SAVING_FUNCTION.set(False)
+    try:
+        yield
+    finally:
+        _SAVING_FUNCTION.reset(token)
+
+
 def filtered_lrelu(x: Tensor, bias: Tensor, fu: Tensor | None, fd: Tensor | None, up: int, down: int,
                    padding: Padding, gain: float, slope: float, clamp: float | None, path: str) -> Tensor:
     """Bias, upsample + filter, leaky ReLU x gain, clamp, filter + downsample; `path` is "reference" or
     "polyphase" (module docstring)."""
     if path == "reference":
         return filtered_lrelu_reference(x, bias, fu, fd, up, down, padding, gain, slope, clamp)
-    if torch.is_grad_enabled() and (x.requires_grad or bias.requires_grad):
+    if torch.is_grad_enabled() and (x.requires_grad or bias.requires_grad) and _SAVING_FUNCTION.get():
         return FilteredLReLU.apply(x, bias, fu, fd, up, down, padding, gain, slope, clamp)
     u = upsample_polyphase(x + bias.to(x.dtype).view(1, -1, 1, 1), fu, up, padding)
     return downsample_strided(_activate(u, gain, slope, clamp), fd, down)

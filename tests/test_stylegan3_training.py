@@ -13,6 +13,7 @@ from engine.config import DEMO_CLIP_ID, TrainConfig
 from engine.demo import colour_oracle
 from engine.freezing import LayerChoice, named_layers
 from engine.generator_files import load_generator, save_rosinality
+from engine.stylegan2 import modconv_path
 from engine.stylegan3 import tiny_stylegan3
 from engine.stylegan3_design import design
 from engine.trainer import Trainer
@@ -107,3 +108,30 @@ def test_stylegan3_round_trips_through_our_file(tmp_path):
     z = torch.randn(2, g.style_dim, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(g.render(z, truncation=0.7), h.render(z, truncation=0.7))
+
+
+def test_the_byte_saving_autograd_function_gives_autograd_s_gradients():
+    """The filtered leaky ReLU's backward (one byte per upsampled value) equals plain autograd's, for the
+    trained tensors and for W+ codes (what layer selection differentiates), on a file pushed past the clamp."""
+    from engine.sg3_ops import plain_autograd
+
+    for kind in "tr":
+        g = tiny_stylegan3(kind, seed=6)
+        with torch.no_grad():  # push L0 past the clamp (256) so the clamp's zero gradient is exercised
+            layers = g.synthesis_net.layers()
+            layers[0].magnitude_ema.fill_(1e-6)
+            layers[1].magnitude_ema.fill_(1e6)
+        g.requires_grad_(True)
+        ws = torch.randn(2, g.n_latent, g.style_dim, generator=torch.Generator().manual_seed(2))
+        grads = []
+        for ctx in (plain_autograd, __import__("contextlib").nullcontext):
+            g.zero_grad()
+            codes = ws.clone().requires_grad_(True)
+            with ctx(), modconv_path("split"):
+                (g.render(w_plus=codes) * torch.linspace(-1, 1, 32)).square().mean().backward()
+            found = {n: p.grad.clone() for n, p in g.named_parameters() if p.grad is not None}
+            grads.append({"codes": codes.grad.clone(), **found})
+        plain, ours = grads
+        assert plain.keys() == ours.keys() and len(plain) > 10
+        for name, a in plain.items():
+            assert torch.allclose(ours[name], a, rtol=1e-4, atol=1e-6 * a.abs().max().item() + 1e-12), (kind, name)
