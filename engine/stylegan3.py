@@ -19,6 +19,12 @@ The forward pass, as the paper and file format define it:
 
 W+ index 0 -> the input (its trainable part is `input.weight`), index i -> layer L(i-1); the last index
 feeds only ToRGB. `styled_convs()` gives the trainable tensors per index (affines and mapping stay frozen).
+
+Training, compared with StyleGAN-NADA's SG3 branch: the same frozen mapping and affines, truncation 0.7
+on training batches (`train_truncation`), no noise inputs. Different: adaptive selection works (the
+reference has none for SG3); ToRGB never trains, as SG2's to_rgb layers (the reference trains it); any
+layer may train, L10 and L12 included (the reference always skips those two at 1024 px, with no reason
+given); no 5e-4 noise on the frozen image (our CLIP loss bounds the direction's norm instead).
 """
 
 from __future__ import annotations
