@@ -15,8 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from engine.clip_loss import CLIP_MEAN, CLIP_STD, ClipEncoder, _clip_module, _tokenizer
-from engine.config import DEMO_CLIP_ID
+from engine.config import DEMO_CLIP_ID, DEMO_GENERATOR_ID
+from engine.official_models import DEMO_SG3_ID
 from engine.stylegan2 import Generator, GeneratorConfig
+from engine.stylegan3 import StyleGAN3Generator, tiny_stylegan3
 
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (1.0, 0.0, 0.0),
@@ -52,6 +54,14 @@ def tiny_generator(size: int = 32, seed: int = 0, style_dim: int = 32, width: in
 def demo_generator() -> Generator:
     """The `--demo` generator: 64 px so that previews show something, still fast on a laptop CPU."""
     return tiny_generator(size=64, seed=7, style_dim=32, width=32)  # seed 7: reddish, so red -> blue shows
+
+
+def demo_sg3_generator() -> StyleGAN3Generator:
+    """`--model demo-sg3`: a tiny random StyleGAN3-T (4 layers, margin 2), 32 px."""
+    return tiny_stylegan3("t", size=32, seed=7)
+
+
+DEMO_GENERATORS = {DEMO_GENERATOR_ID: demo_generator, DEMO_SG3_ID: demo_sg3_generator}
 
 
 @functools.cache

@@ -10,14 +10,17 @@ trained set is the top k(t) of the last scores, with k(t) = max(min_k, k0 - t //
 
 Steering (`LayerChoice`): the `layers` setting replaces selection by a fixed set (all, or the named sets
 coarse / medium / fine, defined by the resolution a StyledConv works at so they mean the same at 256 and
-1024 px, or explicit indices). Pins: pinned-on indices always train and count toward k (k never drops
+1024 px, or explicit indices). A generator gives its per-index resolutions (`layer_resolutions()`);
+StyleGAN3's are twice each layer's cutoff frequency, which the sets compare after rounding to the nearest
+power of two (see engine.stylegan3). Pins: pinned-on indices always train and count toward k (k never drops
 below their number: k_eff = max(k(t), |pin_on|)); pinned-off ones never train; selection fills the rest
 of k_eff from the free indices by score. With a fixed set, the trained set is (set | pin_on) - pin_off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -78,13 +81,16 @@ def generator_size(n_latent: int) -> int:
     return 2 ** ((n_latent + 2) // 2)
 
 
-def named_layers(name: str, n_latent: int) -> tuple[int, ...]:
-    """The trainable W+ indices of a named set ("all", "coarse", "medium", "fine") at this size."""
+def named_layers(name: str, n_latent: int, resolutions: Sequence[float] | None = None) -> tuple[int, ...]:
+    """The trainable W+ indices of a named set ("all", "coarse", "medium", "fine") at this size.
+    `resolutions`: per index, as a generator's `layer_resolutions()` (default: StyleGAN2's)."""
     trainable = range(rankable_indices(n_latent))
     if name == "all":
         return tuple(trainable)
     lo, hi = NAMED_SETS[name]
-    return tuple(i for i in trainable if lo <= index_resolution(i) and (hi is None or index_resolution(i) <= hi))
+    res = [index_resolution(i) for i in trainable] if resolutions is None else list(resolutions)
+    band = [2 ** round(math.log2(r)) for r in res]
+    return tuple(i for i in trainable if lo <= band[i] and (hi is None or band[i] <= hi))
 
 
 def layer_sets_markdown(sizes: Iterable[int] = (64, 256, 512, 1024)) -> str:
@@ -101,9 +107,10 @@ def layer_sets_markdown(sizes: Iterable[int] = (64, 256, 512, 1024)) -> str:
     return "\n".join(rows)
 
 
-def _describe(n_latent: int) -> str:
+def _describe(n_latent: int, resolutions: Sequence[float] | None = None) -> str:
     last = n_latent - 1
-    return (f"this {generator_size(n_latent)} px generator trains W+ indices 0-{last - 1} "
+    size = generator_size(n_latent) if resolutions is None else round(resolutions[-1])
+    return (f"this {size} px generator trains W+ indices 0-{last - 1} "
             f"(w{last} feeds only the final to_rgb)")
 
 
@@ -118,28 +125,31 @@ class LayerChoice:
 
     @classmethod
     def from_settings(
-        cls, layers: str, pin_on: Iterable[int], pin_off: Iterable[int], n_latent: int
+        cls, layers: str, pin_on: Iterable[int], pin_off: Iterable[int], n_latent: int,
+        resolutions: Sequence[float] | None = None,
     ) -> LayerChoice:
-        """Check the settings against the generator; ConfigError names the setting that does not fit."""
+        """Check the settings against the generator; ConfigError names the setting that does not fit.
+        `resolutions`: the generator's `layer_resolutions()` (default: StyleGAN2's for `n_latent`)."""
         n = rankable_indices(n_latent)
+        describe = _describe(n_latent, resolutions)
         if layers == "auto":
             fixed = None
         elif layers in ("all", *NAMED_SETS):
-            fixed = named_layers(layers, n_latent)
+            fixed = named_layers(layers, n_latent, resolutions)
             if not fixed:
                 lo, hi = NAMED_SETS[layers]
                 span = f"{lo}-{hi} px" if hi else f"{lo} px and up"
-                raise ConfigError("layers", f"'{layers}' ({span}) is empty: {_describe(n_latent)}, none of them at "
+                raise ConfigError("layers", f"'{layers}' ({span}) is empty: {describe}, none of them at "
                                             f"{span}; use auto, all, another set or indices")
         else:
             fixed = parse_indices(layers)
             out = [i for i in fixed if i >= n]
             if out:
-                raise ConfigError("layers", f"w{out[0]} is out of range: {_describe(n_latent)}")
+                raise ConfigError("layers", f"w{out[0]} is out of range: {describe}")
         for name, pins in (("pin_on", pin_on), ("pin_off", pin_off)):
             out = [i for i in pins if i >= n]
             if out:
-                raise ConfigError(name, f"w{out[0]} is out of range: {_describe(n_latent)}")
+                raise ConfigError(name, f"w{out[0]} is out of range: {describe}")
         choice = cls(n_latent, fixed, tuple(sorted(set(pin_on))), tuple(sorted(set(pin_off))))
         if not choice.candidates():
             raise ConfigError("pin_off", f"pinning off {format_indices(choice.pin_off)} leaves no layer to train "

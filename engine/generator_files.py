@@ -4,8 +4,11 @@ Supported inputs (detected from the file's bytes, not its name):
 - rosinality / StyleGAN-NADA `.pt`: `{"g_ema": state_dict, "latent_avg"?: tensor, ...}` or a bare
   `g_ema` state dict. Read with `torch.load(weights_only=True)`; the only class allowed beyond
   tensors and containers is `argparse.Namespace` (rosinality's training checkpoints store `args`).
-- NVIDIA StyleGAN2 TensorFlow `.pkl` and stylegan2-ada-pytorch `.pkl`: read by the restricted
-  unpickler in `engine.nvidia_pickles` (nothing named in the file is imported or run), then converted.
+- NVIDIA StyleGAN2 TensorFlow `.pkl`, stylegan2-ada-pytorch `.pkl` and StyleGAN3 `.pkl`: read by the
+  restricted unpickler in `engine.nvidia_pickles` (nothing named in the file is imported or run), then
+  converted.
+- our StyleGAN3 `.pt`: `{"g_ema": tensors under the published names, "latent_avg", "stylegan3": the
+  SG3Config as plain data}` (what `save_rosinality` writes for a StyleGAN3 generator).
 
 Anything else raises `CheckpointError` naming the file and what was expected.
 """
@@ -26,15 +29,20 @@ from engine import atomic, user_files
 from engine.download import sha256_file
 from engine.errors import CheckpointError
 from engine.stylegan2 import Generator, GeneratorConfig
+from engine.stylegan3 import StyleGAN3Generator
+from engine.stylegan3_design import SG3Config
 from engine.tensor_checks import nonfinite_names
 
 EXPECTED = (
     "expected a StyleGAN2 generator: a rosinality/StyleGAN-NADA .pt checkpoint ({'g_ema': ...}), "
-    "a bare g_ema state dict, an NVIDIA StyleGAN2 TensorFlow .pkl or a stylegan2-ada-pytorch .pkl"
+    "a bare g_ema state dict, an NVIDIA StyleGAN2 TensorFlow .pkl, a stylegan2-ada-pytorch .pkl or a StyleGAN3 .pkl"
 )
 
 
-def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
+AnyGenerator = Generator | StyleGAN3Generator
+
+
+def load_generator(path: str | Path) -> tuple[AnyGenerator, dict[str, Any]]:
     """Any supported file -> (Generator on CPU in eval mode, info).
 
     info holds at least: format, size, n_mlp, style_dim, channel_multiplier, sha256 (of the file),
@@ -43,13 +51,14 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
     path = Path(path).expanduser()
     _check_file(path)
     kind = sniff(path)
+    sg3: SG3Config | None = None
     if kind == "torch":
-        sd, latent_avg, fmt, conv_clamp = _read_torch(path)
+        sd, latent_avg, fmt, conv_clamp, sg3 = _read_torch(path)
     elif kind == "pickle":
         from engine import nvidia_pickles
 
         try:
-            sd, latent_avg, fmt, conv_clamp = nvidia_pickles.read_nvidia_pickle(path)
+            sd, latent_avg, fmt, conv_clamp, sg3 = nvidia_pickles.read_nvidia_pickle(path)
         except nvidia_pickles.PickleRefused as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         except EOFError:
@@ -67,7 +76,7 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
             raise CheckpointError(f"{path} could not be read as an NVIDIA pickle ({_short(exc)}); {EXPECTED}") from None
     else:
         raise CheckpointError(f"{path} is not a checkpoint file ({kind}); {EXPECTED}")
-    g = build_generator(sd, latent_avg, source=path, conv_clamp=conv_clamp)
+    g = build_generator(sd, latent_avg, source=path, conv_clamp=conv_clamp, sg3=sg3)
     info = generator_info(g, fmt)
     info["path"] = str(path)
     info["sha256"] = sha256_file(path)
@@ -104,7 +113,7 @@ def _looks_like_text(head: bytes) -> bool:
     return all(c >= 9 for c in head)
 
 
-def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str, float | None]:
+def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str, float | None, SG3Config | None]:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -139,7 +148,16 @@ def _read_torch(path: Path) -> tuple[dict[str, Tensor], Tensor | None, str, floa
         if not number or not 0 < conv_clamp < float("inf"):
             raise CheckpointError(f"{path}: 'conv_clamp' is {conv_clamp!r}, not a positive number; {EXPECTED}")
         conv_clamp = float(conv_clamp)
-    return dict(sd), latent_avg, fmt, conv_clamp
+    sg3 = obj.get("stylegan3") if "g_ema" in obj else None
+    if sg3 is not None:
+        try:
+            sg3 = SG3Config.from_dict(sg3)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{path}: its 'stylegan3' entry is not a StyleGAN3 description ({_short(exc)})"
+            ) from None
+        fmt = "stylegan3"
+    return dict(sd), latent_avg, fmt, conv_clamp, sg3
 
 
 def _short(exc: BaseException) -> str:
@@ -174,11 +192,15 @@ def build_generator(
     latent_avg: Tensor | None = None,
     source: str | Path = "checkpoint",
     conv_clamp: float | None = None,
-) -> Generator:
+    sg3: SG3Config | None = None,
+) -> AnyGenerator:
     """State dict -> Generator with a structural check: keys, shapes and finite weights.
 
     `conv_clamp` (stylegan2-ada-pytorch's activation clamp) is not in the state dict: callers pass it.
+    `sg3`: the StyleGAN3 description that goes with `sd` (published tensor names); None for StyleGAN2.
     """
+    if sg3 is not None:
+        return _checked(_build_sg3(sd, latent_avg, source, sg3), source)
     try:
         config = GeneratorConfig.from_state_dict(sd, conv_clamp=conv_clamp)
     except (ValueError, KeyError, IndexError, AttributeError) as exc:
@@ -197,6 +219,25 @@ def build_generator(
             f"{source}: the weights do not fit a StyleGAN2 generator of the inferred shape "
             f"(size {config.size}, {config.n_mlp} mapping layers): {_short(exc)}"
         ) from None
+    return _checked(g, source)
+
+
+def _build_sg3(sd: Mapping[str, Tensor], latent_avg: Tensor | None, source: str | Path,
+               config: SG3Config) -> StyleGAN3Generator:
+    bad = [k for k, v in sd.items() if not isinstance(v, Tensor)]
+    if bad:
+        raise CheckpointError(f"{source}: entries {bad[:5]} are not tensors; {EXPECTED}")
+    full = {k: v.float() for k, v in sd.items()}
+    try:
+        return StyleGAN3Generator.from_file_state_dict(config, full, None if latent_avg is None else latent_avg.float())
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{source}: the weights do not fit the StyleGAN3 generator its description gives "
+            f"({config.img_resolution} px, config {config.kind}): {_short(exc)}"
+        ) from None
+
+
+def _checked(g: AnyGenerator, source: str | Path) -> AnyGenerator:
     # Every tensor the generator uses, buffers and the truncation centre included: one NaN or inf in any
     # of them makes every image black.
     nonfinite = nonfinite_names({**g.state_dict(), "latent_avg": g.latent_avg})
@@ -206,9 +247,21 @@ def build_generator(
     return g
 
 
-def generator_info(g: Generator, fmt: str) -> dict[str, Any]:
+def generator_info(g: AnyGenerator, fmt: str) -> dict[str, Any]:
     c = g.config
+    if isinstance(c, SG3Config):
+        return {
+            "format": fmt,
+            "family": f"stylegan3-{c.kind}",
+            "size": c.img_resolution,
+            "n_mlp": c.mapping_layers,
+            "style_dim": c.w_dim,
+            "channel_multiplier": None,
+            "n_latent": g.n_latent,
+            "has_latent_avg": g.has_latent_avg,
+        }
     return {
+        "family": "stylegan2",
         "format": fmt,
         "size": c.size,
         "n_mlp": c.n_mlp,
@@ -219,12 +272,19 @@ def generator_info(g: Generator, fmt: str) -> dict[str, Any]:
     }
 
 
-def rosinality_dict(generator: Generator) -> dict[str, Any]:
+def rosinality_dict(generator: AnyGenerator) -> dict[str, Any]:
     """{"g_ema": full state dict, "latent_avg": tensor} on CPU: what rosinality's and NADA's tools load.
 
     Generators with an activation clamp (from stylegan2-ada-pytorch) also get a top-level "conv_clamp"
-    float; rosinality's tools read only the keys they know, so they still load the file.
+    float; rosinality's tools read only the keys they know, so they still load the file. A StyleGAN3
+    generator gets its tensors under the published names and its description as "stylegan3".
     """
+    if isinstance(generator, StyleGAN3Generator):
+        return {
+            "g_ema": {k: v.detach().cpu().clone() for k, v in generator.file_state_dict().items()},
+            "latent_avg": generator.latent_avg.detach().cpu().clone(),
+            "stylegan3": generator.config.to_dict(),
+        }
     data: dict[str, Any] = {
         "g_ema": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()},
         "latent_avg": generator.latent_avg.detach().cpu().clone(),
@@ -234,7 +294,7 @@ def rosinality_dict(generator: Generator) -> dict[str, Any]:
     return data
 
 
-def save_rosinality(generator: Generator, path: str | Path) -> Path:
+def save_rosinality(generator: AnyGenerator, path: str | Path) -> Path:
     """Write `rosinality_dict(generator)` to `path` atomically. The temp name is unique, so two threads
     (or processes) may save the same model at once."""
     path = Path(path)

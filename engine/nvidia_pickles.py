@@ -234,6 +234,7 @@ class NvidiaGenerator(NamedTuple):
     latent_avg: Tensor | None
     format: str  # "nvidia-tf-pkl" or "nvidia-ada-pkl"
     conv_clamp: float | None = None  # ada-pytorch's activation clamp; None = none
+    sg3: Any = None  # StyleGAN3 (format "nvidia-sg3-pkl"): its SG3Config; state_dict has the published names
 
 
 def read_nvidia_pickle(path: str | Path) -> NvidiaGenerator:
@@ -247,6 +248,11 @@ def read_nvidia_pickle(path: str | Path) -> NvidiaGenerator:
     if isinstance(data, dict):
         g = data.get("G_ema", data.get("G"))
         if isinstance(g, PersistentObjStub):
+            from engine import nvidia_pickles_sg3 as sg3
+
+            if sg3.is_stylegan3(g):
+                config, tensors, latent_avg = sg3.convert_sg3(g)
+                return NvidiaGenerator(tensors, latent_avg, "nvidia-sg3-pkl", None, config)
             return NvidiaGenerator(*convert_ada(g), "nvidia-ada-pkl", ada_conv_clamp(g))
         if "G_ema" in data or "G" in data:
             raise ValueError("its 'G_ema' entry is not an ada-pytorch network")
@@ -350,7 +356,7 @@ def convert_ada(g: PersistentObjStub) -> tuple[dict[str, Tensor], Tensor | None]
         kind = g.class_name
         raise ValueError(
             f"its G_ema ({kind}) has no synthesis.b4.const: not a StyleGAN2 generator "
-            "(StyleGAN3 and other networks are not supported)"
+            "nor a StyleGAN3 one (other networks are not supported)"
         )
     res = sorted(int(m.group(1)) for k in p if (m := re.fullmatch(r"synthesis\.b(\d+)\.torgb\.weight", k)))
     n_mlp = len([k for k in p if re.fullmatch(r"mapping\.fc\d+\.weight", k)])

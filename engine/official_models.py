@@ -1,4 +1,4 @@
-"""The official files nada-tui knows: generators (NVIDIA's StyleGAN2 and stylegan2-ada pickles) and CLIP
+"""The official files nada-tui knows: generators (NVIDIA's StyleGAN2, stylegan2-ada and StyleGAN3 pickles) and CLIP
 weights, with their URLs, resolutions and domain prompts. Data only; `zoo` downloads, converts and caches.
 Torch-free."""
 
@@ -12,7 +12,9 @@ from engine.registry import DEMO_GENERATOR
 
 TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
 ADA_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
+SG3_BASE = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 CLIP_BASE = "https://openaipublic.azureedge.net/clip/models/"
+DEMO_SG3_ID = "demo-sg3"
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class GeneratorEntry:
     size_bytes: int | None
     sha256: str | None
     source_prompt: str
-    format: str  # "nvidia-tf-pkl", "nvidia-ada-pkl", "rosinality-pt" or "demo"
+    format: str  # "nvidia-tf-pkl", "nvidia-ada-pkl", "nvidia-sg3-pkl", "rosinality-pt" or "demo"
     demo: bool = False
     # Trained on human faces cropped as FFHQ was: photos are aligned the same way before inversion.
     aligned_faces: bool = False
@@ -55,6 +57,23 @@ def _ada(name: str, file: str, res: int, prompt: str, desc: str, faces: bool = F
     url = f"{ADA_BASE}{file}.pkl"
     return GeneratorEntry(name, desc, res, url, None, None, prompt, "nvidia-ada-pkl", aligned_faces=faces)
 
+
+def _sg3(kind: str, dataset: str, res: int, prompt: str, desc: str) -> list[GeneratorEntry]:
+    """StyleGAN3 config t (translation equivariant) and r (rotation too): one file each."""
+    name = f"sg3-{kind}-{dataset}" + ("" if res >= 512 else f"-{res}")
+    what = {"t": "StyleGAN3-T", "r": "StyleGAN3-R"}[kind]
+    url = f"{SG3_BASE}stylegan3-{kind}-{dataset}-{res}x{res}.pkl"
+    return [GeneratorEntry(name, f"{desc} ({what})", res, url, None, None, prompt, "nvidia-sg3-pkl")]
+
+
+_SG3_FILES = [
+    ("ffhq", 1024, "a photo of a person", "FFHQ human faces, aligned"),
+    ("ffhqu", 1024, "a photo of a person", "FFHQ-U human faces, unaligned"),
+    ("ffhqu", 256, "a photo of a person", "FFHQ-U human faces, unaligned, 256 px"),
+    ("metfaces", 1024, "a painting of a person", "MetFaces portrait art faces, aligned"),
+    ("metfacesu", 1024, "a painting of a person", "MetFaces-U portrait art faces, unaligned"),
+    ("afhqv2", 512, "a photo of an animal", "AFHQv2 cat, dog and wild animal faces"),
+]
 
 GENERATORS: dict[str, GeneratorEntry] = {
     e.name: e
@@ -107,6 +126,9 @@ GENERATORS: dict[str, GeneratorEntry] = {
             "a microscope image of breast tissue",
             "BreCaHAD histopathology (stylegan2-ada-pytorch)",
         ),
+        *(e for kind in "tr" for row in _SG3_FILES for e in _sg3(kind, *row)),
+        GeneratorEntry(DEMO_SG3_ID, "DEMO: tiny random 32 px StyleGAN3-T generator, offline", 32, "", None, None,
+                       DEMO_SOURCE, "demo", True),
     ]
 }
 

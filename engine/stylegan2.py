@@ -142,14 +142,8 @@ class GeneratorConfig:
         for j in range(n_rgbs):
             channels[2 ** (j + 3)] = int(sd[f"convs.{2 * j}.conv.weight"].shape[1])
         cm = channels[64] // 256 if 64 in channels and channels[64] % 256 == 0 else 0
-        return cls(
-            size=size,
-            style_dim=style_dim,
-            n_mlp=n_mlp,
-            channel_multiplier=cm,
-            channels=channels,
-            conv_clamp=conv_clamp,
-        )
+        return cls(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=cm, channels=channels,
+                   conv_clamp=conv_clamp)
 
 
 class PixelNorm(nn.Module):
@@ -347,6 +341,8 @@ NoiseSpec = str | Sequence[Tensor]
 
 
 class Generator(nn.Module):
+    train_truncation = 1.0  # training batches are not truncated (StyleGAN3's are: engine.stylegan3)
+
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
         self.config = config
@@ -410,6 +406,13 @@ class Generator(nn.Module):
     def styled_convs(self) -> list[StyledConv]:
         """StyledConv for each W+ index that feeds one (index i -> element i)."""
         return [self.conv1, *self.convs]
+
+    def constant_inputs(self) -> list[nn.Parameter]:
+        return [self.input.input]
+
+    def layer_resolutions(self) -> list[int]:
+        """Per W+ index, the resolution (px) of what it drives: 4 (conv1), then two indices per resolution."""
+        return [min(4 * 2 ** ((i + 1) // 2), self.size) for i in range(self.n_latent)]  # the last: to_rgb
 
     def set_modconv_path(self, path: str) -> None:
         """Set the modconv path ("auto" default, "fused" or "split") of every layer; copies keep it."""

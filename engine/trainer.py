@@ -91,7 +91,8 @@ class Trainer:
             self.loss.direction(enc, config.source, config.target)
 
         n = self.generator.n_latent
-        self.layer_choice = LayerChoice.from_settings(config.layers, config.pin_on, config.pin_off, n)
+        self.resolutions = self.generator.layer_resolutions()  # named layer sets, per generator family
+        self.layer_choice = LayerChoice.from_settings(config.layers, config.pin_on, config.pin_off, n, self.resolutions)
         k0 = default_k(n) if config.auto_layer_k is None else min(config.auto_layer_k, n - 1)
         # A fixed layer set (layers != auto) needs no selection: k0 = 0 switches it off.
         self.schedule = LayerSchedule(
@@ -109,11 +110,11 @@ class Trainer:
                 f"k={n - 1} is used (k=0 also trains them all)."
             )
         self.convs = self.generator.styled_convs()
-        self.constant = self.generator.input.input
+        self.constants = self.generator.constant_inputs()  # StyleGAN2's learned constant; none in StyleGAN3
         # fused: one kernel per step for every parameter (the per-tensor loop was ~10 ops per tensor). The
         # constant comes last, so the optimizer state of sessions saved before it could train still loads.
         self.optimizer = torch.optim.Adam(
-            [*(p for c in self.convs for p in c.parameters()), self.constant],
+            [*(p for c in self.convs for p in c.parameters()), *self.constants],
             lr=config.lr * LR_SCALE, betas=ADAM_BETAS, fused=True,
         )
         # Latents and noise are drawn on the training device (no host-to-device copies each step);
@@ -142,7 +143,8 @@ class Trainer:
         if "iterations" in changes and candidate.iterations <= self.step_count:
             raise ConfigError("iterations", f"the run is already at step {self.step_count}: give more steps than that")
         if "pin_on" in changes or "pin_off" in changes:  # range and "something still trains", for this model
-            LayerChoice.from_settings(candidate.layers, candidate.pin_on, candidate.pin_off, self.generator.n_latent)
+            LayerChoice.from_settings(candidate.layers, candidate.pin_on, candidate.pin_off, self.generator.n_latent,
+                                      self.resolutions)
         with self._lock:
             self._pending.update(changes)
 
@@ -160,7 +162,8 @@ class Trainer:
             self._pending.clear()
         self.loss.global_weight = self.config.global_weight
         cfg = self.config
-        self.layer_choice = LayerChoice.from_settings(cfg.layers, cfg.pin_on, cfg.pin_off, self.generator.n_latent)
+        self.layer_choice = LayerChoice.from_settings(cfg.layers, cfg.pin_on, cfg.pin_off, self.generator.n_latent,
+                                                      self.resolutions)
 
     # ----- one step ---------------------------------------------------------------------------
     @property
@@ -172,15 +175,19 @@ class Trainer:
         d, n = self.frozen.style_dim, self.frozen.n_latent
         z = torch.randn(batch, d, generator=self.rng, device=self.device)
         with torch.no_grad():
-            w_plus = self.frozen.w_plus(self.frozen.mapping(z))
+            w_plus = self.frozen.w_plus(self._map(z))
             # The mixing coin and crossover come from a CPU generator keyed on (seed, step): no GPU
             # sync to read them, and nothing extra to save for resume.
             coin = torch.Generator().manual_seed(stream_seed(self.config.seed, self.step_count, "mixing"))
             if self.config.mixing > 0 and torch.rand((), generator=coin).item() < self.config.mixing:
                 z2 = torch.randn(batch, d, generator=self.rng, device=self.device)
                 cut = int(torch.randint(1, n, (), generator=coin))
-                w_plus[:, cut:] = self.frozen.mapping(z2).unsqueeze(1)
+                w_plus[:, cut:] = self._map(z2).unsqueeze(1)
         return w_plus
+
+    def _map(self, z: torch.Tensor) -> torch.Tensor:
+        """z -> w through the frozen mapping, truncated as the family trains (StyleGAN3: 0.7, StyleGAN2: not)."""
+        return self.frozen.truncate(self.frozen.mapping(z), self.frozen.train_truncation)
 
     def select_layers(self) -> torch.Tensor:
         """Layer scores (engine.freezing.score_layers). The codes and noise come from a stream of their own,
@@ -190,7 +197,7 @@ class Trainer:
         z = torch.randn(cfg.auto_layer_batch, self.frozen.style_dim, generator=rng, device=self.device)
         noise = self.frozen.make_noise(cfg.auto_layer_batch, rng)
         with torch.no_grad():
-            w = self.frozen.mapping(z)
+            w = self._map(z)
         with self.autocast():
             scores = score_layers(
                 self.generator,
@@ -229,7 +236,8 @@ class Trainer:
         chosen = set(self.trained)
         for i, conv in enumerate(self.convs):
             conv.requires_grad_(i in chosen)
-        self.constant.requires_grad_(self.trains_constant(self.trained))
+        for constant in self.constants:
+            constant.requires_grad_(self.trains_constant(self.trained))
 
         w_plus = self._latents(cfg.batch)
         noise = self.frozen.make_noise(cfg.batch, self.rng)

@@ -246,8 +246,8 @@ def resolve_model(ref: str) -> ModelChoice:
 
 
 # ----- loading --------------------------------------------------------------------------------------------
-def _demo_info() -> dict[str, Any]:
-    e = GENERATORS[DEMO_GENERATOR_ID]
+def _demo_info(name: str = DEMO_GENERATOR_ID) -> dict[str, Any]:
+    e = GENERATORS[name]
     return {
         "format": "demo",
         "demo": True,
@@ -294,13 +294,13 @@ def load_generator_by_id(name_or_path: str | Path, progress: ProgressFn | None =
     so the conversion runs once. Raises DownloadError (offline: says where to put the file) or
     CheckpointError.
     """
-    from engine.demo import demo_generator
+    from engine.demo import DEMO_GENERATORS
     from engine.generator_files import generator_info, load_generator
 
     key = str(name_or_path)
-    if key == DEMO_GENERATOR_ID:
-        g = demo_generator()
-        info = {**generator_info(g, "demo"), **_demo_info()}
+    if key in DEMO_GENERATORS:
+        g = DEMO_GENERATORS[key]()
+        info = {**generator_info(g, "demo"), **_demo_info(key)}
         return g, info
     if key in GENERATORS:
         e = GENERATORS[key]
