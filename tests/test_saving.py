@@ -14,9 +14,10 @@ from test_worker import collect, make
 
 from engine import events as ev
 from engine import runs
-from engine.config import DEMO_GENERATOR_ID
+from engine.config import DEMO_GENERATOR_ID, TrainConfig
 from engine.save_thread import SaveThread
 from engine.sessions import writer as session_writer
+from engine.trainer import Trainer
 from engine.training_worker import TrainingWorker
 
 
@@ -153,3 +154,17 @@ def test_a_slow_sample_png_does_not_hold_up_training(monkeypatch):
         assert run.join(60)
     assert (run.path / "samples" / "step_000002.png").is_file()
     assert (run.path / "samples" / "step_000004.png").is_file()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_bench_compares_a_run_with_checkpoints_to_one_without(generator, oracle):
+    from engine import bench_saving
+
+    cfg = TrainConfig(source="a red image", target="a blue image", clip_models=(("o", 1.0),), iterations=5,
+                      preview_every=0)
+    none, every = bench_saving.compare(lambda: Trainer(cfg, generator, {"o": oracle}, device="cpu"), 2)
+    assert (none.checkpoint_every, none.checkpoints, none.steps) == (0, 0, 5)
+    assert (every.checkpoint_every, every.checkpoints, every.steps) == (2, 2, 5)  # steps 2 and 4; 5 is the finish
+    assert every.write_ms is not None and every.checkpoint_bytes > 0
+    lines = bench_saving.report("tiny", none, every)
+    assert "no checkpoints" in lines[0] and "checkpoint every 2" in lines[1] and "if synchronous" in lines[2]
