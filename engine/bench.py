@@ -12,7 +12,13 @@ per config runs them in turn, resetting the peak-memory counter in between): one
 default schedule goes through. Per schedule the table then gives
     ms/step = mean plain ms over the run's k(t) + selection ms x selections per step
 over a run of --iterations steps: the reference's "select every step" (interval 1, no falloff) and
-ours. Peak memory: CUDA max allocated, or the CPU process's peak RSS.
+ours.
+
+Peak memory, per resolution at the end: on CUDA `torch.cuda.max_memory_allocated` (tensors only, not the
+caching allocator's spare reserve), reset before the selection pass and before the plain steps, so each
+has its own figure. On a CPU no counter can be reset: the figure is the worker process's peak RSS
+(`ru_maxrss`; one fresh process per config, precision and path), i.e. the models, the selection pass and
+the plain steps together, plus Python and torch themselves (a few hundred MiB).
 
     python -m engine.bench --quick                 # tiny config only, about a minute on 2 CPU cores
     python -m engine.bench --threads 1             # tiny + real 256 px (cm 2) with a ViT-B/32-shaped CLIP
@@ -20,6 +26,7 @@ ours. Peak memory: CUDA max allocated, or the CPU process's peak RSS.
     python -m engine.bench --precision bf16 --device cuda
     python -m engine.bench --ops                   # aten ops per step (engine.opcount; its flags follow)
     python -m engine.bench --photos --sizes 256 1024   # photo inversion, s/photo (engine.photos.bench)
+    python -m engine.bench --checkpoint-every 10   # a run with a checkpoint every 10 steps vs none
 
 The app's cost to training (steps/s with the TUI attached vs headless) is `python -m nada_tui.bench`.
 
@@ -148,9 +155,12 @@ def measure(spec: Spec) -> dict[str, Any]:
         if spec.case == "tiny" or device.type == "cuda":
             tr.step()
         select_ms = []
+        _reset_peak(device)
         for _ in range(spec.reps):
             tr.scores, ms = _timed(tr.select_layers, device)
             select_ms.append(ms)
+        select_peak = _peak(device)
+        _reset_peak(device)
         sched = tr.schedule
         ks = Counter(sched.k_at(t) for t in range(spec.iterations))
         plain: dict[int, dict[str, float]] = {}
@@ -162,7 +172,8 @@ def measure(spec: Spec) -> dict[str, Any]:
                 _, ms = _timed(tr.step, device)
                 times.append(ms)
             plain[k] = _best(times)
-    peak = devices.memory(device).used_bytes
+    step_peak = _peak(device)
+    peak = max(select_peak or 0, step_peak or 0) if device.type == "cuda" else devices.memory(device).used_bytes
     return {
         "spec": asdict(spec),
         "device": str(device),
@@ -174,7 +185,20 @@ def measure(spec: Spec) -> dict[str, Any]:
         "plain_ms": {str(k): v for k, v in plain.items()},
         "k_counts": {str(k): n for k, n in ks.items()},
         "peak_bytes": peak,
+        "select_peak_bytes": select_peak,  # None off CUDA
+        "step_peak_bytes": step_peak,
     }
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak(device: torch.device) -> int | None:
+    """CUDA bytes allocated at most since `_reset_peak`; None elsewhere (a CPU's RSS peak cannot be reset)."""
+    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
 
 
 def measure_all(specs: list[Spec]) -> list[dict[str, Any]]:
@@ -236,6 +260,42 @@ def fmt_ms(ms: float) -> str:
     return f"{ms / 1000:.2f} s" if ms >= 10_000 else f"{ms:.1f} ms"
 
 
+def peak_line(label: str, precision: str, path: str, res: dict[str, Any]) -> str:
+    if res.get("select_peak_bytes") is not None:
+        return (
+            f"{label} {precision} {path}: selection pass {fmt_bytes(res['select_peak_bytes'])}, plain step "
+            f"{fmt_bytes(res['step_peak_bytes'])}"
+        )
+    return f"{label} {precision} {path}: {fmt_bytes(res['peak_bytes'])}"
+
+
+def saving_comparison(args: argparse.Namespace, cases: list[tuple[str, int, int]], device: torch.device,
+                      precision: str) -> int:
+    """`--checkpoint-every N`: each config trained twice, without and with checkpoints (engine.bench_saving)."""
+    from engine import bench_saving
+    from engine.trainer import Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    every = args.checkpoint_every
+    steps = args.saving_steps or 3 * every + 1
+    print(f"checkpoints: {steps} steps without checkpoints, then with one every {every} steps (previews off)")
+    for case, size, _ in cases:
+        def make_trainer(case: str = case, size: int = size) -> Trainer:
+            gen = tiny_generator(32) if case == "tiny" else real_generator(size)
+            enc = tiny_clip(0) if case == "tiny" else vit_b32_shaped()
+            cfg = TrainConfig(
+                source="a photo of a dog", target="a sketch of a dog", iterations=steps, batch=args.batch,
+                clip_models=((enc.name, 1.0),), precision=precision, preview_every=0,
+            )
+            return Trainer(cfg, gen, {enc.name: enc}, device=device)
+
+        label = "tiny 32px + tiny CLIP" if case == "tiny" else f"real {size}px cm2 + ViT-B/32 shape"
+        for line in bench_saving.report(label, *bench_saving.compare(make_trainer, every)):
+            print(line, flush=True)
+    return 0
+
+
 def precisions_for(args: argparse.Namespace, device: torch.device) -> list[str]:
     if args.precision:
         return [args.precision]
@@ -265,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ops", action="store_true", help="count aten ops per step instead (python -m engine.opcount)")
     p.add_argument("--photos", action="store_true",
                    help="time photo inversion instead (python -m engine.photos.bench; its flags follow)")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=0, metavar="N",
+        help="instead: a run with a checkpoint every N steps against one without (engine.bench_saving)",
+    )
+    p.add_argument("--saving-steps", type=int, default=0, help="steps of each --checkpoint-every run (3N+1)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args, rest = p.parse_known_args(argv)
     if args.ops:
@@ -310,13 +375,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{TrainConfig.__dataclass_fields__['auto_layer_batch'].default}  k0 = int(2 * n_latent / 3)  "
         f"run of {args.iterations} steps"
     )
+    cases = [] if args.no_tiny and not args.quick else [("tiny", 32, args.tiny_steps)]
+    if not args.quick:
+        cases += [("real", s, args.real_steps) for s in args.sizes]
+    if args.checkpoint_every > 0:
+        return saving_comparison(args, cases, device, precisions[0])
     print(
         f"ms/step = mean plain step over the run's k(t) + selection pass x selections per step; "
         f"{'wall clock' if args.clock == 'wall' else 'process CPU time'}"
     )
-    cases = [] if args.no_tiny and not args.quick else [("tiny", 32, args.tiny_steps)]
-    if not args.quick:
-        cases += [("real", s, args.real_steps) for s in args.sizes]
     header = (
         f"{'config':<34} {'prec':<5} {'path':<8} {'schedule':<34} {'ms/step':>10} {'selection':>10} "
         f"{'plain':>10} {'peak mem':>10}"
@@ -324,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     summary: list[str] = []
+    peaks: list[str] = []
     last_speedup = None
     for case, size, reps in cases:
         specs = [
@@ -345,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{label:<34} {precision:<5} {path:<8} failed: {res['error']}", flush=True)
                     continue
                 by_path[path] = {clock: schedule_rows(res, clock) for clock in clocks}
+                peaks.append(peak_line(label, precision, path, res))
                 for r in by_path[path][args.clock]:
                     print(
                         f"{label:<34} {precision:<5} {path:<8} {r.schedule:<34} {fmt_ms(r.ms_per_step):>10} "
@@ -366,6 +435,15 @@ def main(argv: list[str] | None = None) -> int:
                     )
     for line in summary:
         print(line)
+    if peaks:
+        print(
+            "peak memory per resolution ("
+            + ("CUDA max allocated, reset before each part" if device.type == "cuda" else
+               "peak RSS of each worker process: models + selection pass + plain steps + Python/torch")
+            + "):"
+        )
+        for line in peaks:
+            print(f"  {line}")
     if last_speedup is not None:
         print(f"interval speedup: {last_speedup:.2f}x")
     return 0

@@ -1,142 +1,198 @@
-"""`python -m engine.gpucheck`: every GPU check in one call, meant to finish in under 5 minutes.
+"""`python -m engine.gpucheck`: every GPU check in one call, one JSON summary, under 5 minutes on one H200.
 
-1. the gpu-marked tests (`pytest -m gpu`, when the repository's tests folder is present);
-2. `python -m engine.bench --device cuda --sizes 256 1024`: each precision (fp32, tf32, bf16), the
-   fused path and the default, selection and plain steps, peak memory;
-3. a 300-step training run of a 1024 px generator (config-f shape) with ViT-B/32- and ViT-B/16-shaped
-   CLIP models (random weights: speed and memory do not depend on them), default settings, printing
-   its total seconds, steps/s and peak memory.
+Parts, each in its own process with its own time limit (a part that runs over is killed, with everything
+it started, and reported as timed out; the others still run):
+- session: a 100-step 1024 px session saved the way `nada-tui train` saves it (engine.live_run: writer
+  thread, checkpoints and previews every 25 steps), with a ViT-B/32-shaped CLIP (random weights);
+- profile: torch.profiler over 10 steps: GPU busy fraction, kernels and launches per step, top kernels;
+- precision: 20 steps in fp32, tf32 and bf16 from the same seed, their loss differences;
+- tests: the gpu-marked tests (`pytest -m gpu`, when the repository's tests folder is present);
+- bench: `python -m engine.bench` at 256 and 1024 px (tf32; both modulated-conv paths; peak memory).
 
-It prints the seconds each part took and the total, and exits 0 when every part passed, 1 when one
-failed, 2 on a machine without CUDA.
+The summary (device, seconds per part, each part's figures) is printed and written to `--out`. Exit
+status: 0 when every part passed, 1 when one failed or timed out, 2 without CUDA.
 
     python -m engine.gpucheck
-    python -m engine.gpucheck --device cuda:1 --precision bf16 --skip-bench
+    python -m engine.gpucheck --device cuda:1 --skip tests --out /tmp/gpucheck.json
+    python -m engine.gpucheck --device cpu --dry   # tiny models on a CPU: checks the check, not a GPU
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
-import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 BUDGET_S = 300
+# Seconds each part may take, process start included; they add up to the budget less a margin.
+TIMEOUTS = {"session": 60, "profile": 35, "precision": 45, "tests": 50, "bench": 100}
+DRY_SLACK = 3  # a dry run's limits are 3x longer: a CPU is slow at anything, and no budget applies
+RESULT_TAG = "GPUCHECK_RESULT "
+REPO = Path(__file__).resolve().parents[1]
+DRY_NOTE = "DRY RUN: tiny models, not a GPU check; its figures say nothing about a GPU"
+NO_CUDA = (
+    "gpucheck needs a CUDA GPU, and PyTorch sees none here (torch {torch}, built for CUDA {cuda}). Run it on "
+    "the GPU machine; on a CPU use `python -m engine.bench` and pytest, or `--device cpu --dry` to try the "
+    "check itself."
+)
 
 
-def run_tests(device: str) -> bool:
-    tests = Path(__file__).resolve().parents[1] / "tests"
-    if not tests.is_dir():
-        print("tests: no tests folder next to the engine (an installed wheel?): skipped")
-        return True
-    env = None
-    if device.startswith("cuda:"):  # the tests use "cuda": point it at the chosen GPU
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": device.split(":", 1)[1]}
-    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", str(tests)]
-    return subprocess.run(cmd, cwd=tests.parent, env=env).returncode == 0
+@dataclass
+class PartResult:
+    ok: bool
+    seconds: float
+    timeout_s: float
+    timed_out: bool = False
+    error: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
 
 
-def run_bench(device: str) -> bool:
-    cmd = [sys.executable, "-m", "engine.bench", "--device", device, "--sizes", "256", "1024", "--no-tiny"]
-    return subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1]).returncode == 0
+def part_command(name: str, device: str, dry: bool) -> list[str]:
+    if name == "tests":
+        return [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", str(REPO / "tests")]
+    if name == "bench":
+        what = ["--quick", "--paths", "default", "--tiny-steps", "1"] if dry else ["--sizes", "256", "1024"]
+        what += [] if dry else ["--no-tiny"]
+        precision = "fp32" if dry else "tf32"
+        return [sys.executable, "-m", "engine.bench", "--device", device, "--precision", precision, *what]
+    return [sys.executable, "-m", "engine.gpucheck", "--part", name, "--device", device, *(["--dry"] if dry else [])]
 
 
-def training_run(device_name: str, steps: int, precision: str) -> bool:
+def run_part(cmd: list[str], timeout_s: float, env: dict[str, str] | None = None) -> PartResult:
+    """Run one part as a process group; kill the whole group at `timeout_s`. The result is the part's
+    tagged JSON line when it prints one, else its exit status and output tail."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return PartResult(False, round(time.perf_counter() - t0, 2), timeout_s, True,
+                          f"timed out after {timeout_s:.0f} s and was killed", {"output_tail": _tail(out)})
+    seconds = round(time.perf_counter() - t0, 2)
+    tagged = [line[len(RESULT_TAG):] for line in out.splitlines() if line.startswith(RESULT_TAG)]
+    if tagged:
+        result = json.loads(tagged[-1])
+        ok = proc.returncode == 0 and bool(result.get("ok", True))
+        return PartResult(ok, seconds, timeout_s, error=result.pop("error", None), result=result)
+    lines = [line for line in out.splitlines() if line.strip()]
+    result = {"output": lines[-60:]}
+    error = None if proc.returncode == 0 else f"exited with status {proc.returncode}"
+    return PartResult(proc.returncode == 0, seconds, timeout_s, error=error, result=result)
+
+
+def _tail(text: str, n: int = 20) -> list[str]:
+    return [line for line in (text or "").splitlines() if line.strip()][-n:]
+
+
+def summary(device: dict[str, Any], parts: dict[str, PartResult], total_s: float, dry: bool,
+            skipped: list[str]) -> dict[str, Any]:
+    """The one JSON summary of a gpucheck run."""
+    return {
+        "gpucheck": 1,
+        "note": DRY_NOTE if dry else None,
+        "dry": dry,
+        "device": device,
+        "ok": all(p.ok for p in parts.values()),
+        "total_s": round(total_s, 2),
+        "budget_s": BUDGET_S,
+        "over_budget": total_s > BUDGET_S,
+        "skipped": skipped,
+        "parts": {name: asdict(p) for name, p in parts.items()},
+    }
+
+
+def device_facts(device: str) -> dict[str, Any]:
     import torch
 
-    from engine import device as devices
-    from engine.bench import fmt_bytes, real_generator, vit_b16_shaped, vit_b32_shaped
-    from engine.config import TrainConfig
-    from engine.trainer import Trainer
+    facts: dict[str, Any] = {"device": device, "torch": torch.__version__, "cuda": torch.version.cuda}
+    if device.startswith("cuda"):
+        idx = int(device.split(":", 1)[1]) if ":" in device else 0
+        props = torch.cuda.get_device_properties(idx)
+        facts.update(name=props.name, capability=f"{props.major}.{props.minor}", total_memory_bytes=props.total_memory)
+    return facts
 
+
+def run_one_part(name: str, device_name: str, dry: bool) -> int:
+    """`--part NAME` (in the part's own process): run it and print its tagged JSON line."""
+    import warnings
+
+    from engine import device as devices
+    from engine.gpucheck_parts import PARTS
+
+    warnings.simplefilter("ignore")
     device = devices.resolve_device(device_name)
-    b32, b16 = vit_b32_shaped(), vit_b16_shaped()
-    cfg = TrainConfig(
-        source="a photo of a person",
-        target="a pencil sketch of a person",
-        iterations=steps,
-        clip_models=((b32.name, 1.0), (b16.name, 1.0)),
-        precision=precision,
-    )
-    tr = Trainer(cfg, real_generator(1024), {b32.name: b32, b16.name: b16}, device=device)
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    last = None
-    while not tr.done:
-        last = tr.step()
-    torch.cuda.synchronize(device)
-    total = time.perf_counter() - t0
-    peak = devices.memory(device)
-    assert last is not None
-    finite = all(math.isfinite(v) for v in last.losses.values())
-    print(
-        f"training run: 1024 px, ViT-B/32 + ViT-B/16 shapes, batch {cfg.batch}, {steps} steps, precision "
-        f"{precision}: {total:.1f} s total, {steps / total:.2f} steps/s, peak memory {fmt_bytes(peak.used_bytes)}"
-        + (f" of {fmt_bytes(peak.total_bytes)}" if peak.total_bytes else "")
-        + f", final loss {last.losses['total']:.4f}"
-    )
-    if not finite:
-        print(f"training run: the losses are not finite: {last.losses}")
-    return finite
+    if device.type == "cpu":  # OpenMP threads spinning against other work make a CPU run several times slower
+        import torch
+
+        torch.set_num_threads(1)
+    try:
+        result = PARTS[name](device, dry)
+    except Exception as exc:  # the summary says what broke; the other parts still run
+        result = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).strip()[:400]}"}
+    print(RESULT_TAG + json.dumps(result), flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.gpucheck", description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda", help="cuda or cuda:N")
-    p.add_argument("--steps", type=int, default=300, help="steps of the 1024 px training run")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "tf32", "bf16"), help="of the run")
-    p.add_argument("--skip-tests", action="store_true")
-    p.add_argument("--skip-bench", action="store_true")
-    p.add_argument("--skip-run", action="store_true")
+    p.add_argument("--device", default="cuda", help="cuda or cuda:N (cpu only with --dry)")
+    p.add_argument("--dry", action="store_true", help="tiny models, a few seconds a part: tries the check itself")
+    p.add_argument("--skip", nargs="+", default=[], choices=list(TIMEOUTS), help="parts to leave out")
+    p.add_argument("--out", type=Path, default=Path("gpucheck.json"), help="where the JSON summary goes")
+    p.add_argument("--part", choices=["session", "profile", "precision"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    warnings.simplefilter("ignore")
+    if args.part:
+        return run_one_part(args.part, args.device, args.dry)
 
     import torch
 
-    if not torch.cuda.is_available():
-        print(
-            "gpucheck needs a CUDA GPU, and PyTorch sees none here "
-            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}). "
-            "Run it on the GPU machine; on a CPU use `python -m engine.bench` and pytest.",
-            file=sys.stderr,
-        )
+    if not args.device.startswith("cuda") and not args.dry:
+        print(f"gpucheck checks CUDA devices, not {args.device!r} (add --dry to try the check on it).", file=sys.stderr)
         return 2
-    if not args.device.startswith("cuda"):
-        print(f"gpucheck runs on CUDA devices only, not {args.device!r}", file=sys.stderr)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(NO_CUDA.format(torch=torch.__version__, cuda=torch.version.cuda or "none"), file=sys.stderr)
         return 2
-    idx = int(args.device.split(":", 1)[1]) if ":" in args.device else 0
-    print(f"gpucheck on {torch.cuda.get_device_name(idx)}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-
+    facts = device_facts(args.device)
+    print(f"gpucheck on {facts.get('name', args.device)}, torch {facts['torch']}, CUDA {facts['cuda']}"
+          + (f"\n{DRY_NOTE}" if args.dry else ""), flush=True)
+    env, device = {**os.environ}, args.device
+    if device.startswith("cuda:"):  # the parts and the tests use "cuda": point it at the chosen GPU
+        env["CUDA_VISIBLE_DEVICES"], device = device.split(":", 1)[1], "cuda"
     start = time.perf_counter()
-    results: dict[str, bool] = {}
-    run_name = f"{args.steps}-step 1024 px run"
-    parts = [
-        ("gpu tests", args.skip_tests, lambda: run_tests(args.device)),
-        ("bench 256 + 1024 px, every precision", args.skip_bench, lambda: run_bench(args.device)),
-        (run_name, args.skip_run, lambda: training_run(args.device, args.steps, args.precision)),
-    ]
-    for name, skip, fn in parts:
-        if skip:
+    parts: dict[str, PartResult] = {}
+    skipped = list(args.skip)
+    if args.dry:
+        skipped.append("tests")  # the gpu tests need a GPU; a dry run has none to offer them
+    if not (REPO / "tests").is_dir() and "tests" not in skipped:
+        skipped.append("tests")  # an installed wheel has no tests folder
+    for name, limit in TIMEOUTS.items():
+        if name in skipped:
             continue
-        print(f"\n== {name}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            ok = fn()
-        except Exception as exc:  # one broken part must not hide the others' figures
-            print(f"{name}: failed: {type(exc).__name__}: {exc}")
-            ok = False
-        results[name] = ok
-        print(f"== {name}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s", flush=True)
-    total = time.perf_counter() - start
-    print(f"\ngpucheck total: {total:.1f} s" + (f" (over the {BUDGET_S} s budget)" if total > BUDGET_S else ""))
-    for name, ok in results.items():
-        print(f"  {'ok    ' if ok else 'FAILED'} {name}")
-    return 0 if all(results.values()) else 1
+        limit *= DRY_SLACK if args.dry else 1
+        print(f"== {name} (at most {limit} s)", flush=True)
+        parts[name] = res = run_part(part_command(name, device, args.dry), limit, env)
+        state = "ok" if res.ok else "TIMED OUT" if res.timed_out else "FAILED"
+        print(f"== {name}: {state} in {res.seconds:.1f} s" + (f": {res.error}" if res.error else ""), flush=True)
+    out = summary(facts, parts, time.perf_counter() - start, args.dry, skipped)
+    text = json.dumps(out, indent=2)
+    print(text)
+    try:
+        args.out.write_text(text + "\n")
+        print(f"summary written to {args.out}")
+    except OSError as exc:
+        print(f"could not write {args.out}: {exc}", file=sys.stderr)
+    return 0 if out["ok"] else 1
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from typing import Any
 
 from engine import sessions
 from engine.config import TrainConfig
-from engine.events import Event, LogMessage, StepMetrics, TrainingFailed, TrainingFinished
+from engine.events import Event, LogMessage, PreviewReady, StepMetrics, TrainingFailed, TrainingFinished
 from engine.trainer import Trainer
-from engine.training_worker import TrainingWorker
+from engine.training_worker import CheckpointWrite, TrainingWorker
 
 DEFAULT_CHECKPOINT_EVERY = 50
 HANDLED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -158,40 +158,46 @@ class Run:
         self.close()
 
     # ----- the worker -----------------------------------------------------------------------------
-    def checkpoint(self, trainer: Trainer, reason: str) -> Path:
-        """TrainingWorker's checkpoint callback (raises OSError on a full disk, old checkpoint intact)."""
+    def checkpoint(self, trainer: Trainer, reason: str) -> CheckpointWrite:
+        """TrainingWorker's checkpoint callback: the state now, its write for the writer thread (which
+        raises OSError on a full disk, the old checkpoint intact)."""
         if reason == "stop" and self.signal_name:
             reason = "signal"
-        return self.writer.checkpoint(trainer, reason)
+        return self.writer.prepare_checkpoint(trainer.state_dict(), reason)
 
     def _make_worker(self, on_event: EventHandler | None) -> TrainingWorker:
         if self._worker is not None:
             raise RuntimeError("a Run trains once; start, resume or fork a session to train again")
 
+        def write_failed(exc: Exception) -> None:
+            # Metrics and samples are best effort; say so once, keep training.
+            if not self._write_error_reported and on_event is not None:
+                self._write_error_reported = True
+                on_event(
+                    LogMessage(
+                        "error",
+                        f"Could not write to session {self.session_id}: {exc}. "
+                        "Training goes on; checkpoints are retried.",
+                    )
+                )
+
         def handle(event: Event) -> None:
             try:
                 self.writer.record(event)
             except OSError as exc:
-                # Metrics and samples are best effort; say so once, keep training.
-                if not self._write_error_reported and on_event is not None:
-                    self._write_error_reported = True
-                    on_event(
-                        LogMessage(
-                            "error",
-                            f"Could not write to session {self.session_id}: {exc}. "
-                            "Training goes on; checkpoints are retried.",
-                        )
-                    )
+                write_failed(exc)
             else:
                 if isinstance(event, StepMetrics):
                     self._write_error_reported = False
+            if isinstance(event, PreviewReady):  # the PNG is encoded and written on the writer thread
+                worker.write_later(lambda: self.writer.save_preview(event), write_failed)
             if on_event is not None:
                 try:
                     on_event(event)
                 except OSError:
                     pass  # a closed terminal (SIGHUP) must not stop training or saving
 
-        self._worker = TrainingWorker(
+        self._worker = worker = TrainingWorker(
             self.trainer,
             handle,
             checkpoint=self.checkpoint,

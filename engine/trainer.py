@@ -323,9 +323,10 @@ class Trainer:
         from the generator the run started from; "optimizer" is Adam's per-parameter state, indexed in
         the order of "param_names"."""
         start = dict(self.frozen.named_parameters())
-        weights = {k: v.cpu().clone() for k, v in self.trainable_state().items() if not torch.equal(v, start[k])}
-        opt_state = {
-            int(i): {k: torch.as_tensor(v).detach().cpu().clone() for k, v in st.items()}
+        trained = self.trainable_state()
+        weights = {k: v.detach().to("cpu", copy=True) for k, v in trained.items() if not torch.equal(v, start[k])}
+        opt_state = {  # CPU copies: the run's writer thread encodes them while training goes on
+            int(i): {k: torch.as_tensor(v).detach().to("cpu", copy=True) for k, v in st.items()}
             for i, st in self.optimizer.state_dict()["state"].items()
         }
         config = self.next_config  # a live change not yet applied (pins set, then stop) is saved too
@@ -335,7 +336,7 @@ class Trainer:
             "weights": weights,
             "param_names": self._param_names(),
             "optimizer": opt_state,
-            "scores": None if self.scores is None else self.scores.clone(),
+            "scores": None if self.scores is None else self.scores.detach().to("cpu", copy=True),
             "rng": self.rng.get_state(),
         }
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _backend_flags import backend_flags_kept
 
 from engine.demo import colour_oracle, tiny_clip, tiny_generator
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def backend_flags():
+    """TF32 and cuDNN flags a test (or a CUDA Trainer it builds) changes are put back after it."""
+    with backend_flags_kept():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,9 @@
 """`SessionWriter`: the one writer of a session while it trains (checkpoints, metrics lines, sample grids,
 status). It holds the session's lock until closed; it may be driven from a worker thread.
+
+Checkpoints and sample pictures are written in two halves, so a run's writer thread can do the slow one:
+`prepare_checkpoint` (training thread: takes the state and what the session records with it) returns the
+write; `save_preview` writes a sample PNG. Metrics lines are appended at once (small, no fsync).
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +60,9 @@ def _save_png(path: Path, image: Image.Image) -> None:
 
 
 class SessionWriter:
-    """The one writer of a session (holds its lock). Use `checkpoint` as TrainingWorker's checkpoint
-    callback and feed every worker event to `record`. Thread-safe; close() releases the lock.
+    """The one writer of a session (holds its lock). Feed every worker event to `record`; checkpoints go
+    through `prepare_checkpoint` (or `checkpoint`, both halves at once), previews' PNGs through
+    `save_preview`. Thread-safe; close() releases the lock.
 
     `last_losses`: the losses of the last logged step, for a writer that continues a session."""
 
@@ -67,7 +72,8 @@ class SessionWriter:
         self.path = path
         self.data = data
         self._lock = lock
-        self._mutex = threading.RLock()
+        self._mutex = threading.RLock()  # session.json and the checkpoint file
+        self._metrics_lock = threading.Lock()  # metrics.jsonl: never waits for a checkpoint write
         self._metrics = open(path / layout.METRICS_FILE, "ab")  # noqa: SIM115 (kept open for the whole run)
         self._metrics_torn = False
         self._last_preview: PreviewReady | None = None
@@ -105,14 +111,33 @@ class SessionWriter:
         with self._mutex:
             self._write_json(status=status, message=message)
 
-    # -- the TrainingWorker checkpoint callback
+    # -- checkpoints
     def checkpoint(self, trainer: Stateful, reason: str) -> Path:
-        """Save `trainer.state_dict()`, then session.json. OSError (a full disk) propagates with the
-        previous checkpoint intact, its text the cause and its `saved_step` the step the checkpoint file
-        holds; TrainingWorker reports it as a LogMessage. `last_checkpoint_error` says it in full."""
+        """`prepare_checkpoint(trainer.state_dict(), reason)` and its write, on this thread."""
+        return self.prepare_checkpoint(trainer.state_dict(), reason)()
+
+    def prepare_checkpoint(self, state: Mapping[str, Any], reason: str) -> Callable[[], Path]:
+        """The write of a checkpoint of `state` (`Trainer.state_dict()`, CPU tensors), with the losses,
+        final grid and stop reason of this moment; call it on any thread. The write saves the state, then
+        session.json. OSError (a full disk) propagates with the previous checkpoint intact, its text the
+        cause and its `saved_step` the step the checkpoint file holds; TrainingWorker reports it as a
+        LogMessage. `last_checkpoint_error` says it in full."""
+        final = reason in ("stop", "signal", "finish")
+        losses = json_losses(self._last_losses)
+        grid = self._last_preview if final else None
+        stop_reason = self.stop_reason
+        return lambda: self._write_checkpoint(state, reason, losses, grid, stop_reason)
+
+    def _write_checkpoint(
+        self,
+        state: Mapping[str, Any],
+        reason: str,
+        losses: dict[str, float | None],
+        grid: PreviewReady | None,
+        stop_reason: str | None,
+    ) -> Path:
         with self._mutex:
             t0 = time.perf_counter()
-            state = trainer.state_dict()
             step = int(state["step"])
             written = False
             try:
@@ -122,10 +147,9 @@ class SessionWriter:
                     raise OSError(errno.EINVAL, str(exc)) from exc
                 atomic.write_bytes(self.path / layout.CHECKPOINT_FILE, blob)
                 written, self.saved_step = True, step
-                if reason in ("stop", "signal", "finish") and self._last_preview is not None:
-                    _save_png(self.path / layout.GRID_FILE, _row_image(self._last_preview, None))
+                if grid is not None:
+                    _save_png(self.path / layout.GRID_FILE, _row_image(grid, None))
                 status = REASON_STATUS.get(reason, "running")
-                losses = json_losses(self._last_losses)
                 self._write_json(
                     status=status,
                     step=step,
@@ -139,7 +163,7 @@ class SessionWriter:
                         "bytes": len(blob),
                         "saved": now_iso(),
                     },
-                    stop_reason=self.stop_reason if status == "stopped" else None,
+                    stop_reason=stop_reason if status == "stopped" else None,
                     message=None,
                 )
             except OSError as exc:
@@ -163,21 +187,28 @@ class SessionWriter:
 
     # -- worker events
     def record(self, event: Event) -> None:
-        """Store what an event says (metrics line, sample grid, failure). Raises OSError on a full disk;
-        `engine.live_run.Run` turns that into a LogMessage."""
-        with self._mutex:
-            if isinstance(event, StepMetrics):
+        """Store what an event says (metrics line, failure; a preview is remembered for the final grid:
+        `save_preview` writes its PNG). Raises OSError on a full disk; `engine.live_run.Run` turns that
+        into a LogMessage."""
+        if isinstance(event, StepMetrics):
+            with self._metrics_lock:
                 self._last_losses = dict(event.losses)
                 self._append_metrics(event)
-            elif isinstance(event, PreviewReady):
-                self._last_preview = event
-                (self.path / layout.SAMPLES_DIR).mkdir(exist_ok=True)
-                png = self.path / layout.SAMPLES_DIR / f"step_{event.step:06d}.png"
-                _save_png(png, _row_image(event, layout.SAMPLE_TILE_MAX))
-            elif isinstance(event, TrainingFailed):
+        elif isinstance(event, PreviewReady):
+            self._last_preview = event
+        elif isinstance(event, TrainingFailed):
+            with self._mutex:
                 self._write_json(status="failed", message=event.message)
-            elif isinstance(event, TrainingFinished):
+        elif isinstance(event, TrainingFinished):
+            with self._metrics_lock:
                 self._flush_metrics()
+
+    def save_preview(self, preview: PreviewReady) -> Path:
+        """Write `samples/step_NNNNNN.png` (the run's writer thread calls it); OSError on a full disk."""
+        (self.path / layout.SAMPLES_DIR).mkdir(exist_ok=True)
+        png = self.path / layout.SAMPLES_DIR / f"step_{preview.step:06d}.png"
+        _save_png(png, _row_image(preview, layout.SAMPLE_TILE_MAX))
+        return png
 
     def _append_metrics(self, m: StepMetrics) -> None:
         pins = (tuple(m.pin_on), tuple(m.pin_off))
@@ -210,7 +241,7 @@ class SessionWriter:
             os.fsync(self._metrics.fileno())
 
     def close(self) -> None:
-        with self._mutex:
+        with self._mutex, self._metrics_lock:
             if self._metrics.closed:
                 return
             self._flush_metrics()
