@@ -41,7 +41,7 @@ def test_the_largest_seeds_train(generator, oracle, seed):
 
 @pytest.mark.usefixtures("small_demo")
 def test_the_largest_seed_trains_through_the_cli(capsys):
-    from tests._sessions import cli_train
+    from _sessions import cli_train
 
     session = cli_train(capsys, "--seed", str(LARGEST_SEED))
     assert sessions.read_state(sessions.resolve(session) / sessions.CHECKPOINT_FILE)["step"] == 3
@@ -91,7 +91,7 @@ def test_the_worker_saves_the_last_good_weights_after_a_nan_gradient(generator, 
 
 
 def test_a_checkpoint_with_non_finite_weights_is_refused(generator, oracle):
-    from tests.test_sessions import fresh_state
+    from test_sessions import fresh_state
 
     cfg = TrainConfig(source="a red image", target="a blue image", clip_models=((oracle.name, 1.0),))
     tr = Trainer(cfg, generator, {oracle.name: oracle}, device="cpu")
