@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.clip_vit import encode_image_lean, lean_visual
 from engine.config import CONTEXT_LENGTH
 from engine.errors import PromptError
 from engine.templates import IMAGENET_TEMPLATES
@@ -104,14 +105,17 @@ class ClipEncoder:
         ref = next(iter(model.parameters()), None)
         self.device = ref.device if ref is not None else torch.device("cpu")
         self.dtype = ref.dtype if ref is not None else torch.float32
-        self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
+        # ((x + 1) / 2 - mean) / std = x * _scale + _shift: one op (resizing commutes with it: its weights sum to 1)
+        std, mean = torch.tensor(CLIP_STD), torch.tensor(CLIP_MEAN)
+        self._scale = (0.5 / std).view(1, 3, 1, 1).to(self.device)
+        self._shift = ((0.5 - mean) / std).view(1, 3, 1, 1).to(self.device)
+        self._visual = lean_visual(model)  # a vision transformer runs through engine.clip_vit
         self._text_cache: dict[str, Tensor] = {}
 
     def to(self, device: torch.device | str) -> ClipEncoder:
         self.model.to(device)
         self.device = torch.device(device)
-        self._mean, self._std = self._mean.to(device), self._std.to(device)
+        self._scale, self._shift = self._scale.to(device), self._shift.to(device)
         self._text_cache = {k: v.to(device) for k, v in self._text_cache.items()}
         return self
 
@@ -122,19 +126,22 @@ class ClipEncoder:
         shrunk to 224 px without it aliases badly. The reference (torchvision 0.8) did not antialias.
         """
         r = self.input_resolution
-        x = (images.float() + 1) / 2
+        x = images.float()
         h, w = x.shape[-2:]
         if (h, w) != (r, r):
             scale = r / min(h, w)
             size = (max(r, round(h * scale)), max(r, round(w * scale)))
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=size[0] < h)
-            top, left = (size[0] - r) // 2, (size[1] - r) // 2
-            x = x[:, :, top : top + r, left : left + r]
-        return ((x - self._mean) / self._std).to(self.dtype)
+            if size != (r, r):
+                top, left = (size[0] - r) // 2, (size[1] - r) // 2
+                x = x[:, :, top : top + r, left : left + r]
+        return torch.addcmul(self._shift, x, self._scale).to(self.dtype)
 
     def encode_images(self, images: Tensor) -> Tensor:
         """Unit-norm image embeddings, differentiable with respect to `images`."""
-        return F.normalize(self.model.encode_image(self.preprocess(images)).float(), dim=-1)
+        x = self.preprocess(images)
+        features = self.model.encode_image(x) if self._visual is None else encode_image_lean(self._visual, x)
+        return F.normalize(features.float(), dim=-1)
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> Tensor:

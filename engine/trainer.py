@@ -249,7 +249,8 @@ class Trainer:
         # The one device sync of a step, after both passes are queued: the losses and the gradients' total
         # norm together. A non-finite gradient with a finite loss must not reach Adam (it would make the
         # weights NaN), so the step is skipped and the weights of the last good step stay.
-        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        stepped = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grads = [p.grad for p in stepped]
         grad_norm = torch.nn.utils.get_total_norm(grads) if grads else terms["total"].new_zeros(())
         *losses, grad_norm_value = torch.stack([*terms.values(), grad_norm.float()]).tolist()
         values = dict(zip(terms, losses, strict=True))
@@ -267,6 +268,9 @@ class Trainer:
                 "the batch's truncation, or check the CLIP model."
             )
         self.optimizer.step()
+        # The fused Adam kernel updates the weights in place without bumping their autograd version, which
+        # is how a layer that stops training knows its kept constants are stale (engine.modconv.derived).
+        torch.autograd.graph.increment_version(stepped)
         self.step_count += 1
 
         next_select = self.schedule.next_selection(t)  # 0-based step index
