@@ -218,6 +218,8 @@ class ClipLoss:
         self.image_weight = float(image_weight)  # a: how much target images steer (0 = the text alone)
         self._image_targets: dict[str, tuple[Tensor, Tensor]] = {}
         self._global_targets: dict[tuple[str, str], Tensor] = {}
+        # Replacements for a model's encode_images in the training loss (the trainer's compiled ones).
+        self.image_encoders: dict[str, Callable[[Tensor], Tensor]] = {}
 
     def set_image_target(self, enc: ClipEncoder, direction: Tensor, embedding: Tensor) -> None:
         """The target images' direction and unit mean embedding for one model (see engine.target_images)."""
@@ -256,7 +258,7 @@ class ClipLoss:
         n = trained_img.shape[0]
         both = torch.cat([frozen_img.detach(), trained_img])  # one CLIP pass for both: half the launches
         for enc, weight in self.models:
-            emb = enc.encode_images(both)
+            emb = self.image_encoders.get(enc.name, enc.encode_images)(both)
             frozen_emb, trained_emb = emb[:n].detach(), emb[n:]
             diff = trained_emb - frozen_emb
             edit = diff / diff.norm(dim=-1, keepdim=True).clamp_min(MIN_DIRECTION_NORM)

@@ -22,6 +22,7 @@ from PIL import Image
 from engine import device as devices
 from engine import target_images as targets
 from engine.clip_loss import ClipEncoder, ClipLoss
+from engine.compiled import StepParts, check_compile
 from engine.config import ADAM_BETAS, LR_SCALE, SETTINGS, ConfigError, TrainConfig, default_k
 from engine.events import (
     PreviewReady,
@@ -68,6 +69,7 @@ class Trainer:
             raise ConfigError(
                 "precision", f"bf16 runs on CUDA only; on {self.device.type} use fp32 (what auto picks there)"
             )
+        check_compile(config.compile, self.device)
         devices.configure(self.device, config.precision)
         self.config = config
         self.frozen = copy.deepcopy(generator).to(self.device).eval().requires_grad_(False)
@@ -78,6 +80,10 @@ class Trainer:
         encoders = [(clip_models[n].to(self.device), w) for n, w in config.clip_models if w > 0]
         self.image_weight = targets.resolve_image_weight(config)
         self.loss = ClipLoss(encoders, config.global_weight, config.templates, self.image_weight)
+        # compile = graphs | compile: the frozen render and the CLIP image encoders captured (CUDA only).
+        self.parts = StepParts(config.compile, self.frozen)
+        for enc, _ in self.loss.models if self.parts.on else ():
+            self.loss.image_encoders[enc.name] = self.parts.encoder(enc.name, enc.encode_images)
         if self.image_weight > 0:  # once, before step 1: the images' direction and target per CLIP model
             images = target_images
             if images is None:
@@ -238,9 +244,13 @@ class Trainer:
         # Both renders take the split path in every layer, unless a path is forced (the bench): they agree
         # exactly before any training in every precision, and depthwise filters take fewer ops than
         # zero insertion.
+        self.parts.begin_step()
         with self.autocast(), modconv_path(forced_modconv_path() or "split"):
-            with torch.no_grad():
-                frozen_img = self.frozen.synthesis(w_plus, frozen_noise)
+            if self.parts.on:
+                frozen_img = self.parts.frozen_render(w_plus, frozen_noise)
+            else:
+                with torch.no_grad():
+                    frozen_img = self.frozen.synthesis(w_plus, frozen_noise)
             trained_img = self.generator.synthesis(w_plus, noise)
             terms = self.loss(frozen_img, trained_img, cfg.source, cfg.target)
         terms = {k: v.float() for k, v in terms.items()}
