@@ -145,10 +145,12 @@ class ClipEncoder:
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> Tensor:
-        """Unit-norm text embeddings [len(texts), D], cached per string."""
+        """Unit-norm text embeddings [len(texts), D], cached per string. Always fp32, autocast off: the cache
+        outlives the caller (a bf16 step's text target is reused by a later fp32 run on this encoder)."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         if missing:
-            emb = self.model.encode_text(tokenize(missing).to(self.device)).float()
+            with torch.autocast(self.device.type, enabled=False):
+                emb = self.model.encode_text(tokenize(missing).to(self.device)).float()
             for t, e in zip(missing, F.normalize(emb, dim=-1), strict=True):
                 self._text_cache[t] = e
         return torch.stack([self._text_cache[t] for t in texts])

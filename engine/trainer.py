@@ -65,10 +65,7 @@ class Trainer:
         those paths when not given (a session passes the copies it keeps). The prompts and image settings
         are checked before, once, by engine.inputs.check_inputs."""
         self.device = devices.resolve_device(device)
-        if config.precision == "bf16" and self.device.type != "cuda":
-            raise ConfigError(
-                "precision", f"bf16 runs on CUDA only; on {self.device.type} use fp32 (what auto picks there)"
-            )
+        devices.check_precision(self.device, config.precision)
         check_compile(config.compile, self.device)
         devices.configure(self.device, config.precision)
         self.config = config
@@ -92,9 +89,10 @@ class Trainer:
             found = targets.image_targets([enc for enc, _ in self.loss.models], samples, images)
             for enc, _ in self.loss.models:
                 self.loss.set_image_target(enc, *found[enc.name])
-        # Text directions are computed (and checked) now rather than at the first step.
+        # Text directions and global targets are computed (and checked) now, outside any autocast.
         for enc, _ in self.loss.models:
             self.loss.direction(enc, config.source, config.target)
+            self.loss.global_target(enc, config.target)
 
         n = self.generator.n_latent
         self.layer_choice = LayerChoice.from_settings(config.layers, config.pin_on, config.pin_off, n)
@@ -197,22 +195,21 @@ class Trainer:
         noise = self.frozen.make_noise(cfg.auto_layer_batch, rng)
         with torch.no_grad():
             w = self.frozen.mapping(z)
-        with self.autocast():
-            scores = score_layers(
-                self.generator,
-                w,
-                lambda img: self.loss.global_losses(img, cfg.target),
-                cfg.auto_layer_iters,
-                noise=noise,
-                batching=self.selection_batching,
-            )
+
+        def global_losses(img: torch.Tensor) -> torch.Tensor:
+            with self.autocast():
+                return self.loss.global_losses(img, cfg.target).float()
+
+        scores = score_layers(self.generator, w, global_losses, cfg.auto_layer_iters, noise=noise,
+                              batching=self.selection_batching)
         return scores.float().cpu()
 
     def autocast(self) -> torch.autocast:
-        """bf16: generator and CLIP forward (and so their backward) in bfloat16 on CUDA; losses, Adam and
-        the stored weights stay fp32. A no-op for the other precisions."""
-        bf16 = self.config.precision == "bf16" and self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+        """bf16: the CLIP models' forward (and so their backward) in bfloat16; the generator stays fp32
+        (TF32 on CUDA), so the frozen and the trained render agree exactly before training, and the images'
+        gradients reach the weights unrounded. Losses, Adam and the stored weights are fp32. A no-op for the
+        other precisions (bf16 itself is refused where it cannot run: engine.device.check_precision)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
 
     def trained_indices(self, step: int) -> tuple[int, ...]:
         """The layer set, pins and (adaptive) the schedule's k with the last scores: see engine.freezing."""
@@ -245,13 +242,14 @@ class Trainer:
         # exactly before any training in every precision, and depthwise filters take fewer ops than
         # zero insertion.
         self.parts.begin_step()
-        with self.autocast(), modconv_path(forced_modconv_path() or "split"):
+        with modconv_path(forced_modconv_path() or "split"):
             if self.parts.on:
                 frozen_img = self.parts.frozen_render(w_plus, frozen_noise)
             else:
                 with torch.no_grad():
                     frozen_img = self.frozen.synthesis(w_plus, frozen_noise)
             trained_img = self.generator.synthesis(w_plus, noise)
+        with self.autocast():  # bf16: CLIP only (see autocast())
             terms = self.loss(frozen_img, trained_img, cfg.source, cfg.target)
         terms = {k: v.float() for k, v in terms.items()}
         self.optimizer.zero_grad(set_to_none=True)
