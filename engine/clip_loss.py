@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.clip_vit import encode_image_lean, lean_visual
 from engine.config import CONTEXT_LENGTH
 from engine.errors import PromptError
 from engine.templates import IMAGENET_TEMPLATES
@@ -104,14 +105,17 @@ class ClipEncoder:
         ref = next(iter(model.parameters()), None)
         self.device = ref.device if ref is not None else torch.device("cpu")
         self.dtype = ref.dtype if ref is not None else torch.float32
-        self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
+        # ((x + 1) / 2 - mean) / std = x * _scale + _shift: one op (resizing commutes with it: its weights sum to 1)
+        std, mean = torch.tensor(CLIP_STD), torch.tensor(CLIP_MEAN)
+        self._scale = (0.5 / std).view(1, 3, 1, 1).to(self.device)
+        self._shift = ((0.5 - mean) / std).view(1, 3, 1, 1).to(self.device)
+        self._visual = lean_visual(model)  # a vision transformer runs through engine.clip_vit
         self._text_cache: dict[str, Tensor] = {}
 
     def to(self, device: torch.device | str) -> ClipEncoder:
         self.model.to(device)
         self.device = torch.device(device)
-        self._mean, self._std = self._mean.to(device), self._std.to(device)
+        self._scale, self._shift = self._scale.to(device), self._shift.to(device)
         self._text_cache = {k: v.to(device) for k, v in self._text_cache.items()}
         return self
 
@@ -122,26 +126,31 @@ class ClipEncoder:
         shrunk to 224 px without it aliases badly. The reference (torchvision 0.8) did not antialias.
         """
         r = self.input_resolution
-        x = (images.float() + 1) / 2
+        x = images.float()
         h, w = x.shape[-2:]
         if (h, w) != (r, r):
             scale = r / min(h, w)
             size = (max(r, round(h * scale)), max(r, round(w * scale)))
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=size[0] < h)
-            top, left = (size[0] - r) // 2, (size[1] - r) // 2
-            x = x[:, :, top : top + r, left : left + r]
-        return ((x - self._mean) / self._std).to(self.dtype)
+            if size != (r, r):
+                top, left = (size[0] - r) // 2, (size[1] - r) // 2
+                x = x[:, :, top : top + r, left : left + r]
+        return torch.addcmul(self._shift, x, self._scale).to(self.dtype)
 
     def encode_images(self, images: Tensor) -> Tensor:
         """Unit-norm image embeddings, differentiable with respect to `images`."""
-        return F.normalize(self.model.encode_image(self.preprocess(images)).float(), dim=-1)
+        x = self.preprocess(images)
+        features = self.model.encode_image(x) if self._visual is None else encode_image_lean(self._visual, x)
+        return F.normalize(features.float(), dim=-1)
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> Tensor:
-        """Unit-norm text embeddings [len(texts), D], cached per string."""
+        """Unit-norm text embeddings [len(texts), D], cached per string. Always fp32, autocast off: the cache
+        outlives the caller (a bf16 step's text target is reused by a later fp32 run on this encoder)."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         if missing:
-            emb = self.model.encode_text(tokenize(missing).to(self.device)).float()
+            with torch.autocast(self.device.type, enabled=False):
+                emb = self.model.encode_text(tokenize(missing).to(self.device)).float()
             for t, e in zip(missing, F.normalize(emb, dim=-1), strict=True):
                 self._text_cache[t] = e
         return torch.stack([self._text_cache[t] for t in texts])
@@ -211,6 +220,8 @@ class ClipLoss:
         self.image_weight = float(image_weight)  # a: how much target images steer (0 = the text alone)
         self._image_targets: dict[str, tuple[Tensor, Tensor]] = {}
         self._global_targets: dict[tuple[str, str], Tensor] = {}
+        # Replacements for a model's encode_images in the training loss (the trainer's compiled ones).
+        self.image_encoders: dict[str, Callable[[Tensor], Tensor]] = {}
 
     def set_image_target(self, enc: ClipEncoder, direction: Tensor, embedding: Tensor) -> None:
         """The target images' direction and unit mean embedding for one model (see engine.target_images)."""
@@ -249,7 +260,7 @@ class ClipLoss:
         n = trained_img.shape[0]
         both = torch.cat([frozen_img.detach(), trained_img])  # one CLIP pass for both: half the launches
         for enc, weight in self.models:
-            emb = enc.encode_images(both)
+            emb = self.image_encoders.get(enc.name, enc.encode_images)(both)
             frozen_emb, trained_emb = emb[:n].detach(), emb[n:]
             diff = trained_emb - frozen_emb
             edit = diff / diff.norm(dim=-1, keepdim=True).clamp_min(MIN_DIRECTION_NORM)

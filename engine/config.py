@@ -56,6 +56,7 @@ LR_SCALE = 0.8
 ADAM_BETAS = (0.0, 0.99**0.8)
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 NOISE_MODES = ("shared", "independent")
+COMPILE_MODES = ("off", "compile", "graphs")  # engine/compiled.py
 
 
 def _setting(default: Any, flag: str, label: str, help: str, allowed: str, kind: type[Setting],
@@ -157,6 +158,10 @@ class TrainConfig:
     precision: str = _setting("auto", "--precision", "precision",
                               "arithmetic on the GPU: auto (tf32 on CUDA, fp32 on CPU), fp32, tf32, or bf16 "
                               "(CUDA only)", "auto, fp32, tf32 or bf16", ChoiceSetting, choices=PRECISIONS)
+    compile: str = _setting("off", "--compile", "", "capture the fixed-shape parts of a step (the frozen render, "
+                            "the CLIP image encoders) on CUDA: off (eager), compile (torch.compile) or graphs "
+                            "(torch.compile with CUDA graphs: one launch each); the first steps compile",
+                            "off, compile or graphs (CUDA only)", ChoiceSetting, choices=COMPILE_MODES)
 
     def __post_init__(self) -> None:
         # Tuples survive a JSON round trip as lists; normalise so equality and hashing keep working.

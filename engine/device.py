@@ -47,6 +47,22 @@ def resolve_device(requested: str | torch.device | None = None) -> torch.device:
     return device
 
 
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse bf16 where it cannot run natively: off CUDA, and on GPUs older than Ampere (compute capability
+    below 8.0, where bfloat16 is emulated, slowly)."""
+    if precision != "bf16":
+        return
+    if device.type != "cuda":
+        raise ConfigError("precision", f"bf16 runs on CUDA only; on {device.type} use fp32 (what auto picks there)")
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) < (8, 0):
+        raise ConfigError(
+            "precision",
+            f"bf16 needs a GPU with native bfloat16 (compute capability 8.0 or newer: Ampere and later); this "
+            f"one is {major}.{minor}: use tf32 or fp32",
+        )
+
+
 def configure(device: torch.device, precision: str = "auto") -> None:
     """TF32 matmuls/convs on Ampere and newer unless precision is "fp32" (CUDA only; CPUs have no TF32)."""
     if device.type == "cuda":

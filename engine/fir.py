@@ -58,6 +58,8 @@ def blur_depthwise(x: Tensor, kernel: Tensor, pad: tuple[int, int], weight: Tens
     p0, p1 = pad
     if weight is None:
         weight = depthwise_kernel(kernel, c, x.dtype, flip=True)
+    if p0 == p1:  # the conv pads: one op fewer
+        return F.conv2d(x, weight, padding=p0, groups=c)
     return F.conv2d(F.pad(x, (p0, p1, p0, p1)), weight, groups=c)
 
 

@@ -4,16 +4,10 @@ The module tree and parameter/buffer names match rosinality's stylegan2-pytorch 
 `g_ema` dict from any of its checkpoints (or from NADA) loads with `strict=True`. No compiled
 extensions: upfirdn2d is zero-insertion + pad + conv2d, fused leaky ReLU is `leaky_relu(x + b) * sqrt(2)`.
 
-Two ways to run a modulated conv, picked per call (see `modconv_path`):
-- "fused" (rosinality's, and NVIDIA's for inference): the weight is modulated per sample and run as one
-  grouped conv; resampling filters go through `upfirdn2d`. Cheapest without gradients, and what sampling
-  uses: its output is bit-for-bit the one this module has always produced.
-- "split" (NVIDIA's ada-pytorch formulation while training): scale the input by the style, run one
-  ordinary conv with the shared weight, multiply the output by the demodulation coefficients. Gradients
-  to the styles then come from the input gradient that backprop computes anyway instead of a
-  per-sample weight gradient [N, out, in, k, k] for every layer, and the filters run as depthwise
-  convs (the FIR upsample as a stride-2 transposed conv: no multiplications by inserted zeros).
-  "auto" (the default) picks split whenever gradients flow through the layer, fused otherwise.
+Modulated convs (fused for sampling, split while training) are engine/modconv.py; a split render takes
+all its styles from one matmul (engine/styles.py). The path is chosen per render: split whenever
+gradients flow through it (codes or any weight), fused otherwise, unless `modconv_path()` or
+`Generator.set_modconv_path()` forces one.
 
 `conv_clamp` (stylegan2-ada-pytorch generators; None elsewhere) clamps where NVIDIA's networks.py does:
 each synthesis layer's output after bias, leaky ReLU and its sqrt(2) gain, and each ToRGB output after
@@ -26,61 +20,32 @@ final to_rgb.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.fir import BLUR_KERNEL, Blur, Upsample
+from engine.fir import BLUR_KERNEL, Upsample
+from engine.modconv import (
+    LRELU_GAIN,
+    MODCONV_PATHS,
+    EqualLinear,
+    FusedLeakyReLU,
+    ModulatedConv2d,
+    SplitStyle,
+    choose_path,
+    derived,
+    forced_modconv_path,
+    modconv_path,
+)
+from engine.styles import split_styles
 
-LRELU_GAIN = math.sqrt(2.0)
-MODCONV_PATHS = ("auto", "fused", "split")
-
-# Set by `modconv_path()`; a ContextVar so that a forced path in the training thread does not leak into
-# a preview rendered by another thread.
-_forced_path: ContextVar[str | None] = ContextVar("nada_modconv_path", default=None)
-
-
-@contextlib.contextmanager
-def modconv_path(path: str) -> Iterator[None]:
-    """Force "fused" or "split" (or "auto") for every modulated conv run inside the block, this thread only.
-
-    It overrides `Generator.set_modconv_path()`; "auto" restores the per-call rule.
-    """
-    if path not in MODCONV_PATHS:
-        raise ValueError(f"modconv path must be one of {MODCONV_PATHS}, got {path!r}")
-    token = _forced_path.set(path)
-    try:
-        yield
-    finally:
-        _forced_path.reset(token)
-
-
-def forced_modconv_path() -> str | None:
-    """The path a `modconv_path()` block forces in this thread (None outside one)."""
-    return _forced_path.get()
-
-
-def _choose_path(module: nn.Module, *tensors: Tensor) -> str:
-    """The rule: split whenever autograd will differentiate through this layer, fused otherwise.
-
-    Measured on CPU at 256 px (engine.bench): with gradients to the styles or weights the grouped conv
-    builds a per-sample weight gradient, and `upfirdn2d`'s single-channel convs are slow to
-    differentiate; even when only the input needs a gradient, split and depthwise filters are faster.
-    """
-    path = _forced_path.get() or getattr(module, "path", "auto")
-    if path != "auto":
-        return path
-    if not torch.is_grad_enabled():
-        return "fused"
-    if any(t.requires_grad for t in tensors):
-        return "split"
-    return "split" if any(p.requires_grad for p in module.parameters()) else "fused"
+# modconv_path and forced_modconv_path are part of this module's surface (callers pick a path here).
+__all__ = ["Generator", "GeneratorConfig", "ModulatedConv2d", "default_channels", "forced_modconv_path",
+           "modconv_path"]
 
 
 def default_channels(size: int, channel_multiplier: int = 2) -> dict[int, int]:
@@ -151,114 +116,6 @@ class PixelNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
 
 
-class EqualLinear(nn.Module):
-    """Linear layer with equalised learning rate: weights stored at unit scale, scaled at run time."""
-
-    def __init__(
-        self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0, activate: bool = False
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
-        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
-        self.scale = lr_mul / math.sqrt(in_dim)
-        self.lr_mul = lr_mul
-        self.activate = activate
-
-    def forward(self, x: Tensor) -> Tensor:
-        bias = self.bias if self.lr_mul == 1 else self.bias * self.lr_mul  # x * 1 is x: one op fewer
-        if self.activate:
-            out = F.linear(x, self.weight * self.scale)
-            return F.leaky_relu(out + bias, 0.2) * LRELU_GAIN
-        return F.linear(x, self.weight * self.scale, bias)
-
-
-class FusedLeakyReLU(nn.Module):
-    """Bias, leaky ReLU, gain sqrt(2), then (ada-pytorch generators) the clamp to +-conv_clamp."""
-
-    def __init__(self, channels: int, conv_clamp: float | None = None) -> None:
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.conv_clamp = conv_clamp
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * LRELU_GAIN
-        if self.conv_clamp is not None:
-            out = out.clamp(-self.conv_clamp, self.conv_clamp)
-        return out
-
-
-class ModulatedConv2d(nn.Module):
-    """Per-sample style modulation (and demodulation) of one conv weight, fused or split (module docstring).
-
-    `path` ("auto", "fused" or "split") is this layer's choice; `modconv_path()` overrides it.
-    """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        kernel_size: int,
-        style_dim: int,
-        demodulate: bool = True,
-        upsample: bool = False,
-    ) -> None:
-        super().__init__()
-        self.in_ch, self.out_ch, self.kernel_size = in_ch, out_ch, kernel_size
-        self.upsample, self.demodulate = upsample, demodulate
-        if upsample:
-            p = (len(BLUR_KERNEL) - 2) - (kernel_size - 1)
-            self.blur = Blur(BLUR_KERNEL, pad=((p + 1) // 2 + 1, p // 2 + 1), upsample_factor=2)
-        self.scale = 1 / math.sqrt(in_ch * kernel_size**2)
-        self.padding = kernel_size // 2
-        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
-        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
-        self.path = "auto"
-
-    def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        if _choose_path(self, x, style) == "split":
-            return self.forward_split(x, style)
-        return self.forward_fused(x, style)
-
-    def forward_split(self, x: Tensor, style: Tensor) -> Tensor:
-        """Input scaled by the style, one conv with the shared weight, output scaled by demodulation."""
-        batch = x.shape[0]
-        s = self.modulation(style)
-        weight = self.weight[0] * self.scale
-        x = x * s.to(x.dtype).view(batch, self.in_ch, 1, 1)
-        if self.upsample:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
-            out = self.blur(out, fast=True)
-        else:
-            out = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
-        if self.demodulate:
-            # sum over (in, kh, kw) of (w * s)^2 = (s^2) @ (sum over kh, kw of w^2): no [N, out, in, k, k]
-            # tensor. In fp32, autocast off: it is tiny, and bf16 would round the coefficients.
-            with torch.autocast(x.device.type, enabled=False):
-                demod = torch.rsqrt(s.float().pow(2) @ weight.float().pow(2).sum([2, 3]).t() + 1e-8)
-            out = out * demod.to(out.dtype).view(batch, self.out_ch, 1, 1)
-        return out
-
-    def forward_fused(self, x: Tensor, style: Tensor) -> Tensor:
-        """Per-sample modulated weights in one grouped conv (rosinality's formulation)."""
-        batch, in_ch, h, w = x.shape
-        s = self.modulation(style).view(batch, 1, in_ch, 1, 1)
-        weight = self.scale * self.weight * s
-        if self.demodulate:
-            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)
-            weight = weight * demod.view(batch, self.out_ch, 1, 1, 1)
-        k = self.kernel_size
-        x = x.reshape(1, batch * in_ch, h, w)
-        if self.upsample:
-            weight = weight.transpose(1, 2).reshape(batch * in_ch, self.out_ch, k, k)
-            out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=batch)
-            out = self.blur(out.view(batch, self.out_ch, out.shape[2], out.shape[3]))
-        else:
-            weight = weight.reshape(batch * self.out_ch, in_ch, k, k)
-            out = F.conv2d(x, weight, padding=self.padding, groups=batch)
-            out = out.view(batch, self.out_ch, out.shape[2], out.shape[3])
-        return out
-
-
 class NoiseInjection(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -296,8 +153,24 @@ class StyledConv(nn.Module):
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_ch, conv_clamp)
 
-    def forward(self, x: Tensor, style: Tensor, noise: Tensor | None = None) -> Tensor:
-        return self.activate(self.noise(self.conv(x, style), noise))
+    def forward(self, x: Tensor, style: Tensor | SplitStyle, noise: Tensor | None = None) -> Tensor:
+        """`style`: a W+ code [N, style_dim] (the layer picks its path), or a ready SplitStyle."""
+        if not isinstance(style, SplitStyle):
+            if choose_path(self.conv, x, style) == "fused":
+                return self.activate(self.noise(self.conv.forward_fused(x, style), noise))
+            style = self.conv.split_style(style)
+        # leaky_relu(out * demod + w * noise + b) * g = leaky_relu(out * (g demod) + (g w) * noise + g b) for
+        # g > 0: the gain rides on the demodulation (engine.modconv), the noise weight and the bias, and
+        # two addcmuls do what five ops did.
+        out, demod = self.conv.split_parts(x, style, LRELU_GAIN)
+        if noise is None:
+            noise = out.new_empty(out.shape[0], 1, out.shape[2], out.shape[3]).normal_()
+        act = self.activate
+        bias = derived(act, "gain_bias", lambda: act.bias.view(1, -1, 1, 1) * LRELU_GAIN, act.bias)
+        noise_weight = derived(self.noise, "gain_weight", lambda: self.noise.weight * LRELU_GAIN, self.noise.weight)
+        out = torch.addcmul(torch.addcmul(bias, noise_weight, noise), out, demod.to(out.dtype))
+        out = F.leaky_relu(out, 0.2)
+        return out if act.conv_clamp is None else out.clamp(-act.conv_clamp, act.conv_clamp)
 
 
 class ToRGB(nn.Module):
@@ -310,12 +183,17 @@ class ToRGB(nn.Module):
         self.conv_clamp = conv_clamp
         self.path = "auto"
 
-    def forward(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
-        out = self.conv(x, style) + self.bias
+    def forward(self, x: Tensor, style: Tensor | SplitStyle, skip: Tensor | None = None) -> Tensor:
+        """`style`: a W+ code [N, style_dim] (the layer picks its path), or a ready SplitStyle (split)."""
+        if isinstance(style, SplitStyle):
+            out = self.conv.split_parts(x, style)[0] + self.bias
+            fast = True
+        else:
+            out = self.conv(x, style) + self.bias
+            fast = skip is not None and choose_path(self, skip) == "split"
         if self.conv_clamp is not None:
             out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:
-            fast = _choose_path(self, skip) == "split"
             # The image being built stays fp32 under autocast, as NVIDIA's networks keep it: 3 channels,
             # so it costs nothing, and bf16 rounding would otherwise accumulate over the resolutions.
             with torch.autocast(skip.device.type, enabled=False):
@@ -457,7 +335,6 @@ class Generator(nn.Module):
     # ----- synthesis ----------------------------------------------------------------------------
     def synthesis(self, w_plus: Tensor, noise: NoiseSpec = "const") -> Tensor:
         """W+ codes [N, n_latent, D] -> images [N, 3, H, W] in about [-1, 1]."""
-        batch = w_plus.shape[0]
         if isinstance(noise, str):
             if noise == "const":
                 noises: Sequence[Tensor | None] = self.noises.as_list()
@@ -467,7 +344,9 @@ class Generator(nn.Module):
                 raise ValueError(f"noise must be 'const', 'random' or a list of tensors, got {noise!r}")
         else:
             noises = noise
-        out = self.input(batch)
+        if self.render_path(w_plus) == "split":
+            return self.split_synthesis(w_plus, noises)
+        out = self.input(w_plus.shape[0])
         out = self.conv1(out, w_plus[:, 0], noises[0])
         skip = self.to_rgb1(out, w_plus[:, 1])
         i = 1
@@ -476,6 +355,35 @@ class Generator(nn.Module):
             out = self.convs[2 * j + 1](out, w_plus[:, i + 1], noises[2 * j + 2])
             skip = self.to_rgbs[j](out, w_plus[:, i + 2], skip)
             i += 2
+        return skip
+
+    def render_path(self, w_plus: Tensor) -> str:
+        """"split" or "fused" for a whole render: a forced path, else split whenever autograd will
+        differentiate through it (the codes or any weight need gradients), else fused."""
+        path = forced_modconv_path() or self.modconv_path
+        if path != "auto":
+            return path
+        if not torch.is_grad_enabled():
+            return "fused"
+        return "split" if w_plus.requires_grad or any(p.requires_grad for p in self.parameters()) else "fused"
+
+    def modulated_layers(self) -> list[tuple[ModulatedConv2d, int]]:
+        """Every modulated conv with the W+ index it reads, in the order a render runs them."""
+        out = [(self.conv1.conv, 0), (self.to_rgb1.conv, 1)]
+        for j, rgb in enumerate(self.to_rgbs):
+            out += [(self.convs[2 * j].conv, 2 * j + 1), (self.convs[2 * j + 1].conv, 2 * j + 2), (rgb.conv, 2 * j + 3)]
+        return out
+
+    def split_synthesis(self, w_plus: Tensor, noises: Sequence[Tensor | None]) -> Tensor:
+        """The split render (whatever path is forced): every style from one matmul (engine.styles), the
+        constant input broadcast by conv1's style scaling rather than repeated per sample."""
+        styles = iter(split_styles(self, self.modulated_layers(), w_plus))
+        out = self.conv1(self.input.input, next(styles), noises[0])
+        skip = self.to_rgb1(out, next(styles))
+        for j, rgb in enumerate(self.to_rgbs):
+            out = self.convs[2 * j](out, next(styles), noises[2 * j + 1])
+            out = self.convs[2 * j + 1](out, next(styles), noises[2 * j + 2])
+            skip = rgb(out, next(styles), skip)
         return skip
 
     def render(

@@ -22,6 +22,7 @@ from PIL import Image
 from engine import device as devices
 from engine import target_images as targets
 from engine.clip_loss import ClipEncoder, ClipLoss
+from engine.compiled import StepParts, check_compile
 from engine.config import ADAM_BETAS, LR_SCALE, SETTINGS, ConfigError, TrainConfig, default_k
 from engine.events import (
     PreviewReady,
@@ -64,10 +65,8 @@ class Trainer:
         those paths when not given (a session passes the copies it keeps). The prompts and image settings
         are checked before, once, by engine.inputs.check_inputs."""
         self.device = devices.resolve_device(device)
-        if config.precision == "bf16" and self.device.type != "cuda":
-            raise ConfigError(
-                "precision", f"bf16 runs on CUDA only; on {self.device.type} use fp32 (what auto picks there)"
-            )
+        devices.check_precision(self.device, config.precision)
+        check_compile(config.compile, self.device)
         devices.configure(self.device, config.precision)
         self.config = config
         self.frozen = copy.deepcopy(generator).to(self.device).eval().requires_grad_(False)
@@ -78,6 +77,10 @@ class Trainer:
         encoders = [(clip_models[n].to(self.device), w) for n, w in config.clip_models if w > 0]
         self.image_weight = targets.resolve_image_weight(config)
         self.loss = ClipLoss(encoders, config.global_weight, config.templates, self.image_weight)
+        # compile = graphs | compile: the frozen render and the CLIP image encoders captured (CUDA only).
+        self.parts = StepParts(config.compile, self.frozen)
+        for enc, _ in self.loss.models if self.parts.on else ():
+            self.loss.image_encoders[enc.name] = self.parts.encoder(enc.name, enc.encode_images)
         if self.image_weight > 0:  # once, before step 1: the images' direction and target per CLIP model
             images = target_images
             if images is None:
@@ -86,9 +89,10 @@ class Trainer:
             found = targets.image_targets([enc for enc, _ in self.loss.models], samples, images)
             for enc, _ in self.loss.models:
                 self.loss.set_image_target(enc, *found[enc.name])
-        # Text directions are computed (and checked) now rather than at the first step.
+        # Text directions and global targets are computed (and checked) now, outside any autocast.
         for enc, _ in self.loss.models:
             self.loss.direction(enc, config.source, config.target)
+            self.loss.global_target(enc, config.target)
 
         n = self.generator.n_latent
         self.resolutions = self.generator.layer_resolutions()  # named layer sets, per generator family
@@ -198,22 +202,21 @@ class Trainer:
         noise = self.frozen.make_noise(cfg.auto_layer_batch, rng)
         with torch.no_grad():
             w = self._map(z)
-        with self.autocast():
-            scores = score_layers(
-                self.generator,
-                w,
-                lambda img: self.loss.global_losses(img, cfg.target),
-                cfg.auto_layer_iters,
-                noise=noise,
-                batching=self.selection_batching,
-            )
+
+        def global_losses(img: torch.Tensor) -> torch.Tensor:
+            with self.autocast():
+                return self.loss.global_losses(img, cfg.target).float()
+
+        scores = score_layers(self.generator, w, global_losses, cfg.auto_layer_iters, noise=noise,
+                              batching=self.selection_batching)
         return scores.float().cpu()
 
     def autocast(self) -> torch.autocast:
-        """bf16: generator and CLIP forward (and so their backward) in bfloat16 on CUDA; losses, Adam and
-        the stored weights stay fp32. A no-op for the other precisions."""
-        bf16 = self.config.precision == "bf16" and self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+        """bf16: the CLIP models' forward (and so their backward) in bfloat16; the generator stays fp32
+        (TF32 on CUDA), so the frozen and the trained render agree exactly before training, and the images'
+        gradients reach the weights unrounded. Losses, Adam and the stored weights are fp32. A no-op for the
+        other precisions (bf16 itself is refused where it cannot run: engine.device.check_precision)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
 
     def trained_indices(self, step: int) -> tuple[int, ...]:
         """The layer set, pins and (adaptive) the schedule's k with the last scores: see engine.freezing."""
@@ -246,10 +249,15 @@ class Trainer:
         # Both renders take the split path in every layer, unless a path is forced (the bench): they agree
         # exactly before any training in every precision, and depthwise filters take fewer ops than
         # zero insertion.
-        with self.autocast(), modconv_path(forced_modconv_path() or "split"):
-            with torch.no_grad():
-                frozen_img = self.frozen.synthesis(w_plus, frozen_noise)
+        self.parts.begin_step()
+        with modconv_path(forced_modconv_path() or "split"):
+            if self.parts.on:
+                frozen_img = self.parts.frozen_render(w_plus, frozen_noise)
+            else:
+                with torch.no_grad():
+                    frozen_img = self.frozen.synthesis(w_plus, frozen_noise)
             trained_img = self.generator.synthesis(w_plus, noise)
+        with self.autocast():  # bf16: CLIP only (see autocast())
             terms = self.loss(frozen_img, trained_img, cfg.source, cfg.target)
         terms = {k: v.float() for k, v in terms.items()}
         self.optimizer.zero_grad(set_to_none=True)
@@ -257,7 +265,8 @@ class Trainer:
         # The one device sync of a step, after both passes are queued: the losses and the gradients' total
         # norm together. A non-finite gradient with a finite loss must not reach Adam (it would make the
         # weights NaN), so the step is skipped and the weights of the last good step stay.
-        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        stepped = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grads = [p.grad for p in stepped]
         grad_norm = torch.nn.utils.get_total_norm(grads) if grads else terms["total"].new_zeros(())
         *losses, grad_norm_value = torch.stack([*terms.values(), grad_norm.float()]).tolist()
         values = dict(zip(terms, losses, strict=True))
@@ -275,6 +284,9 @@ class Trainer:
                 "the batch's truncation, or check the CLIP model."
             )
         self.optimizer.step()
+        # The fused Adam kernel updates the weights in place without bumping their autograd version, which
+        # is how a layer that stops training knows its kept constants are stale (engine.modconv.derived).
+        torch.autograd.graph.increment_version(stepped)
         self.step_count += 1
 
         next_select = self.schedule.next_selection(t)  # 0-based step index

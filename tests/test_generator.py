@@ -8,6 +8,7 @@ import torch
 from engine.demo import tiny_generator
 from engine.fir import upfirdn2d
 from engine.stylegan2 import Generator, GeneratorConfig, default_channels
+from engine.styles import split_styles
 
 
 def rosinality_keys(size: int, n_mlp: int) -> set[str]:
@@ -102,14 +103,16 @@ def test_each_w_index_reaches_the_layer_design_says():
         m.conv.modulation.register_forward_hook(lambda _m, inp, _o, n=n: seen.__setitem__(n, inp[0].clone()))
         for n, m in modules.items()
     ]
-    w = g.w_plus(torch.randn(1, 32, generator=torch.Generator().manual_seed(0)))
-    g.synthesis(w)
+    w = g.w_plus(torch.randn(1, 32, generator=torch.Generator().manual_seed(0))).detach()
+    with torch.no_grad():  # the fused path: each layer maps its own code
+        g.synthesis(w)
     base = dict(seen)
     consumers = {}
     for i in range(g.n_latent):
         w2 = w.clone()
         w2[:, i] += 1.0
-        g.synthesis(w2)
+        with torch.no_grad():
+            g.synthesis(w2)
         consumers[i] = sorted(n for n in modules if not torch.equal(seen[n], base[n]))
     for h in hooks:
         h.remove()
@@ -149,3 +152,15 @@ def test_noise_modes():
     assert torch.equal(g.render(z, noise=fixed), g.render(z, noise=fixed))
     with pytest.raises(ValueError, match="noise"):
         g.render(z, noise="bogus")
+
+
+def test_split_render_reads_each_layer_its_own_w_index():
+    """The split path's batched styles (one matmul for all layers) equal each layer mapping its own code."""
+    g = tiny_generator(size=32)
+    w = torch.randn(2, g.n_latent, g.style_dim, generator=torch.Generator().manual_seed(1))
+    layers = g.modulated_layers()
+    assert [i for _, i in layers] == [0, 1, 1, 2, 3, 3, 4, 5, 5, 6, 7]
+    for (conv, i), style in zip(layers, split_styles(g, layers, w), strict=True):
+        own = conv.split_style(w[:, i])
+        torch.testing.assert_close(style.scale, own.scale, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(style.square, own.square, rtol=1e-5, atol=1e-6)

@@ -13,6 +13,7 @@ from engine import sessions
 from engine.config import DEMO_GENERATOR_ID, TrainConfig
 from engine.events import SelectionDone, StepMetrics
 from engine.seeds import stream_seed
+from engine.stylegan2 import Generator, modconv_path
 from engine.trainer import NonFiniteLoss, Trainer
 from engine.training_worker import TrainingWorker
 
@@ -128,3 +129,19 @@ def test_frozen_and_trained_renders_are_identical_before_training(generator, ora
     monkeypatch.setattr(ClipLoss, "__call__", spy)
     trainer(generator, oracle).step()
     assert torch.equal(*seen[0])
+
+
+def test_a_layer_that_stops_training_renders_with_its_trained_weights(generator, oracle):
+    """Step 1's selection pass keeps what every frozen layer derives from its weights; Adam then changes
+    the trained ones in place. A render with them frozen again must use the new weights, not the kept ones."""
+    tr = trainer(generator, oracle, iterations=3, mixing=0.0)
+    tr.step()
+    tr.step()
+    g = tr.generator.requires_grad_(False)
+    fresh = Generator.from_state_dict(g.state_dict(), latent_avg=g.latent_avg)
+    start = generator.state_dict()
+    assert any(not torch.equal(v, start[k]) for k, v in fresh.state_dict().items())  # it did train
+    w = g.w_plus(g.mapping(torch.randn(2, g.style_dim, generator=torch.Generator().manual_seed(0))))
+    noise = g.make_noise(2, torch.Generator().manual_seed(1))
+    with torch.no_grad(), modconv_path("split"):
+        assert torch.equal(g.synthesis(w, noise), fresh.synthesis(w, noise))
