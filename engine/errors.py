@@ -37,3 +37,8 @@ class PhotoError(ValueError):
 
 class NoFaceFound(PhotoError):
     """Face alignment found no face in a photo; the message suggests `--no-align`."""
+
+
+class FidError(ValueError):
+    """A folder of real images that FID/KID cannot use (missing, empty, too few images); the message says
+    what to put there. Raised before any model loads."""

@@ -64,6 +64,7 @@ class Run:
         self.signal_name: str | None = None
         self._worker: TrainingWorker | None = None
         self._stop_asked = False  # a stop before the thread exists (quit while starting) still stops it
+        self._on_event: EventHandler | None = None  # for the scores' warning (see _score)
         self._write_error_reported = False
 
     # ----- what it is -----------------------------------------------------------------------------
@@ -162,11 +163,30 @@ class Run:
         """TrainingWorker's checkpoint callback (raises OSError on a full disk, old checkpoint intact)."""
         if reason == "stop" and self.signal_name:
             reason = "signal"
-        return self.writer.checkpoint(trainer, reason)
+        path = self.writer.checkpoint(trainer, reason)
+        if reason in ("finish", "stop") and trainer.step_count > 0:
+            self._score(trainer)
+        return path
+
+    def _score(self, trainer: Trainer) -> None:
+        """The cheap scores (engine.scores, RUN_END_SAMPLES samples) into the session's scores.json, once
+        its last checkpoint is saved. A run that is signalled to stop skips them (it should end quickly);
+        a failure is said and harms nothing (`nada-tui eval` measures them again)."""
+        from engine import scores
+
+        try:
+            record = scores.measure(trainer.frozen, trainer.generator, trainer.loss, trainer.config,
+                                    scores.RUN_END_SAMPLES, chunk=4)
+            scores.write_scores(self.path, scores.stamp(record, trainer.step_count, "run end"))
+        except Exception as exc:  # an OOM or a full disk here must not turn a finished run into a failed one
+            if self._on_event is not None:
+                self._on_event(LogMessage("warning", f"Scores were not measured: {type(exc).__name__}: {exc}. "
+                                          f"Measure them with `nada-tui eval {self.session_id}`."))
 
     def _make_worker(self, on_event: EventHandler | None) -> TrainingWorker:
         if self._worker is not None:
             raise RuntimeError("a Run trains once; start, resume or fork a session to train again")
+        self._on_event = on_event
 
         def handle(event: Event) -> None:
             try:

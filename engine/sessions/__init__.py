@@ -60,6 +60,7 @@ from engine.sessions.store import (
     remove_leftovers,
     rename,
     resolve,
+    source_images,
     start_weights,
     target_images,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "samples",
     "session_path",
     "slugify",
+    "source_images",
     "start_weights",
     "target_images",
     "weights_sha256",

@@ -16,6 +16,8 @@ Layout of `<root>/<YYYYmmdd-HHMMSS-slug>/` (root: `engine.paths.sessions_dir()` 
 - `grid.png`: the same at full size, written when the run stops or finishes.
 - `targets/NNN.png` (runs with target images only): the images as they trained (RGB, longer side at most
   512 px, at most 64), listed in session.json's `target_images` with their original paths (`targets.py`).
+- `scores.json`: the scores of its latest evaluation (`nada-tui eval`, or the cheap ones every run computes
+  when it ends): CLIP direction and target agreement, diversity beside the frozen generator's (`scores.py`).
 - `lock`: `flock`ed by the one process allowed to write the session; holds its pid.
 
 Every file is replaced atomically (`engine.atomic`), so a kill at any moment leaves the last good state.
@@ -32,6 +34,8 @@ LOCK_FILE = "lock"
 SAMPLES_DIR = "samples"
 GRID_FILE = "grid.png"
 TARGETS_DIR = "targets"
+SOURCES_DIR = "sources"
+SCORES_FILE = "scores.json"
 SAMPLE_TILE_MAX = 256
 
 STATUSES = ("running", "paused", "stopped", "finished", "failed")
