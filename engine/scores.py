@@ -30,11 +30,11 @@ import torch
 from engine.clip_loss import ClipEncoder, ClipLoss
 from engine.config import TrainConfig
 from engine.sampling import seed_latents
-from engine.sessions.scores import write_scores
+from engine.sessions.scores import EVAL_SAMPLES, RUN_END_SAMPLES, write_scores
 from engine.stylegan2 import Generator
 
-EVAL_SAMPLES = 64  # `nada-tui eval`'s default
-RUN_END_SAMPLES = 16  # what every run measures when it ends: cheap (two renders and CLIP passes of 16)
+__all__ = ["EVAL_SAMPLES", "RUN_END_SAMPLES", "ScoreError", "evaluate_session", "measure", "write_scores"]
+
 MIN_SAMPLES = 2  # diversity needs a pair
 MAX_SAMPLES = 10_000
 SCORE_TRUNCATION = 0.7
@@ -134,9 +134,11 @@ def evaluate_session(
     device: str | torch.device | None = None,
     fid_folder: str | os.PathLike[str] | None = None,
     progress: Callable[..., Any] | None = None,
+    fid_features: str = "inception",
 ) -> dict[str, Any]:
     """Measure a saved session's scores (and FID/KID against `fid_folder`), write its scores.json, return
-    the record. Everything is checked before any model loads. Raises ScoreError, DamagedSession (a
+    the record. `fid_features`: "inception", or "standin" in offline tests (engine.fid). Everything is
+    checked before any model loads. Raises ScoreError, DamagedSession (a
     damaged session, or weights that cannot be read), zoo/model errors, FidError (engine.fid)."""
     from engine import device as devices
     from engine import runs, sessions
@@ -159,7 +161,7 @@ def evaluate_session(
     if fid_files is not None:
         from engine import fid
 
-        record.update(fid.fid_kid(adapted, fid_files, samples, dev, progress=progress))
+        record.update(fid.fid_kid(adapted, fid_files, samples, dev, fid_features, progress))
         record["fid_folder"] = str(Path(fid_folder).resolve())  # type: ignore[arg-type]
     record = stamp({"session": info.id, **record}, info.step, "eval")
     write_scores(info.path, record)

@@ -29,7 +29,16 @@ class WeightFile:
         return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
 
 
-WEIGHT_FILES: dict[str, WeightFile] = {}
+WEIGHT_FILES: dict[str, WeightFile] = {
+    # FID/KID (engine/fid.py). No sha256 is published (the name holds only its first 8 hex digits).
+    "inception-fid": WeightFile(
+        "inception-fid",
+        "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+        None,
+        None,
+        "the Inception network of FID/KID (torch-fidelity's port of the TensorFlow weights)",
+    ),
+}
 
 
 def weights_dir() -> Path:

@@ -22,6 +22,9 @@ from typing import Any
 from engine import atomic
 from engine.sessions.layout import SCORES_FILE
 
+EVAL_SAMPLES = 64  # `nada-tui eval`'s default
+RUN_END_SAMPLES = 16  # what every run measures when it ends: cheap (two renders and CLIP passes of 16)
+
 SCORE_KEYS = ("clip_direction", "clip_target", "diversity", "diversity_frozen", "fid", "kid")
 # Higher is better for these; FID and KID are distances (lower is better). Sorting puts the best first.
 HIGHER_IS_BETTER = {"clip_direction": True, "clip_target": True, "diversity": True, "diversity_frozen": True,
@@ -64,11 +67,11 @@ def score(scores: Mapping[str, Any] | None, key: str) -> float | None:
     return None if not scores else _number(scores.get(key))
 
 
-def format_score(value: float | None, key: str = "") -> str:
-    """A figure as tables show it: 3 decimals (FID: 1), '-' when not measured."""
+def format_score(value: float | None, key: str = "", places: int = 3) -> str:
+    """A figure as tables show it: `places` decimals (FID: 1), '-' when not measured."""
     if value is None:
         return "-"
-    return f"{value:.1f}" if key == "fid" else f"{value:.3f}"
+    return f"{value:.1f}" if key == "fid" else f"{value:.{places}f}"
 
 
 def sort_key(key: str):
@@ -89,3 +92,16 @@ def describe(scores: Mapping[str, Any]) -> str:
     """How they were measured, in a line: '64 samples, CLIP ViT-B/32, step 300'."""
     return (f"{scores.get('samples', '?')} samples, CLIP {scores.get('clip_model', '?')}, "
             f"step {scores.get('step', '?')}")
+
+
+def brief(scores: Mapping[str, Any]) -> str:
+    """The figures in a few words, for narrow places (the compare view's heads): 'dir 0.84 tgt 0.92 div
+    0.11/0.60' (diversity adapted/frozen), FID when measured."""
+    def two(key: str) -> str:
+        return format_score(score(scores, key), key, 2)
+
+    parts = [f"dir {two('clip_direction')}", f"tgt {two('clip_target')}",
+             f"div {two('diversity')}/{two('diversity_frozen')}"]
+    if score(scores, "fid") is not None:
+        parts.append(f"fid {format_score(score(scores, 'fid'), 'fid')}")
+    return " ".join(parts)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.sessions.scores import EVAL_SAMPLES
 from nada_tui.cli import CliError
 from nada_tui.cli._common import ProgressPrinter, add_run_options, device_of, engine_errors, setup_or_exit
 
-EVAL_SAMPLES = 64  # engine.scores.EVAL_SAMPLES (not imported: `--help` must not wait for torch)
 MEANINGS = (
     ("clip_direction", "mean cosine between each sample's CLIP edit (adapted - frozen) and the run's direction"),
     ("clip_target", "mean CLIP similarity of the adapted samples to the target (prompt and/or images)"),
