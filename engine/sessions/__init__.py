@@ -36,6 +36,7 @@ from engine.sessions.layout import (
     SAMPLES_DIR,
     SCHEMA_VERSION,
     SESSION_FILE,
+    SOURCES_DIR,
     STATUSES,
     TARGETS_DIR,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "SAMPLES_DIR",
     "SCHEMA_VERSION",
     "SESSION_FILE",
+    "SOURCES_DIR",
     "STATUSES",
     "TARGETS_DIR",
     "AlreadyFinished",
