@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _pilot import screen_text, to_sessions
+from _pilot import screen_text, to_sessions, wait_until
 from _sessions import demo_session
 from PIL import Image
 
@@ -70,6 +70,22 @@ async def test_the_sessions_table_shows_the_direction_score_and_sorts_by_it() ->
             await pilot.press("s")
         rows = [line for line in screen_text(app) if "finished" in line]
         assert dirs[best] in rows[0] and dirs[worst] in rows[1]  # best first
+
+
+@pytest.mark.usefixtures("small_demo")
+@pytest.mark.usefixtures("small_demo")
+async def test_the_table_shows_scores_that_eval_writes_from_elsewhere() -> None:
+    sid = demo_session(iterations=2)
+    (sessions.session_path(sid) / SCORES_FILE).unlink()  # as a session made before scores existed
+    app = NadaApp(demo=True, device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_sessions(pilot, 1)
+        [row] = [line for line in screen_text(app) if "finished" in line]
+        assert " – " in row
+        record = evaluate_session(sid, samples=4)  # another terminal: `nada-tui eval`
+        want = f"{record['clip_direction']:.2f}"
+        await wait_until(lambda: want in next(x for x in screen_text(app) if "finished" in x), "the new score",
+                         describe=lambda: "\n".join(screen_text(app)))
 
 
 @pytest.mark.usefixtures("small_demo")

@@ -85,3 +85,12 @@ def test_a_session_keeps_its_source_images(tmp_path, capsys) -> None:
     assert len(sessions.source_images(sessions.load(fork.session_id))) == 3
     shutil.rmtree(info.path / sessions.SOURCES_DIR)
     assert "source image copies" in (sessions.read_info(info.path).damaged or "")
+
+
+def test_source_images_are_a_sweep_axis_as_target_images_are() -> None:
+    from engine.sweeps import parse_sweep
+
+    s = parse_sweep('[defaults]\ndemo = true\nsource = "a red image"\ntarget-images = ["blue"]\n'
+                    '[grid]\nsource-images = [["red"], ["red", "pink"]]\n', "/s/sweep.toml")
+    assert s.keys == ("source_images",)
+    assert [r.config.source_images for r in s.runs] == [("red",), ("red", "pink")]

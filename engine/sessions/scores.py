@@ -3,9 +3,11 @@ written without torch, so lists, tables and `sweep status` can show and sort by 
 
 The record (see engine/scores.py for how each figure is measured):
 
-    {"clip_direction": 0.71, "clip_target": 0.28, "diversity": 0.19, "diversity_frozen": 0.22,
-     "fid": null, "kid": null, "samples": 64, "seed": 20211, "truncation": 0.7, "clip_model": "ViT-B/32",
-     "step": 300, "by": "eval", "fid_folder": null, "fid_features": null, "computed": "2026-12-05T08:00:00"}
+    {"session": "20261205-...", "clip_direction": 0.71, "clip_target": 0.28, "diversity": 0.19,
+     "diversity_frozen": 0.22, "fid": null, "kid": null, "samples": 64, "seeds": "0-63", "truncation": 0.7,
+     "clip_model": "ViT-B/32", "step": 300, "by": "eval", "computed": "2026-12-05T08:00:00"}
+
+(with --fid also "fid_features", "fid_real_images" and "fid_folder"; the end of a run writes no "session").
 
 A missing, unreadable or malformed file reads as "no scores" (the session itself is unharmed); writes are
 atomic, so a kill leaves the previous scores or the new ones.
