@@ -129,3 +129,28 @@ def test_fid_and_kid_with_the_stand_in_features(tmp_path: Path) -> None:
     assert 0 <= to_blue["fid"] < to_red["fid"]  # the session made blue images, so blue real ones are nearer
     assert to_blue["kid"] < to_red["kid"]
     assert read_scores(sessions.session_path(sid))["fid"] == pytest.approx(to_red["fid"])
+
+
+@pytest.mark.usefixtures("small_demo")
+def test_sweep_status_shows_the_scores_and_sorts_by_any_of_them(capsys) -> None:
+    from test_sweeps import parse
+
+    from engine import sweeps
+
+    ids = [demo_session(iterations=n) for n in (2, 6, 3)]
+    record = sweeps.new_record(parse("name = 'scored'\n[defaults]\ndemo = true\n[grid]\nseed = [1, 2, 3]\n"))
+    record.save()
+    for i, sid in enumerate(ids):
+        sweeps.write_run_start(record.dir, i, sid, None)
+    capsys.readouterr()
+    for key, best_first in (("clip_direction", True), ("diversity", True), ("clip_target", True)):
+        assert main(["sweep", "status", "scored", "--sort", key, "--json"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        got = [r["scores"][key] for r in rows]
+        assert got == sorted(got, reverse=best_first) and len(set(got)) == 3, (key, got)
+    assert main(["sweep", "status", "scored", "--sort", "clip_direction"]) == 0
+    out = capsys.readouterr().out
+    assert "DIR" in out and "DIV0" in out and "clip_direction" in out
+    with pytest.raises(SystemExit) as exited:  # not a score: argparse says which are
+        main(["sweep", "status", "scored", "--sort", "loss"])
+    assert exited.value.code == 2 and "clip_direction" in capsys.readouterr().err

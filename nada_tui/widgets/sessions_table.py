@@ -40,6 +40,7 @@ class Column:
     min: int
     cap: int
     flexible: bool = False  # text that can be cut (names, prompts); others keep their natural width
+    joins_at: int = 24  # a flexible column's width when it joins (GROW_FIRST), before the growing
 
 
 # In priority order, which is also the screen order: when the table is narrow, the last ones drop first.
@@ -49,7 +50,7 @@ COLUMNS = (
     Column("steps", "Steps", 5, 11),
     Column("loss", "Loss~20", 6, 8),
     Column("clip_direction", "Dir", 4, 5),
-    Column("prompts", "Source -> target", 16, 64, flexible=True),
+    Column("prompts", "Source -> target", 16, 64, flexible=True, joins_at=18),  # 18: every column fits 120
     Column("model", "Model", 8, 24, flexible=True),
     Column("date", "Date", 4, 16),
     Column("size", "Size", 4, 10),
@@ -74,7 +75,7 @@ def fit_columns(width: int, natural: dict[str, int]) -> list[tuple[Column, int]]
         return max(c.min, min(c.cap, max(natural.get(c.key, 0), len(c.label))))
 
     def fair(c: Column) -> int:
-        return min(need(c), GROW_FIRST) if c.flexible else need(c)
+        return min(need(c), c.joins_at) if c.flexible else need(c)
 
     chosen: dict[str, int] = {}
     used = 0
