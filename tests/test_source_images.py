@@ -73,7 +73,9 @@ def test_a_session_keeps_its_source_images(tmp_path, capsys) -> None:
     blue, red = solid(tmp_path / "blue", BLUE), solid(tmp_path / "red", RED, n=3)
     assert main(["train", "--demo", "--iters", "2", "--batch", "1", "--layer-batch", "2", "--preview-every", "0",
                  "--device", "cpu", "--target-images", str(blue), "--source-images", str(red)]) == 0
-    sid = next(line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("session "))
+    out = capsys.readouterr().out
+    sid = next(line.split()[1] for line in out.splitlines() if line.startswith("session "))
+    assert "Scores (16 samples): dir " in out  # measured when the run ended, said with the summary
     shutil.rmtree(red)  # the originals are gone: the session's copies serve resume and fork
     info = sessions.load(sid)
     assert [p.name for p in sorted((info.path / sessions.SOURCES_DIR).iterdir())] == ["000.png", "001.png", "002.png"]
