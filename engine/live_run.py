@@ -164,14 +164,14 @@ class Run:
         if reason == "stop" and self.signal_name:
             reason = "signal"
         path = self.writer.checkpoint(trainer, reason)
-        if reason in ("finish", "stop") and trainer.step_count > 0:
+        if reason == "finish":  # not on stop: quitting the app must not wait for renders
             self._score(trainer)
         return path
 
     def _score(self, trainer: Trainer) -> None:
         """The cheap scores (engine.scores, RUN_END_SAMPLES samples) into the session's scores.json, once
-        its last checkpoint is saved. A run that is signalled to stop skips them (it should end quickly);
-        a failure is said and harms nothing (`nada-tui eval` measures them again)."""
+        its last checkpoint is saved, when the run finishes; a stopped run skips them (quitting must be quick).
+        A failure is said and harms nothing (`nada-tui eval` measures them again)."""
         from engine import scores
 
         try:
