@@ -83,13 +83,21 @@ class TrainConfig:
         "as well as the target prompt (copies are kept in the session)",
         "files or folders of png, jpg, jpeg or webp images, at most 64 images in all", PathsSetting,
         lambda v: all(isinstance(p, str) and p.strip() for p in v), default_text="none", metavar="PATH")
+    source_images: tuple[str, ...] = _setting(
+        (), "--source-images", "", "image files or folders of them showing the source domain: the image "
+        "direction starts from their mean CLIP embedding instead of the generator's own samples (needs target "
+        "images; copies are kept in the session)",
+        "files or folders of png, jpg, jpeg or webp images, at most 64 images in all; needs target images",
+        PathsSetting, lambda v: all(isinstance(p, str) and p.strip() for p in v), default_text="none",
+        metavar="PATH")
     image_weight: float | None = _setting(
         None, "--image-weight", "img wt", "a in (1-a)*text + a*images, for the direction and the global "
         "target", "auto, or a number from 0 to 1 (below 1 needs a target prompt)", AutoFloatSetting,
         lambda v: v is None or (0 <= v <= 1 and math.isfinite(v)),
         default_text="auto = 1 with images alone, 0.5 with a target prompt too", metavar="A")
     target_image_batch: int = _setting(16, "--target-image-batch", "", "frozen-generator samples whose mean CLIP "
-                                       "embedding the image direction starts from", "an integer from 1 to 256",
+                                       "embedding the image direction starts from (unless source images "
+                                       "are given)", "an integer from 1 to 256",
                                        IntSetting, between(1, 256), metavar="N")
     templates: bool = _setting(False, "--templates", "Templates",
                                "average the text direction over 79 ImageNet prompt templates (suits short class "
@@ -168,6 +176,7 @@ class TrainConfig:
         object.__setattr__(self, "clip_models", clip_models(self.clip_models))
         object.__setattr__(self, "preview_seeds", seeds(self.preview_seeds))
         object.__setattr__(self, "target_images", paths(self.target_images))
+        object.__setattr__(self, "source_images", paths(self.source_images))
         for name in ("layers", "pin_on", "pin_off"):  # "0,1" or [0, 1] from JSON/TOML: one canonical form
             object.__setattr__(self, name, SETTINGS[name].parse(getattr(self, name)))
         self.validate()
@@ -186,6 +195,7 @@ class TrainConfig:
         d["clip_models"] = [list(m) for m in self.clip_models]
         d["preview_seeds"] = list(self.preview_seeds)
         d["target_images"] = list(self.target_images)
+        d["source_images"] = list(self.source_images)
         d["pin_on"], d["pin_off"] = list(self.pin_on), list(self.pin_off)
         return d
 

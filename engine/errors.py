@@ -50,3 +50,8 @@ def write_failed(path: object, exc: OSError) -> OSError:
     why = exc.strerror or str(exc)
     return OSError(exc.errno, f"could not write {path}: {why}; no partial file was left. Choose another folder "
                               "or free some space, then export again")
+
+
+class FidError(ValueError):
+    """A folder of real images that FID/KID cannot use (missing, empty, too few images); the message says
+    what to put there. Raised before any model loads."""

@@ -64,6 +64,7 @@ class Run:
         self.signal_name: str | None = None
         self._worker: TrainingWorker | None = None
         self._stop_asked = False  # a stop before the thread exists (quit while starting) still stops it
+        self._on_event: EventHandler | None = None  # for the scores' warning (see _score)
         self._write_error_reported = False
 
     # ----- what it is -----------------------------------------------------------------------------
@@ -163,11 +164,30 @@ class Run:
         raises OSError on a full disk, the old checkpoint intact)."""
         if reason == "stop" and self.signal_name:
             reason = "signal"
-        return self.writer.prepare_checkpoint(trainer.state_dict(), reason)
+        write = self.writer.prepare_checkpoint(trainer.state_dict(), reason)
+        if reason == "finish":  # not on stop: quitting the app must not wait for renders
+            self._score(trainer)
+        return write
+
+    def _score(self, trainer: Trainer) -> None:
+        """The cheap scores (engine.scores, RUN_END_SAMPLES samples) into the session's scores.json, once
+        its last checkpoint is saved, when the run finishes; a stopped run skips them (quitting must be quick).
+        A failure is said and harms nothing (`nada-tui eval` measures them again)."""
+        from engine import scores
+
+        try:
+            record = scores.measure(trainer.frozen, trainer.generator, trainer.loss, trainer.config,
+                                    scores.RUN_END_SAMPLES, chunk=4)
+            scores.write_scores(self.path, scores.stamp(record, trainer.step_count, "run end"))
+        except Exception as exc:  # an OOM or a full disk here must not turn a finished run into a failed one
+            if self._on_event is not None:
+                self._on_event(LogMessage("warning", f"Scores were not measured: {type(exc).__name__}: {exc}. "
+                                          f"Measure them with `nada-tui eval {self.session_id}`."))
 
     def _make_worker(self, on_event: EventHandler | None) -> TrainingWorker:
         if self._worker is not None:
             raise RuntimeError("a Run trains once; start, resume or fork a session to train again")
+        self._on_event = on_event
 
         def write_failed(exc: Exception) -> None:
             # Metrics and samples are best effort; say so once, keep training.

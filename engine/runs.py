@@ -107,9 +107,11 @@ def build_trainer(
     device: str | torch.device | None = None,
     start: Mapping[str, torch.Tensor] | None = None,
     progress: Progress = None,
+    sources: Sequence[TargetImage] = (),
 ) -> tuple[Trainer, dict[str, Any]]:
     """Load the base generator (+ `start` weights) and CLIP models, build a Trainer. The prompts and
-    `images` (the run's target images, read) were checked by the caller (engine.inputs.check_inputs).
+    `images` (the run's target images, read; `sources` its source images) were checked by the caller
+    (engine.inputs.check_inputs).
 
     Raises ConfigError (bad settings), ModelError or zoo errors (models)."""
     from engine import device as devices
@@ -120,7 +122,9 @@ def build_trainer(
     if start:
         apply_weights(g, start)
     clips = load_clip_models(config, dev, progress)
-    return Trainer(config, g, clips, dev, target_images=[t.image for t in images]), base
+    trainer = Trainer(config, g, clips, dev, target_images=[t.image for t in images],
+                      source_images=[t.image for t in sources])
+    return trainer, base
 
 
 def read_images(config: TrainConfig, image_files: Sequence[Path] | None) -> list[TargetImage]:
@@ -132,6 +136,12 @@ def read_images(config: TrainConfig, image_files: Sequence[Path] | None) -> list
     elif config.target_images and not image_files:
         image_files = target_images.find_image_files(config.target_images)
     return [target_images.read_target(f) for f in image_files]
+
+
+def read_sources(config: TrainConfig) -> list[TargetImage]:
+    """The source images of a new run, read and checked (their errors name source_images)."""
+    field = target_images.SOURCE_FIELD
+    return [target_images.read_target(f, field) for f in target_images.find_image_files(config.source_images, field)]
 
 
 def start_session(
@@ -149,10 +159,11 @@ def start_session(
     session. `image_files`: check_inputs(config)'s result (None: checked here).
 
     `sweep`: {"name": ..., "values": {setting: value}} when the run is one point of a sweep."""
-    images = read_images(config, image_files)
-    trainer, base = build_trainer(config, model_id, images, device, progress=progress)
-    trainer.warnings.extend(t.note for t in images if t.note)  # an animation trains on its first frame
-    writer = sessions.create(trainer.state_dict(), base, name=name, root=root, sweep=sweep, target_images=images)
+    images, sources = read_images(config, image_files), read_sources(config)
+    trainer, base = build_trainer(config, model_id, images, device, progress=progress, sources=sources)
+    trainer.warnings.extend(t.note for t in (*images, *sources) if t.note)  # an animation trains on its first frame
+    writer = sessions.create(trainer.state_dict(), base, name=name, root=root, sweep=sweep, target_images=images,
+                             source_images=sources)
     return Run(writer, trainer, checkpoint_every)
 
 
@@ -186,6 +197,7 @@ def resume_session(
             device,
             start=sessions.start_weights(info),
             progress=progress,
+            sources=sessions.source_images(info),
         )
         check_base(info, base)
         try:
@@ -238,7 +250,10 @@ def fork_session(
         images = sessions.target_images(info)  # the parent's copies: the originals may be gone
     else:
         images = read_images(config, image_files)
-    trainer, base = build_trainer(config, info.model_id, images, device, start=init, progress=progress)
+    same_sources = config.source_images == info.config.source_images
+    sources = sessions.source_images(info) if same_sources else read_sources(config)
+    trainer, base = build_trainer(config, info.model_id, images, device, start=init, progress=progress,
+                                  sources=sources)
     check_base(info, base)
     parent = {"id": info.id, "step": info.step, "from_weights": from_weights}
     display = name or fork_name(config.source, target_images.describe(config.target, len(images)), info.name)
@@ -250,5 +265,6 @@ def fork_session(
         init_weights=init or None,
         parent=parent,
         target_images=images,
+        source_images=sources,
     )
     return Run(writer, trainer, checkpoint_every)

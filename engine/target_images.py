@@ -9,6 +9,9 @@ A run may adapt towards a handful of pictures instead of, or as well as, a targe
 
 with a = `image_weight` (auto: 1 with images alone, 0.5 with a target prompt too), z_j a fixed-seed batch
 of `target_image_batch` samples. Every image E_I is unit norm, as everywhere in `engine.clip_loss`.
+Source images (`source_images`, the reference's issue #51) take the frozen samples' place: the image
+direction then starts from mean_j E_I(source_j), a domain the user shows rather than the generator's own.
+They need target images (without them there is no image direction to start), and follow the same rules.
 
 Reading: files or folders (not searched recursively) of png/jpg/jpeg/webp, at most 64 images. Every image
 becomes 8-bit RGB (grayscale, palette, 16-bit and CMYK converted; transparency laid over white; EXIF
@@ -47,6 +50,7 @@ MAX_SIDE = 512  # the longer side of the copy that trains and that a session kee
 MAX_ASPECT = 8  # longer side / shorter side: CLIP keeps only the centre square of what it is given
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default, for when a program has set the limit to None
 FIELD = "target_images"
+SOURCE_FIELD = "source_images"
 SAMPLE_SEED_OFFSET = 7919  # the frozen samples' seed is the run's seed plus this
 _KINDS = "png, jpg, jpeg or webp"
 
@@ -78,7 +82,13 @@ def resolve_image_weight(config: TrainConfig) -> float:
 
 
 def check_image_settings(config: TrainConfig) -> None:
-    """The rules between target prompt, target images and image_weight (no files are read here)."""
+    """The rules between target prompt, target and source images and image_weight (no files are read here)."""
+    if config.source_images and not config.target_images:
+        raise ConfigError(
+            SOURCE_FIELD,
+            "source images replace the generator's own samples at the start of the image direction, which "
+            "target images give: add target images (--target-images), or leave the source images out",
+        )
     a = config.image_weight
     if a is None:
         return
@@ -108,42 +118,47 @@ def _is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def _folder_images(folder: Path) -> list[Path]:
+def _role(field: str) -> str:
+    return field.split("_")[0]  # "target" or "source"
+
+
+def _folder_images(folder: Path, field: str = FIELD) -> list[Path]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name.casefold())
     except OSError as exc:
-        raise TargetImageError(f"the folder {folder} cannot be read ({exc.strerror or exc})") from None
+        raise TargetImageError(f"the folder {folder} cannot be read ({exc.strerror or exc})", field) from None
     visible = [e for e in entries if not e.name.startswith(".")]
     found = [Path(e.path) for e in visible if e.is_file() and _is_image_name(Path(e.name))]
     if found:
         return found
     if not visible:
-        raise TargetImageError(f"the folder {folder} is empty: put the target images ({_KINDS}) in it")
+        raise TargetImageError(f"the folder {folder} is empty: put the {_role(field)} images ({_KINDS}) in it", field)
     others = [e.name for e in visible if e.is_file()]
     if others:
         raise TargetImageError(
             f"the folder {folder} holds no {_KINDS} files ({len(others)} other file"
-            f"{'s' if len(others) != 1 else ''}, e.g. {others[0]!r}): add images, or convert them to PNG"
+            f"{'s' if len(others) != 1 else ''}, e.g. {others[0]!r}): add images, or convert them to PNG", field
         )
     raise TargetImageError(
         f"the folder {folder} holds only subfolders, no {_KINDS} files (subfolders are not searched): "
-        "give the subfolders themselves"
+        "give the subfolders themselves", field
     )
 
 
-def find_image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def find_image_files(paths: Iterable[str | os.PathLike[str]], field: str = FIELD) -> list[Path]:
     """The image files named by `paths` (files, or folders of them), in order, each once. Cheap: lists
-    folders and checks names, reads no image. Raises TargetImageError."""
+    folders and checks names, reads no image. Raises TargetImageError naming `field` (target_images or
+    source_images)."""
     out: dict[Path, None] = {}
     for given in paths:
         path = Path(os.fspath(given)).expanduser()
         found_problem = user_files.problem(path, folder_ok=True)
         if found_problem is not None:
-            raise TargetImageError(f"{given} {found_problem}: give files or folders of {_KINDS} images")
+            raise TargetImageError(f"{given} {found_problem}: give files or folders of {_KINDS} images", field)
         if path.is_dir():
-            found = _folder_images(path)
+            found = _folder_images(path, field)
         elif not _is_image_name(path):
-            raise TargetImageError(f"{given} is not a {_KINDS} file: convert it to PNG, or leave it out")
+            raise TargetImageError(f"{given} is not a {_KINDS} file: convert it to PNG, or leave it out", field)
         else:
             found = [path]
         for f in found:
@@ -152,8 +167,8 @@ def find_image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             break
     if len(out) > MAX_TARGET_IMAGES:
         raise TargetImageError(
-            f"more than {MAX_TARGET_IMAGES} target images given: pick at most {MAX_TARGET_IMAGES} (the direction "
-            "is their mean embedding, so a few dozen typical ones are plenty)"
+            f"more than {MAX_TARGET_IMAGES} {_role(field)} images given: pick at most {MAX_TARGET_IMAGES} (the "
+            "direction uses their mean embedding, so a few dozen typical ones are plenty)", field
         )
     return list(out)
 
@@ -182,9 +197,18 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     return read_target(path).image
 
 
-def read_target(path: str | os.PathLike[str]) -> TargetImage:
-    """`load_image` with a note for the user: an animated image (WebP, APNG) trains on its first frame."""
-    path = Path(path)
+def read_target(path: str | os.PathLike[str], field: str = FIELD) -> TargetImage:
+    """`load_image` with a note for the user: an animated image (WebP, APNG) trains on its first frame.
+    The TargetImageError names `field` (target_images or source_images)."""
+    try:
+        return _read(Path(path))
+    except TargetImageError as exc:
+        if field == FIELD:
+            raise
+        raise TargetImageError(str(exc).removeprefix(f"{FIELD}: "), field) from None
+
+
+def _read(path: Path) -> TargetImage:
     frames = 1
     found_problem = user_files.problem(path)  # before opening: a FIFO would block here for ever
     if found_problem is not None:
@@ -232,10 +256,10 @@ def read_target(path: str | os.PathLike[str]) -> TargetImage:
     return TargetImage(path, rgb, note)
 
 
-def load_target_images(paths: Iterable[str | os.PathLike[str]]) -> list[TargetImage]:
+def load_target_images(paths: Iterable[str | os.PathLike[str]], field: str = FIELD) -> list[TargetImage]:
     """Every image named by `paths`, read and checked (see the module docstring); [] for no paths. The
-    notes of animated images are in each TargetImage's `note`."""
-    return [read_target(f) for f in find_image_files(paths)]
+    notes of animated images are in each TargetImage's `note`. Errors name `field`."""
+    return [read_target(f, field) for f in find_image_files(paths, field)]
 
 
 # ----- embeddings (torch from here on) ---------------------------------------------------------------
@@ -262,12 +286,16 @@ def frozen_samples(generator: Generator, count: int, seed: int, chunk: int = 4) 
 
 
 def image_targets(
-    encoders: Sequence[ClipEncoder], frozen_batches: Iterable[Tensor], images: Sequence[Image.Image]
+    encoders: Sequence[ClipEncoder],
+    frozen_batches: Iterable[Tensor],
+    images: Sequence[Image.Image],
+    source_images: Sequence[Image.Image] = (),
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """Per encoder name: (image direction, image target), as in the module docstring.
 
     `frozen_batches`: the frozen generator's samples ([n, 3, H, W] in [-1, 1]), in chunks so that a large
-    generator never holds the whole batch at once. Everything runs without gradients."""
+    generator never holds the whole batch at once; with `source_images` those images are the start of the
+    direction instead (and `frozen_batches` may be empty). Everything runs without gradients."""
     import torch
     import torch.nn.functional as F
 
@@ -276,6 +304,8 @@ def image_targets(
     sums: dict[str, Any] = {}
     count = 0
     with torch.no_grad():
+        if source_images:  # the user's own picture of the source domain, one image at a time (sizes differ)
+            frozen_batches = (to_tensor(im) for im in source_images)
         for batch in frozen_batches:
             count += batch.shape[0]
             for enc in encoders:
@@ -290,9 +320,27 @@ def image_targets(
             target = torch.stack([enc.encode_images(t.to(enc.device))[0] for t in tensors]).mean(0)
             diff = target - sums[enc.name] / count
             if float(diff.norm()) < 1e-6:
+                start = "source images" if source_images else "generator's own samples"
                 raise TargetImageError(
-                    f"CLIP {enc.name} sees the target images as the generator's own samples, so there is no "
+                    f"CLIP {enc.name} sees the target images as the {start}, so there is no "
                     "direction to follow: pick images of the style you want"
                 )
             out[enc.name] = (diff / diff.norm(), F.normalize(target, dim=-1))
     return out
+
+
+def set_image_targets(
+    loss: Any,
+    frozen: Generator,
+    config: TrainConfig,
+    images: Sequence[Image.Image],
+    source_images: Sequence[Image.Image] = (),
+) -> None:
+    """Give `loss` (an engine.clip_loss.ClipLoss) the images' direction and target for each of its CLIP
+    models, as the run trains them; nothing when its image_weight is 0 (the text alone)."""
+    if loss.image_weight == 0:
+        return
+    samples = () if source_images else frozen_samples(frozen, config.target_image_batch, config.seed)
+    found = image_targets([enc for enc, _ in loss.models], samples, images, source_images)
+    for enc, _ in loss.models:
+        loss.set_image_target(enc, *found[enc.name])

@@ -60,10 +60,11 @@ class Trainer:
         clip_models: Mapping[str, ClipEncoder],
         device: str | torch.device | None = None,
         target_images: Sequence[Image.Image] | None = None,
+        source_images: Sequence[Image.Image] | None = None,
     ) -> None:
         """`target_images`: the checked copies of `config.target_images` (engine.target_images); read from
-        those paths when not given (a session passes the copies it keeps). The prompts and image settings
-        are checked before, once, by engine.inputs.check_inputs."""
+        those paths when not given (a session passes the copies it keeps); `source_images` likewise. The
+        prompts and image settings are checked before, once, by engine.inputs.check_inputs."""
         self.device = devices.resolve_device(device)
         devices.check_precision(self.device, config.precision)
         check_compile(config.compile, self.device)
@@ -85,10 +86,10 @@ class Trainer:
             images = target_images
             if images is None:
                 images = [t.image for t in targets.load_target_images(config.target_images)]
-            samples = targets.frozen_samples(self.frozen, config.target_image_batch, config.seed)
-            found = targets.image_targets([enc for enc, _ in self.loss.models], samples, images)
-            for enc, _ in self.loss.models:
-                self.loss.set_image_target(enc, *found[enc.name])
+            sources = source_images
+            if sources is None:
+                sources = [t.image for t in targets.load_target_images(config.source_images, targets.SOURCE_FIELD)]
+            targets.set_image_targets(self.loss, self.frozen, config, images, sources)
         # Text directions and global targets are computed (and checked) now, outside any autocast.
         for enc, _ in self.loss.models:
             self.loss.direction(enc, config.source, config.target)

@@ -61,6 +61,14 @@ WEIGHT_FILES: dict[str, WeightFile] = {
             size_bytes=None,
             purpose="VGG16 for LPIPS (photo inversion)",
         ),
+        # FID/KID (engine/fid.py). No sha256 is published (the name holds only its first 8 hex digits).
+        WeightFile(
+            "inception-fid",
+            "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+            None,
+            None,
+            "the Inception network of FID/KID (torch-fidelity's port of the TensorFlow weights)",
+        ),
     ]
 }
 

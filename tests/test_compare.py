@@ -84,7 +84,7 @@ async def test_columns_fit_by_priority_and_the_damage_reason_has_its_own_place(s
         lines = screen_text(app)
         [header] = [line for line in lines if " Name " in line and "Status" in line]
         # status, steps and loss before date and size: every label shown whole, on the screen
-        for label in ("Name", "Status", "Steps", "Loss~20", "Source -> target"):
+        for label in ("Name", "Status", "Steps", "Loss~20", "Dir", "Source -> target"):
             assert f" {label} " in f"{header} ", (label, header)
         if size[0] >= 120:
             for label in ("Model", "Date", "Size"):

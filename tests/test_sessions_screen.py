@@ -91,7 +91,7 @@ async def test_rows_read_apart_at_80_columns_and_columns_drop_the_same_after_a_r
         rows = session_lines(app, "finished")
         assert len(rows) >= 7 and len(set(rows)) == len(rows), rows  # no two rows read alike
         labels = re.split(r"\s{2,}", first.strip())
-        assert labels == ["Name", "Status", "Steps", "Loss~20", "Source -> target"], first
+        assert labels == ["Name", "Status", "Steps", "Loss~20", "Dir", "Source -> target"], first
         await pilot.resize_terminal(160, 40)
         await wait_until(lambda: "Size" in header(), "every column at 160", describe=header)
         await pilot.resize_terminal(80, 24)

@@ -36,6 +36,7 @@ from engine.sessions.layout import (
     SAMPLES_DIR,
     SCHEMA_VERSION,
     SESSION_FILE,
+    SOURCES_DIR,
     STATUSES,
     TARGETS_DIR,
 )
@@ -60,6 +61,7 @@ from engine.sessions.store import (
     remove_leftovers,
     rename,
     resolve,
+    source_images,
     start_weights,
     target_images,
 )
@@ -73,6 +75,7 @@ __all__ = [
     "SAMPLES_DIR",
     "SCHEMA_VERSION",
     "SESSION_FILE",
+    "SOURCES_DIR",
     "STATUSES",
     "TARGETS_DIR",
     "AlreadyFinished",
@@ -113,6 +116,7 @@ __all__ = [
     "samples",
     "session_path",
     "slugify",
+    "source_images",
     "start_weights",
     "target_images",
     "weights_sha256",

@@ -16,6 +16,7 @@ from typing import Any
 from engine.config import TrainConfig
 from engine.sessions import layout
 from engine.sessions.lock import is_locked
+from engine.sessions.scores import read_scores
 from engine.sessions.targets import missing_targets, target_count
 from engine.target_images import describe
 
@@ -40,6 +41,7 @@ class SessionInfo:
     damaged: str | None = None
     parent_id: str | None = None  # the session this one was forked from
     sweep: Mapping[str, Any] | None = None  # {"name": ..., "values": {setting: value}} for runs of a sweep
+    scores: Mapping[str, Any] | None = None  # scores.json (engine.sessions.scores), None before any
     data: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -201,6 +203,7 @@ def read_info(path: Path, check_lock: bool = True) -> SessionInfo:
         damaged=damaged,
         parent_id=str(parent["id"]) if (parent := _mapping(data.get("parent"))).get("id") else None,
         sweep=dict(sweep) if isinstance(sweep, Mapping) else None,
+        scores=None if damaged else read_scores(path),
         data=data,
     )
 

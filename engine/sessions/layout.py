@@ -18,6 +18,8 @@ Layout of `<root>/<YYYYmmdd-HHMMSS-slug>/` (root: `engine.paths.sessions_dir()` 
   512 px, at most 64), listed in session.json's `target_images` with their original paths (`targets.py`).
 - `photos/<stem>.{aligned,inverted,adapted}.png, <stem>.latent.npz`: photos inverted through the session
   (`nada-tui photos`, engine.photos.outputs).
+- `scores.json`: the scores of its latest evaluation (`nada-tui eval`, or the cheap ones every run computes
+  when it ends): CLIP direction and target agreement, diversity beside the frozen generator's (`scores.py`).
 - `lock`: `flock`ed by the one process allowed to write the session; holds its pid.
 
 Every file is replaced atomically (`engine.atomic`), so a kill at any moment leaves the last good state.
@@ -35,6 +37,8 @@ SAMPLES_DIR = "samples"
 GRID_FILE = "grid.png"
 TARGETS_DIR = "targets"
 PHOTOS_DIR = "photos"
+SOURCES_DIR = "sources"
+SCORES_FILE = "scores.json"
 SAMPLE_TILE_MAX = 256
 
 STATUSES = ("running", "paused", "stopped", "finished", "failed")

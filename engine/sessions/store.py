@@ -32,7 +32,7 @@ from engine.sessions.metrics import MetricsLine, metrics_text, read_metrics
 from engine.sessions.state import encode_state, encode_weights, read_state, read_weights_file
 from engine.sessions.targets import read_targets, write_targets
 from engine.sessions.writer import SessionWriter
-from engine.target_images import TargetImage, describe
+from engine.target_images import SOURCE_FIELD, TargetImage, describe
 
 if TYPE_CHECKING:  # reading sessions never imports torch (`sessions list` starts at once)
     import torch
@@ -111,6 +111,11 @@ def target_images(info: SessionInfo) -> list[TargetImage]:
     return read_targets(info.path, info.data)
 
 
+def source_images(info: SessionInfo) -> list[TargetImage]:
+    """The session's own copies of its source images ([] when the run had none); DamagedSession if unusable."""
+    return read_targets(info.path, info.data, SOURCE_FIELD)
+
+
 # ----- creating and resuming ----------------------------------------------------------------------
 def _sweep_record(sweep: Mapping[str, Any]) -> dict[str, Any]:
     try:
@@ -128,6 +133,7 @@ def create(
     parent: Mapping[str, Any] | None = None,
     sweep: Mapping[str, Any] | None = None,
     target_images: Sequence[TargetImage] = (),
+    source_images: Sequence[TargetImage] = (),
 ) -> SessionWriter:
     """Make a new session (locked, status "running") from a trainer's initial `state_dict()` and return
     its writer.
@@ -135,7 +141,8 @@ def create(
     `base_model`: {"id", "sha256"?, "weights_sha256", "format"?, ...}. `init_weights`: for forks, the
     tensors (differing from the base model) the run starts from. `parent`: for forks, {"id", "step",
     "from_weights"}. `sweep`: for runs of a sweep, {"name": ..., "values": {setting: value}}.
-    `target_images`: the checked images the run adapts towards, copied into the session. The
+    `target_images`: the checked images the run adapts towards, copied into the session (`source_images`,
+    the images its image direction starts from, alike). The
     directory is built under a hidden name and renamed into place, so a kill during creation leaves
     nothing half-made in the list.
     """
@@ -160,6 +167,7 @@ def create(
             atomic.write_bytes(tmp / layout.INIT_FILE, encode_weights(init_weights))
         atomic.write_bytes(tmp / layout.CHECKPOINT_FILE, encode_state(state))
         targets = write_targets(tmp, target_images)
+        sources = write_targets(tmp, source_images, SOURCE_FIELD)
         (tmp / layout.METRICS_FILE).touch()
         now = now_iso()
         data: dict[str, Any] = {
@@ -180,6 +188,7 @@ def create(
             "parent": dict(parent) if parent else None,
             "sweep": sweep_data,
             "target_images": targets,
+            "source_images": sources,
             "message": None,
         }
         for attempt in range(1000):

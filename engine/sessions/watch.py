@@ -5,9 +5,9 @@ sessions appeared, changed or went away since the last look, from `stat()` alone
     changes = watcher.poll()          # first call: every session; then only what changed
     for info, live in changes.changed: ...
 
-A session counts as changed when its `session.json` or `metrics.jsonl` changed (size or mtime), or
-when its lock was taken or released (a run that dies leaves `running` in session.json and frees the
-lock: it is `interrupted` from then on). A poll costs one directory listing and two or three `stat`s a
+A session counts as changed when its `session.json`, `metrics.jsonl` or `scores.json` changed (size or
+mtime), or when its lock was taken or released (a run that dies leaves `running` in session.json and frees
+the lock: it is `interrupted` from then on). A poll costs one directory listing and three or four `stat`s a
 session; only changed sessions are read. Read-only: never takes a lock.
 """
 
@@ -105,7 +105,9 @@ class SessionWatcher:
 
     def _stamp(self, path: Path) -> tuple[Any, ...]:
         locked = is_locked(path) if path.name in self._active else None
-        return _stat(path / layout.SESSION_FILE), _stat(path / layout.METRICS_FILE), locked
+        # scores.json: written after a run's last checkpoint, or by `nada-tui eval` from anywhere
+        files = (layout.SESSION_FILE, layout.METRICS_FILE, layout.SCORES_FILE)
+        return (*(_stat(path / f) for f in files), locked)
 
     def poll(self) -> Changes:
         base = root_dir(self._root)

@@ -27,6 +27,7 @@ class RunStatus:
     executor: str | None = None
     log: str | None = None  # the job's output file, when there is one
     message: str | None = None  # why a run failed or never started, when known
+    scores: dict[str, Any] | None = None  # its session's scores.json (engine.sessions.scores)
 
 
 def slurm_states(job_ids: Iterable[str]) -> dict[str, str] | None:
@@ -107,6 +108,7 @@ def run_statuses(record: SweepRecord) -> list[RunStatus]:
             row.message = info.damaged or info.data.get("message") or None
             row.step, row.iterations = info.step, info.iterations or row.iterations
             row.loss = None if info.damaged else recent_loss(info.path, info.step)
+            row.scores = dict(info.scores) if info.scores else None
             # Only a run that is training now is ahead of its session: once it has ended, the session's
             # saved step is the truth (metrics.jsonl also holds steps whose save failed).
             live = live_progress(info) if info.status == "running" else None

@@ -254,6 +254,12 @@ def run_and_report(run: Run, printer: ProgressPrinter, quiet: bool) -> int:
             say(f"Continue it with: nada-tui resume {result.session_id}")
         if result.status != "failed" and not unsaved:
             say(f"Sample it with:   nada-tui generate {result.session_id} -n 8 --out DIR")
+            from engine.sessions.scores import brief, read_scores
+
+            scores = read_scores(result.path)
+            if scores and scores.get("step") == result.step:
+                say(f"Scores ({scores.get('samples')} samples): {brief(scores)}; "
+                    f"more: nada-tui eval {result.session_id}")
     if result.checkpoint_error:
         printer.line(f"error: {result.checkpoint_error}")
     if result.status == "failed":

@@ -126,6 +126,28 @@ def _mean_loss(info: Any) -> float | None:
     return None if info.damaged else recent_loss(info.path, info.step)
 
 
+def scores_summary(scores: Any) -> dict[str, Any] | None:
+    """The figures of a scores record, for --json lists (None before any)."""
+    from engine.sessions.scores import SCORE_KEYS
+
+    if not scores:
+        return None
+    return {**{k: scores.get(k) for k in SCORE_KEYS}, "samples": scores.get("samples"),
+            "clip_model": scores.get("clip_model"), "step": scores.get("step")}
+
+
+def scores_line(info: Any) -> str:
+    """`sessions show`'s scores line: the figures and how they were measured, or how to measure them."""
+    from engine.sessions.scores import SCORE_KEYS, describe, format_score
+
+    sc = info.scores
+    if not sc:
+        return f"none yet: nada-tui eval {info.id}"
+    figures = ", ".join(f"{k} {format_score(sc[k], k)}" for k in SCORE_KEYS if sc.get(k) is not None)
+    stale = f"; the session is at step {info.step} now" if sc.get("step") != info.step else ""
+    return f"{figures} ({describe(sc)}{stale})"
+
+
 def _summary(info: Any) -> dict[str, Any]:
     return {
         "id": info.id,
@@ -137,6 +159,7 @@ def _summary(info: Any) -> dict[str, Any]:
         "source": info.source,
         "target": info.target,
         "target_images": info.target_image_count,
+        "scores": scores_summary(info.scores),
         "final_loss": info.final_loss,  # the last step's total loss alone
         "mean_loss": _mean_loss(info),  # the mean total loss of the last 20 logged steps
         "created": info.created,
@@ -215,6 +238,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     if info.clip_models:
         print("  clip       " + ", ".join(f"{n} x{w:g}" for n, w in info.clip_models))
+    print("  scores     " + scores_line(info))
     cfg = info.data.get("config")
     if isinstance(cfg, dict):  # a damaged session.json may hold anything here
         skip = {"source", "target", "clip_models"}

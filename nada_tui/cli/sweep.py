@@ -14,6 +14,7 @@ import shlex
 import sys
 from typing import Any
 
+from engine.sessions.scores import SCORE_KEYS
 from nada_tui.cli import CliError
 from nada_tui.cli._common import add_run_options
 
@@ -61,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--wait", action="store_true", help="Slurm: wait until every run has ended, then print the table")
     p.add_argument("--json", action="store_true", help="with `status`: one JSON object per run")
+    p.add_argument("--sort", default=None, metavar="SCORE", choices=SCORE_KEYS,
+                   help="with `status`: runs by a score, best first (" + ", ".join(SCORE_KEYS) + "); runs "
+                   "without it last")
     p.add_argument(
         "-y", "--yes", action="store_true", help="with `delete`: do not ask (needed when stdin is not a terminal)"
     )
@@ -241,7 +245,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
 # ----- status and delete ----------------------------------------------------------------------------
 def _status_table(record: Any, rows: list[Any]) -> str:
     keys = list(record.keys)
-    table = [["#", "STATUS", "STEP", "MEAN LOSS (20)", "SESSION", *[k.upper() for k in keys]]]
+    from engine.sessions.scores import SHORT_NAMES, format_score, score
+
+    shown = [k for k in SCORE_KEYS if any(score(r.scores, k) is not None for r in rows)]
+    table = [["#", "STATUS", "STEP", "MEAN LOSS (20)", *[SHORT_NAMES[k] for k in shown], "SESSION",
+              *[k.upper() for k in keys]]]
     for r in rows:
         table.append(
             [
@@ -249,6 +257,7 @@ def _status_table(record: Any, rows: list[Any]) -> str:
                 r.status,
                 f"{r.step}/{r.iterations}",
                 "-" if r.loss is None else f"{r.loss:.4f}",
+                *[format_score(score(r.scores, k), k) for k in shown],
                 r.session_id or "-",
                 *[_short(r.values.get(k, "")) for k in keys],
             ]
@@ -290,6 +299,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     record = _record_of(args.name)
     rows = sweeps.run_statuses(record)
+    if args.sort:
+        from engine.sessions.scores import sort_key
+
+        rows.sort(key=sort_key(args.sort))
     if args.json:
         for r in rows:
             print(
@@ -302,6 +315,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                         "step": r.step,
                         "iterations": r.iterations,
                         "loss": r.loss,
+                        "scores": r.scores,
                         "values": r.values,
                         "job": r.job,
                         "log": r.log,
@@ -312,6 +326,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"sweep '{record.name}' ({record.created}; sessions in {record.sessions_root})")
     print(_status_table(record, rows))
+    if any(r.scores for r in rows):
+        print("DIR clip_direction, TGT clip_target, DIV diversity (DIV0: the frozen generator's); "
+              "`nada-tui eval SESSION` measures them again with more samples")
     for r in rows:
         if r.message and r.status not in ("finished", "running"):
             print(f"run {r.index + 1}: {r.message}" + (f"; log: {r.log}" if r.log else ""))

@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from engine import paths
+from engine.sessions.scores import brief
 from nada_tui.screens.dialogs import FormDialog
 from nada_tui.widgets.pixel_image import PixelImage
 from nada_tui.widgets.status_bar import StatusBar
@@ -185,7 +186,8 @@ class CompareScreen(Screen):
             step = f"step {it.step}" if it.step is not None else "no preview yet"
             status = it.info.status if it.info.status != "finished" else ""
             under = [BEFORE_AFTER] if per == 2 else []
-            heads.append([*wrap(label, label_w), *under, " ".join(x for x in (step, status) if x)])
+            scored = wrap(brief(it.info.scores), label_w) if it.info.scores else []
+            heads.append([*wrap(label, label_w), *under, " ".join(x for x in (step, status) if x), *scored])
         lines = max(len(h) for h in heads)
         side = min(side, fit_side(width, height, columns, per, seeds, lines, zoom))
         return side, max(per * side + per - 1, label_w), heads

@@ -41,7 +41,7 @@ from nada_tui.screens.photos import PhotosScreen
 from nada_tui.session_rows import RowFeed, Update
 from nada_tui.widgets.export_progress import ExportProgress
 from nada_tui.widgets.session_detail import SessionDetail
-from nada_tui.widgets.sessions_table import SORTS, SWEEP_KEY, SessionsTable
+from nada_tui.widgets.sessions_table import SCORE_SORTS, SORTS, SWEEP_KEY, SessionsTable
 from nada_tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -250,6 +250,8 @@ class SessionsScreen(Screen):
         table.sort_key = SORTS[(SORTS.index(table.sort_key) + 1) % len(SORTS)]
         table.refill()
         what = "loss (the mean total loss of the last 20 logged steps)" if table.sort_key == "loss" else table.sort_key
+        if table.sort_key in SCORE_SORTS:
+            what += " score, best first (sessions without scores last: `nada-tui eval` measures them)"
         self.notify(f"Sorted by {what}", timeout=2)
 
     # ----- actions: dialogs here, decisions in the app --------------------------------------

@@ -2,10 +2,12 @@
 filtered and marked, with columns fitted to its width.
 
 Columns drop in one fixed priority order, the same at start and after any resize: name, status, steps,
-loss, source -> target, model, date, size; a column shows only when every column before it does, so
-the last ones go first (`fit_columns`). The name never drops; sessions that share a name end it with
+loss, CLIP direction score, source -> target, model, date, size; a column shows only when every column
+before it does, so the last ones go first (`fit_columns`). The name never drops; sessions that share a name end it with
 their start time, which a cut name keeps, so no two rows read alike at any width. The loss is the
-smoothed one (`engine.sessions.loss`: the mean total loss of the last 20 logged steps).
+smoothed one (`engine.sessions.loss`: the mean total loss of the last 20 logged steps). "Dir" is the
+session's clip_direction score (`engine.scores`; "–" before any), and `s` also sorts by the CLIP scores,
+best first, sessions without scores last.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from textual import on
 from textual.message import Message
 from textual.widgets import DataTable
 
+from engine.sessions.scores import score, sort_key
 from nada_tui.formatting import fmt_bytes
 from nada_tui.run_buffer import ViewState
 from nada_tui.session_rows import Row, setting_flag
@@ -37,6 +40,7 @@ class Column:
     min: int
     cap: int
     flexible: bool = False  # text that can be cut (names, prompts); others keep their natural width
+    joins_at: int = 24  # a flexible column's width when it joins (GROW_FIRST), before the growing
 
 
 # In priority order, which is also the screen order: when the table is narrow, the last ones drop first.
@@ -45,7 +49,8 @@ COLUMNS = (
     Column("status", "Status", 6, 13),
     Column("steps", "Steps", 5, 11),
     Column("loss", "Loss~20", 6, 8),
-    Column("prompts", "Source -> target", 16, 64, flexible=True),
+    Column("clip_direction", "Dir", 4, 5),
+    Column("prompts", "Source -> target", 16, 64, flexible=True, joins_at=18),  # 18: every column fits 120
     Column("model", "Model", 8, 24, flexible=True),
     Column("date", "Date", 4, 16),
     Column("size", "Size", 4, 10),
@@ -53,7 +58,8 @@ COLUMNS = (
 CELL_PADDING = 1  # DataTable's default, each side
 SCROLLBAR = 2  # DataTable's vertical scrollbar: its room is kept free when the rows outgrow the height
 GROW_FIRST = 24  # fit_columns widens every column to this before any gets more
-SORTS = ("date", "name", "steps", "loss", "size")
+SCORE_SORTS = ("clip_direction", "clip_target", "diversity")  # engine.sessions.scores keys, best first
+SORTS = ("date", "name", "steps", "loss", *SCORE_SORTS, "size")
 SWEEP_KEY = "sweep:"  # row keys of sweep headers (session ids never start so)
 TAIL = "name-tail"  # a cell key that is no column: the end of a name that a cut keeps
 
@@ -69,7 +75,7 @@ def fit_columns(width: int, natural: dict[str, int]) -> list[tuple[Column, int]]
         return max(c.min, min(c.cap, max(natural.get(c.key, 0), len(c.label))))
 
     def fair(c: Column) -> int:
-        return min(need(c), GROW_FIRST) if c.flexible else need(c)
+        return min(need(c), c.joins_at) if c.flexible else need(c)
 
     chosen: dict[str, int] = {}
     used = 0
@@ -92,6 +98,12 @@ def fit_columns(width: int, natural: dict[str, int]) -> list[tuple[Column, int]]
                     chosen[c.key] += extra
                     used += extra
     return [(c, chosen[c.key]) for c in COLUMNS if c.key in chosen]
+
+
+def _score_cell(info: SessionInfo) -> str:
+    """The clip_direction score, 2 decimals; "–" before any (`nada-tui eval` measures one)."""
+    value = score(info.scores, "clip_direction")
+    return "–" if value is None else f"{value:.2f}"
 
 
 def cut(text: str | Text, width: int, tail: str = "") -> Text:
@@ -154,6 +166,9 @@ class SessionsTable(DataTable):
 
     def listed(self) -> list[Row]:
         rows = [r for r in self.sessions if self._matches(r)]
+        if self.sort_key in SCORE_SORTS:
+            by_score = sort_key(self.sort_key)
+            return sorted(rows, key=lambda r: by_score(r.info))
         key: Callable[[Row], object] = {
             "date": lambda r: r.info.created or r.id,
             "name": lambda r: r.info.name.lower(),
@@ -250,6 +265,7 @@ class SessionsTable(DataTable):
             "status": self.status_of(s),
             "steps": f"{step}/{total}",
             "loss": f"{loss:.4f}" if isinstance(loss, int | float) else "–",
+            "clip_direction": _score_cell(s),
             "prompts": f"{s.source} -> {s.target_text}",
             "model": s.model_id,
             "date": s.created.replace("T", " ")[:16],
