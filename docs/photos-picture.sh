@@ -8,7 +8,7 @@ PATH="$PWD/.venv/bin:$PATH"
 tmp=$(mktemp -d)
 export XDG_DATA_HOME=$tmp/data XDG_CACHE_HOME=$tmp/cache XDG_CONFIG_HOME=$tmp/config XDG_STATE_HOME=$tmp/state
 nada-tui train --demo --quiet >/dev/null
-id=$(nada-tui sessions list --json | python -c "import json, sys; print(json.load(sys.stdin)[0]['id'])")
+id=$(nada-tui sessions list --json | head -1 | python -c "import json, sys; print(json.load(sys.stdin)['id'])")
 nada-tui generate "$id" -n 1 --seed 50 --strength 0 --out "$tmp/photo" >/dev/null
 nada-tui photos "$id" "$tmp/photo/seed_000050.png" --out "$tmp/out" --no-align --steps 300 >/dev/null
 python - "$tmp/out/seed_000050" docs/photos.png <<'PY'
