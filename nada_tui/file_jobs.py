@@ -1,5 +1,5 @@
-"""Jobs on saved sessions and model files that run beside training: delete, rename, generate, export and
-download. Each runs on a thread worker and ends as a toast; none touches the live run. `NadaApp` derives
+"""Jobs on saved sessions and model files that run beside training: delete, rename, generate, export,
+videos and download. Each runs on a thread worker and ends as a toast; none touches the live run. `NadaApp` derives
 from `FileJobsApp` (through photo_jobs.PhotoJobsApp), so these handlers are the app's own (the app decides)
 while app.py keeps the run.
 """
@@ -20,9 +20,13 @@ from nada_tui.messages import (
     LoadProgress,
     RenameRequested,
     SessionsChanged,
+    VideosRequested,
 )
+from nada_tui.widgets.export_progress import ExportProgress
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from engine.sessions import SessionInfo
     from nada_tui.run_buffer import ViewState
 
@@ -93,3 +97,25 @@ class FileJobsApp(App):
             return f"{message.model_id} is ready."
 
         self._job("Download", "Downloaded", download)
+
+    @on(VideosRequested)
+    def _videos_requested(self, message: VideosRequested) -> None:
+        self._videos(self.screen, message)
+
+    @work(thread=True, group="videos", exit_on_error=False)
+    def _videos(self, screen: Screen, message: VideosRequested) -> None:
+        """Encode the videos; progress and the outcome go to the screen that asked (its bar and toast)."""
+        from engine import export
+        from engine.video_settings import VideoSettings
+
+        def advanced(kind: str, done: int, total: int) -> None:
+            screen.post_message(ExportProgress.Advanced(kind, done, total))
+
+        info = message.info
+        try:
+            settings = VideoSettings(message.seconds, format=message.video_format)
+            written = export.export_videos(info, message.folder, None, settings, progress=advanced)
+        except Exception as exc:  # a full disk, a read-only folder, no previews yet: said, the app lives on
+            screen.post_message(ExportProgress.Finished(info.name, [], f"{type(exc).__name__}: {exc}"))
+            return
+        screen.post_message(ExportProgress.Finished(info.name, [str(p) for p in written.values()], None))

@@ -185,6 +185,16 @@ class ExportRequested(SessionRequest):
 
 
 @dataclass(eq=False)
+class VideosRequested(SessionRequest):
+    """The session's videos (walk, strength sweep, time-lapse) into `folder`; the app answers the screen
+    that asked with ExportProgress messages."""
+
+    folder: Path
+    seconds: float
+    video_format: str
+
+
+@dataclass(eq=False)
 class RenameRequested(SessionRequest):
     name: str
 

@@ -33,6 +33,7 @@ from nada_tui.messages import (
     OpenRequested,
     RenameRequested,
     ResumeRequested,
+    VideosRequested,
 )
 from nada_tui.run_buffer import ViewState
 from nada_tui.screens.compare import CompareScreen
@@ -345,8 +346,8 @@ class SessionsScreen(Screen):
                                         ok="Export"), done)
 
     def action_videos(self) -> None:
-        """v: the session's three videos (latent walk, strength sweep, time-lapse) into a folder, encoded
-        on a thread of this screen while a bar shows their frames."""
+        """v: the session's three videos (latent walk, strength sweep, time-lapse) into a folder; the app
+        encodes them on a worker and reports the frames to the bar here."""
         info = self._usable()
         if info is None:
             return
@@ -359,7 +360,7 @@ class SessionsScreen(Screen):
             if values is not None:
                 progress.begin(f"Exporting the videos of {info.name}: loading the generators")
                 folder = Path(values["folder"].strip()).expanduser()
-                self._export_videos(info, folder, float(values["seconds"]), values["format"])
+                self.post_message(VideosRequested(info, folder, float(values["seconds"]), values["format"]))
 
         default = paths.data_dir() / "exports"
         self.app.push_screen(FormDialog(
@@ -367,21 +368,6 @@ class SessionsScreen(Screen):
             "training time-lapse", [("folder", "Into folder", str(default)), ("seconds", "Seconds each", "8"),
                                     Choice("format", "Format", VIDEO_FORMATS, "mp4")],
             ok="Export videos", check=video_problem), done)
-
-    @work(thread=True, group="videos", exit_on_error=False)
-    def _export_videos(self, info: SessionInfo, folder: Path, seconds: float, fmt: str) -> None:
-        from engine import export
-        from engine.video_settings import VideoSettings
-
-        def advanced(kind: str, done: int, total: int) -> None:
-            self.post_message(ExportProgress.Advanced(kind, done, total))
-
-        try:
-            written = export.export_videos(info, folder, None, VideoSettings(seconds, format=fmt), progress=advanced)
-        except Exception as exc:  # a full disk, a read-only folder, no previews yet: said, the app lives on
-            self.post_message(ExportProgress.Finished(info.name, [], f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(ExportProgress.Finished(info.name, [str(p) for p in written.values()], None))
 
     @on(ExportProgress.Advanced)
     def _video_advanced(self, message: ExportProgress.Advanced) -> None:
