@@ -6,6 +6,7 @@ import pytest
 import torch
 from _backend_flags import backend_flags_kept
 
+from engine.config import DEMO_GENERATOR_ID
 from engine.demo import colour_oracle, tiny_clip, tiny_generator
 
 torch.set_num_threads(2)
@@ -55,7 +56,8 @@ def small_demo(monkeypatch):
     """The 32 px tiny generator stands in for the 64 px demo one: the same code paths, 4x cheaper."""
     from engine import demo
 
-    monkeypatch.setattr(demo, "demo_generator", lambda: tiny_generator(size=32, seed=0))  # zoo imports it per call
+    # zoo builds demo generators from this table on every load
+    monkeypatch.setitem(demo.DEMO_GENERATORS, DEMO_GENERATOR_ID, lambda: tiny_generator(size=32, seed=0))
 
 
 @pytest.fixture
