@@ -24,7 +24,7 @@ from engine.errors import ExportError, PhotoError
 from engine.events import InversionProgress, PhotoDone, PhotoEvent, PhotoFailed
 from engine.photos.framing import frame_photo, wants_alignment
 from engine.photos.inversion import invert_batch, psnr_db
-from engine.photos.loading import load_photo
+from engine.photos.loading import load_photo, not_a_file
 from engine.photos.outputs import session_photos_dir, write_photo_files
 from engine.photos.perceptual import perceptual_distance
 from engine.photos.pti import apply_adaptation, pivotal_tune
@@ -144,12 +144,18 @@ def invert_photos(
             first += len(chunk)
         return done
 
-    # Photos are read and framed a batch at a time, so the first results come before the last is aligned.
+    # What is no file at all (a FIFO, a folder) is said at once; photos are read and framed a batch at a
+    # time, so the first results come before the last is aligned.
+    refused = {path: problem for path in paths if (problem := not_a_file(path)) is not None}
+    for path, problem in refused.items():
+        emit(PhotoFailed(path, problem))
     results: list[PhotoResult] = []
     ready: list[tuple[int, Path, str, Any]] = []
     for i, (path, stem) in enumerate(zip(paths, unique_stems(paths), strict=True)):
         if stopped():
             return results
+        if path in refused:
+            continue
         try:
             framed = frame_photo(load_photo(path), models.resolution, align, str(dev), source=str(path))
             ready.append((i, path, stem, framed))

@@ -36,12 +36,18 @@ def _bomb(path: Path, size: tuple[int, int] | None, pixels: int | None = None) -
     )
 
 
+def not_a_file(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` cannot be a photo without opening it (a FIFO, a device, a folder, missing), else None."""
+    found = user_files.problem(Path(path))  # never opened: a FIFO would block its reader for ever
+    return None if found is None else f"{path} {found}: give image files (png, jpg, webp, ...)"
+
+
 def load_photo(path: str | os.PathLike[str]) -> Image.Image:
     """The photo at `path` as 8-bit RGB, upright, longer side at most MAX_SIDE. Raises PhotoError."""
     path = Path(path)
-    found = user_files.problem(path)  # before opening: a FIFO would block here for ever
-    if found is not None:
-        raise PhotoError(f"{path} {found}: give image files (png, jpg, webp, ...)")
+    problem = not_a_file(path)
+    if problem is not None:
+        raise PhotoError(problem)
     try:
         with warnings.catch_warnings():
             # PIL only warns between 1x and 2x its pixel limit; everything above MAX_PIXELS is refused below.
