@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.fir import BLUR_KERNEL, Upsample
+from engine.latent_space import LatentSpace
 from engine.modconv import (
     LRELU_GAIN,
     MODCONV_PATHS,
@@ -218,7 +219,7 @@ class NoiseBuffers(nn.Module):
 NoiseSpec = str | Sequence[Tensor]
 
 
-class Generator(nn.Module):
+class Generator(LatentSpace):
     train_truncation = 1.0  # training batches are not truncated (StyleGAN3's are: engine.stylegan3)
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -305,19 +306,12 @@ class Generator(nn.Module):
         return self.conv1.conv.path
 
     # ----- mapping ------------------------------------------------------------------------------
-    @torch.no_grad()
-    def mean_latent(self, samples: int = 4096, seed: int = 0) -> Tensor:
-        gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(samples, self.style_dim, generator=gen).to(self.latent_avg.device)
-        return self.style(z).mean(0)
+    @property
+    def z_dim(self) -> int:
+        return self.style_dim
 
     def mapping(self, z: Tensor) -> Tensor:
         return self.style(z)
-
-    def truncate(self, w: Tensor, truncation: float) -> Tensor:
-        if truncation >= 1.0:
-            return w
-        return self.latent_avg + truncation * (w - self.latent_avg)
 
     def make_noise(self, batch: int, generator: torch.Generator | None = None) -> list[Tensor]:
         """Fresh per-sample noise maps, drawn from `generator` (on its device) when one is given."""

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.latent_space import LatentSpace
 from engine.sg3_ops import filtered_lrelu, modulated_conv
 from engine.stylegan2 import forced_modconv_path
 from engine.stylegan3_design import LayerSpec, SG3Config, design
@@ -188,7 +189,7 @@ class TrainableUnit:
         return self
 
 
-class StyleGAN3Generator(nn.Module):
+class StyleGAN3Generator(LatentSpace):
     family = "stylegan3"
     # As the reference trains SG3: truncation 0.7 on every training batch (SG2 trains at 1).
     train_truncation = 0.7
@@ -266,19 +267,12 @@ class StyleGAN3Generator(nn.Module):
         """No learned constant: the Fourier features are fixed buffers."""
         return []
 
-    @torch.no_grad()
-    def mean_latent(self, samples: int = 4096, seed: int = 0) -> Tensor:
-        gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(samples, self.config.z_dim, generator=gen).to(self.latent_avg.device)
-        return self.mapping(z).mean(0)
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
 
     def mapping(self, z: Tensor) -> Tensor:
         return self.mapping_net(z)
-
-    def truncate(self, w: Tensor, truncation: float) -> Tensor:
-        if truncation >= 1.0:
-            return w
-        return self.latent_avg + truncation * (w - self.latent_avg)
 
     def make_noise(self, batch: int, generator: torch.Generator | None = None) -> list[Tensor]:
         """StyleGAN3 has no noise inputs."""
