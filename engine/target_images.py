@@ -25,18 +25,16 @@ Importing this module does not import torch; the embedding helpers import it whe
 from __future__ import annotations
 
 import os
-import re
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from engine import user_files
 from engine.config import ConfigError, TrainConfig
-from engine.image_modes import to_rgb8
+from engine.image_files import ImageRules, read_image
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -179,16 +177,22 @@ def _max_pixels() -> int:
     return int(limit) if limit else DEFAULT_MAX_PIXELS
 
 
-def _bomb(path: Path, size: tuple[int, int] | None, pixels: int | None = None) -> TargetImageError:
-    if size is not None:
-        pixels = size[0] * size[1]
-    shown = f"{size[0]} x {size[1]} px, " if size else ""
-    amount = f"{pixels / 1e6:.0f} megapixels" if pixels else "too large"
-    return TargetImageError(
-        f"{path} is {shown}{amount}, over the {_max_pixels() / 1e6:.0f} megapixel limit for images (a possible "
-        f"decompression bomb): downscale it (it trains at {MAX_SIDE} px anyway), e.g. "
-        f"`magick '{path.name}' -resize {4 * MAX_SIDE}x{4 * MAX_SIDE} smaller.png`"
-    )
+def _too_narrow(path: Path, width: int, height: int) -> str | None:
+    if max(width, height) <= MAX_ASPECT * max(1, min(width, height)):
+        return None
+    return (f"{path} is {width} x {height} px: its longer side is more than {MAX_ASPECT} times its shorter one, "
+            "and CLIP would see only a square from its middle. Crop it nearer to a square")
+
+
+TARGET_RULES = ImageRules(
+    error=TargetImageError,
+    give=f"{_KINDS} image files",
+    max_pixels=_max_pixels,
+    max_side=MAX_SIDE,
+    downscale_advice=lambda path: f"downscale it (it trains at {MAX_SIDE} px anyway), e.g. `magick '{path.name}' "
+                                  f"-resize {4 * MAX_SIDE}x{4 * MAX_SIDE} smaller.png`",
+    size_problem=_too_narrow,
+)
 
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
@@ -201,59 +205,16 @@ def read_target(path: str | os.PathLike[str], field: str = FIELD) -> TargetImage
     """`load_image` with a note for the user: an animated image (WebP, APNG) trains on its first frame.
     The TargetImageError names `field` (target_images or source_images)."""
     try:
-        return _read(Path(path))
+        read = read_image(Path(path), TARGET_RULES)
     except TargetImageError as exc:
         if field == FIELD:
             raise
         raise TargetImageError(str(exc).removeprefix(f"{FIELD}: "), field) from None
-
-
-def _read(path: Path) -> TargetImage:
-    frames = 1
-    found_problem = user_files.problem(path)  # before opening: a FIFO would block here for ever
-    if found_problem is not None:
-        raise TargetImageError(f"{path} {found_problem}: give {_KINDS} image files")
-    try:
-        with warnings.catch_warnings():
-            # PIL only warns between 1x and 2x its pixel limit; we refuse everything above it below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > _max_pixels():
-                    raise _bomb(path, img.size)
-                if max(img.size) > MAX_ASPECT * max(1, min(img.size)):
-                    raise TargetImageError(
-                        f"{path} is {img.width} x {img.height} px: its longer side is more than {MAX_ASPECT} times "
-                        "its shorter one, and CLIP would see only a square from its middle. Crop it nearer to a square"
-                    )
-                frames = int(getattr(img, "n_frames", 1) or 1)
-                img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale, far less memory
-                img.load()
-                img = ImageOps.exif_transpose(img) or img
-                rgb = to_rgb8(img)
-    except TargetImageError:
-        raise
-    except Image.DecompressionBombError as exc:  # PIL refuses above twice its limit, before we see the size
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        raise _bomb(path, None, int(found.group(1)) if found else None) from None
-    except FileNotFoundError:
-        raise TargetImageError(f"{path} does not exist: check the path") from None
-    except Image.UnidentifiedImageError:
-        raise TargetImageError(
-            f"{path} is not an image PIL can read (corrupt, or not really {path.suffix or 'an image'}): "
-            "re-export it, or leave it out"
-        ) from None
-    except MemoryError:
-        raise TargetImageError(f"{path} does not fit in memory: downscale it first") from None
-    except Exception as exc:  # truncated data, bad chunks: PIL raises OSError, SyntaxError, ValueError, ...
-        raise TargetImageError(
-            f"{path} cannot be read: {exc or type(exc).__name__} (truncated or corrupt?): re-export it, or leave it out"
-        ) from None
-    rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)  # only ever shrinks
     note = None
-    if frames > 1:
-        note = (f"{path} is animated ({frames} frames): only its first frame is used as a target image; "
+    if read.frames > 1:
+        note = (f"{path} is animated ({read.frames} frames): only its first frame is used as a target image; "
                 "export the frame you want as a PNG to choose another")
-    return TargetImage(path, rgb, note)
+    return TargetImage(Path(path), read.image, note)
 
 
 def load_target_images(paths: Iterable[str | os.PathLike[str]], field: str = FIELD) -> list[TargetImage]:
