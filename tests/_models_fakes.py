@@ -45,6 +45,49 @@ def fake_modules(*names: str) -> Iterator[dict[str, types.ModuleType]]:
                 sys.modules[n] = old
 
 
+@contextlib.contextmanager
+def nvidia_persistence(module_src: str) -> Iterator[tuple[type, type]]:
+    """(EasyDict, Persistent) for writing files in NVIDIA's persistence layout: the names those pickles
+    refer to (torch_utils.persistence._reconstruct_persistent_obj, dnnlib.util.EasyDict) exist while
+    pickling; a Persistent pickles as that function applied to {class_name, state, module_src}."""
+    with fake_modules("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util") as mods:
+
+        def _reconstruct_persistent_obj(meta):  # never called: only its name goes into the file
+            raise AssertionError("fake")
+
+        _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+        _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+        mods["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
+
+        class EasyDict(dict):
+            pass
+
+        EasyDict.__module__ = "dnnlib.util"
+        EasyDict.__qualname__ = "EasyDict"
+        mods["dnnlib.util"].EasyDict = EasyDict
+
+        class Persistent:
+            def __init__(self, class_name: str, **attrs: Any) -> None:
+                self.class_name = class_name
+                self.state: dict[str, Any] = {
+                    "training": False,
+                    "_parameters": collections.OrderedDict(),
+                    "_buffers": collections.OrderedDict(),
+                    "_non_persistent_buffers_set": set(),
+                    "_backward_hooks": collections.OrderedDict(),
+                    "_forward_hooks": collections.OrderedDict(),
+                    "_modules": collections.OrderedDict(),
+                    **attrs,
+                }
+
+            def __reduce__(self):
+                meta = {"type": "class", "version": 6, "module_src": module_src, "class_name": self.class_name,
+                        "state": self.state}
+                return (_reconstruct_persistent_obj, (meta,))
+
+        yield EasyDict, Persistent
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float32).copy()
 
@@ -194,46 +237,7 @@ def write_ada_pickle(
     `layer_attrs` go into every SynthesisLayer/ToRGBLayer's state (e.g. {"conv_clamp": 256}, as real
     files keep it); `synthesis_kwargs` into G's `_init_kwargs`.
     """
-    with fake_modules("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util") as mods:
-
-        def _reconstruct_persistent_obj(meta):  # never called: only its name goes into the file
-            raise AssertionError("fake")
-
-        _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-        _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-        mods["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
-
-        class EasyDict(dict):
-            pass
-
-        EasyDict.__module__ = "dnnlib.util"
-        EasyDict.__qualname__ = "EasyDict"
-        mods["dnnlib.util"].EasyDict = EasyDict
-
-        class Persistent:
-            def __init__(self, class_name: str, **attrs: Any) -> None:
-                self.class_name = class_name
-                self.state: dict[str, Any] = {
-                    "training": False,
-                    "_parameters": collections.OrderedDict(),
-                    "_buffers": collections.OrderedDict(),
-                    "_non_persistent_buffers_set": set(),
-                    "_backward_hooks": collections.OrderedDict(),
-                    "_forward_hooks": collections.OrderedDict(),
-                    "_modules": collections.OrderedDict(),
-                    **attrs,
-                }
-
-            def __reduce__(self):
-                meta = {
-                    "type": "class",
-                    "version": 6,
-                    "module_src": module_src or "# training/networks.py",
-                    "class_name": self.class_name,
-                    "state": self.state,
-                }
-                return (_reconstruct_persistent_obj, (meta,))
-
+    with nvidia_persistence(module_src or "# training/networks.py") as (EasyDict, Persistent):
         names = {
             "mapping": "MappingNetwork",
             "synthesis": "SynthesisNetwork",

@@ -14,7 +14,6 @@ each one matters.
 
 from __future__ import annotations
 
-import collections
 import math
 import pickle
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _models_fakes import fake_modules
+from _models_fakes import nvidia_persistence
 
 from engine.stylegan3_design import design
 
@@ -75,42 +74,20 @@ def random_sg3(kind: str, size: int = 32, seed: int = 0, num_layers: int = 4, ma
 # ----- the published file layout ---------------------------------------------------------------------------
 def write_sg3_pickle(path: Path, model: dict[str, Any], c_dim: int = 0, protocol: int = 3) -> Path:
     config, tensors = model["config"], model["tensors"]
-    with fake_modules("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util") as mods:
+    with nvidia_persistence("# networks_stylegan3.py") as (EasyDict, ModuleState):
 
-        def _reconstruct_persistent_obj(meta):  # never called: only its name goes into the file
-            raise AssertionError("fake")
+        class Persistent(ModuleState):
+            """A module's state with its tensors taken from `tensors` (names after `prefix`)."""
 
-        _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-        _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-        mods["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
-
-        class EasyDict(dict):
-            pass
-
-        EasyDict.__module__ = "dnnlib.util"
-        EasyDict.__qualname__ = "EasyDict"
-        mods["dnnlib.util"].EasyDict = EasyDict
-
-        class Persistent:
             def __init__(self, class_name: str, prefix: str = "", buffers: tuple[str, ...] = (),
                          params: tuple[str, ...] = ("weight", "bias"), **attrs: Any) -> None:
-                self.class_name = class_name
-                self.state: dict[str, Any] = {
-                    "training": False, "_parameters": collections.OrderedDict(), "_buffers": collections.OrderedDict(),
-                    "_non_persistent_buffers_set": set(), "_forward_hooks": collections.OrderedDict(),
-                    "_modules": collections.OrderedDict(), "_init_kwargs": EasyDict(), **attrs,
-                }
+                super().__init__(class_name, _init_kwargs=EasyDict(), **attrs)
                 for name in params:
                     if prefix + name in tensors:
                         self.state["_parameters"][name] = torch.nn.Parameter(tensors[prefix + name].clone(), False)
                 for name in buffers:
                     value = tensors.get(prefix + name)
                     self.state["_buffers"][name] = None if value is None else value.clone()
-
-            def __reduce__(self):
-                meta = {"type": "class", "version": 6, "module_src": "# networks_stylegan3.py",
-                        "class_name": self.class_name, "state": self.state}
-                return (_reconstruct_persistent_obj, (meta,))
 
         def fc(prefix: str, lr: float, activation: str) -> Persistent:
             w = tensors[prefix + "weight"]
