@@ -97,6 +97,7 @@ class Trainer:
 
         n = self.generator.n_latent
         self.resolutions = self.generator.layer_resolutions()  # named layer sets, per generator family
+        self.layer_labels = tuple(self.generator.layer_labels())  # what each index drives, for the layer map
         self.layer_choice = LayerChoice.from_settings(config.layers, config.pin_on, config.pin_off, n, self.resolutions)
         k0 = default_k(n) if config.auto_layer_k is None else min(config.auto_layer_k, n - 1)
         # A fixed layer set (layers != auto) needs no selection: k0 = 0 switches it off.
@@ -310,6 +311,7 @@ class Trainer:
             pin_on=cfg.pin_on,
             pin_off=cfg.pin_off,
             n_latent=self.generator.n_latent,
+            layer_labels=self.layer_labels,
         )
 
     # ----- pictures ---------------------------------------------------------------------------
