@@ -1,6 +1,7 @@
 """A StyleGAN3 session (`--model demo-sg3`) goes through everything a StyleGAN2 one does, by the same
 commands: `nada-tui photos` (a round trip on an image the generator made itself), `generate --latents`,
-`sessions export --only video`, resume (the same curve as an uninterrupted run) and `sessions fork`."""
+`sessions export --only video`, resume (the same curve as an uninterrupted run) and `sessions fork`; and a
+StyleGAN3 file whose z is narrower than its w trains, scores, samples and films."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from PIL import Image
 
 from engine import paths, runs, sessions
 from engine.config import demo_config
+from engine.generator_files import save_rosinality
 from engine.official_models import DEMO_SG3_ID
 from engine.photos import load_latent, load_session_models, render_latent
 from engine.sampling import render_seeds, to_pil
+from engine.stylegan3 import fresh_generator
 from nada_tui.__main__ import main
 
 ROUND_TRIP_STEPS = 20  # 39 dB on the 32 px demo-sg3 (whose images are low in contrast: see the test)
@@ -137,3 +140,22 @@ def test_fork_of_an_sg3_session_starts_from_its_adapted_weights(session, tmp_pat
     assert len(renders[session]) == 2
     for a, b in zip(renders[session], renders[fork.id], strict=True):
         assert np.array_equal(a, b)
+
+
+def test_an_sg3_file_whose_z_is_narrower_than_its_w_trains_scores_samples_and_films(tmp_path, one_thread, capsys):
+    """z is drawn at the generator's z_dim (StyleGAN3 files may have z_dim != w_dim), never at its w width."""
+    g = fresh_generator(32, "t", seed=3, z_dim=16, w_dim=32, num_layers=4, margin_size=2, channel_base=512,
+                        channel_max=32)
+    path = save_rosinality(g, tmp_path / "narrow-z.pt")
+    assert main(["train", "--checkpoint", str(path), "--source", "a red image", "--target", "a blue image",
+                 "--clip", "demo-colour-oracle=1", "--iters", "2", "--batch", "1", "--layer-batch", "2",
+                 "--preview-every", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "Finished at step 2/2" in out and "Scores (16 samples)" in out
+    (info,) = sessions.list_sessions()
+    renders, videos = tmp_path / "r", tmp_path / "v"
+    assert main(["generate", info.id, "-n", "2", "--out", str(renders)]) == 0
+    assert len(list(renders.iterdir())) == 2
+    assert main(["sessions", "export", info.id, "--only", "walk", "--seconds", "0.5", "--fps", "8", "--size", "32",
+                 "--out", str(videos)]) == 0
+    assert imageio_ffmpeg.count_frames_and_secs(str(videos / f"{info.id}-walk.mp4"))[0] == 4
