@@ -159,3 +159,13 @@ def test_an_sg3_file_whose_z_is_narrower_than_its_w_trains_scores_samples_and_fi
     assert main(["sessions", "export", info.id, "--only", "walk", "--seconds", "0.5", "--fps", "8", "--size", "32",
                  "--out", str(videos)]) == 0
     assert imageio_ffmpeg.count_frames_and_secs(str(videos / f"{info.id}-walk.mp4"))[0] == 4
+
+
+def test_nvidia_layout_export_of_an_sg3_session_says_what_to_use_instead(session, tmp_path, capsys):
+    out = tmp_path / "x"
+    assert main(["sessions", "export", session, "--only", "pt", "--format", "nvidia", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "StyleGAN2 generators only" in err and "--format rosinality" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+    assert main(["sessions", "export", session, "--only", "pt", "--out", str(out)]) == 0
+    assert (out / f"{session}.pt").is_file()
