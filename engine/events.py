@@ -34,6 +34,8 @@ class StepMetrics:
     pin_on: tuple[int, ...] = ()  # pins in effect in this step
     pin_off: tuple[int, ...] = ()
     n_latent: int | None = None  # W+ indices of the generator (the layer map's cells)
+    # What each W+ index drives, from the generator's layer_labels() ("conv1 4x4", "L2_52_1024", ...)
+    layer_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

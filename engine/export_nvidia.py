@@ -116,7 +116,14 @@ def state_dict(g: Generator) -> dict[str, Tensor]:
 
 
 def nvidia_dict(g: Generator) -> dict[str, Any]:
-    """{"init_kwargs": ..., "state_dict": ...}: what `<name>.nvidia.pt` holds."""
+    """{"init_kwargs": ..., "state_dict": ...}: what `<name>.nvidia.pt` holds. ExportError for a generator
+    this layout cannot hold (a StyleGAN3 one: its own file is our .pt)."""
+    if not isinstance(g, Generator):
+        raise ExportError(
+            "NVIDIA's stylegan2-ada-pytorch layout holds StyleGAN2 generators only, and this session's generator "
+            "is a StyleGAN3 one: export it with --format rosinality (a .pt that nada-tui loads back, with its "
+            "tensors under the published StyleGAN3 names)"
+        )
     return {"init_kwargs": init_kwargs(g.config), "state_dict": state_dict(g)}
 
 

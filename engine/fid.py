@@ -89,7 +89,7 @@ def _generated(adapted: Generator, samples: int, chunk: int = 8) -> list[torch.T
     device = adapted.latent_avg.device
     out: list[torch.Tensor] = []
     for i in range(0, samples, chunk):
-        z = seed_latents(range(i, min(samples, i + chunk)), adapted.style_dim).to(device)
+        z = seed_latents(range(i, min(samples, i + chunk)), adapted.z_dim).to(device)
         img = adapted.render(z, truncation=SCORE_TRUNCATION, noise="const").float().cpu()
         out.extend(((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
     return out

@@ -18,14 +18,14 @@ SEED_CONVENTIONS = ("ours", "nvidia")
 NVIDIA_MAX_SEED = 2**32 - 1
 
 
-def seed_latents(seeds: Sequence[int], style_dim: int, convention: str = "ours") -> Tensor:
-    """One z per seed, independent of batch composition and device: seed 7 is always the same face."""
+def seed_latents(seeds: Sequence[int], z_dim: int, convention: str = "ours") -> Tensor:
+    """One z [z_dim] per seed, independent of batch composition and device: seed 7 is always the same face."""
     if convention == "nvidia":
-        z = np.stack([np.random.RandomState(s).randn(1, style_dim)[0] for s in seeds])
+        z = np.stack([np.random.RandomState(s).randn(1, z_dim)[0] for s in seeds])
         return torch.from_numpy(z).float()  # NVIDIA's mapping casts its float64 z to float32 the same way
     if convention != "ours":
         raise ValueError(f"seed convention must be one of {SEED_CONVENTIONS}, got {convention!r}")
-    return torch.stack([torch.randn(style_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
 
 
 @torch.no_grad()
@@ -33,7 +33,7 @@ def render_seeds(
     generator: Generator, seeds: Sequence[int], truncation: float = 0.7, batch: int = 16, convention: str = "ours"
 ) -> Tensor:
     device = generator.latent_avg.device
-    z = seed_latents(seeds, generator.style_dim, convention)
+    z = seed_latents(seeds, generator.z_dim, convention)
     out = [
         generator.render(z[i : i + batch].to(device), truncation=truncation, noise="const").float().cpu()
         for i in range(0, len(seeds), batch)

@@ -75,7 +75,7 @@ def embeddings(
     device = frozen.latent_avg.device
     out_f, out_a = [], []
     for i in range(0, samples, chunk):
-        z = seed_latents(range(i, min(samples, i + chunk)), frozen.style_dim).to(device)
+        z = seed_latents(range(i, min(samples, i + chunk)), frozen.z_dim).to(device)
         for g, out in ((frozen, out_f), (adapted, out_a)):
             img = g.render(z, truncation=SCORE_TRUNCATION, noise="const")
             out.append(enc.encode_images(img.to(enc.device)).float())

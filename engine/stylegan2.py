@@ -293,6 +293,15 @@ class Generator(LatentSpace):
         """Per W+ index, the resolution (px) of what it drives: 4 (conv1), then two indices per resolution."""
         return [min(4 * 2 ** ((i + 1) // 2), self.size) for i in range(self.n_latent)]  # the last: to_rgb
 
+    def layer_labels(self) -> list[str]:
+        """What each W+ index drives, for the layer map: its StyledConv (module name, resolution, "up" for
+        the upsampling ones), the last index the final to_rgb."""
+        labels = ["conv1 4x4"]
+        for j in range(len(self.convs)):
+            res = 8 * 2 ** (j // 2)
+            labels.append(f"convs.{j} {res}x{res}" + (" up" if j % 2 == 0 else ""))
+        return [*labels, f"to_rgbs.{len(self.to_rgbs) - 1} {self.size}x{self.size}"]
+
     def set_modconv_path(self, path: str) -> None:
         """Set the modconv path ("auto" default, "fused" or "split") of every layer; copies keep it."""
         if path not in MODCONV_PATHS:

@@ -240,7 +240,7 @@ def frozen_samples(generator: Generator, count: int, seed: int, chunk: int = 4) 
 
     device = generator.latent_avg.device
     rng = torch.Generator(device).manual_seed(seed + SAMPLE_SEED_OFFSET)
-    z = torch.randn(count, generator.style_dim, generator=rng, device=device)
+    z = torch.randn(count, generator.z_dim, generator=rng, device=device)
     with torch.no_grad():
         for i in range(0, count, chunk):
             yield generator.render(z[i : i + chunk], truncation=1.0, noise="const")

@@ -97,6 +97,7 @@ class Trainer:
 
         n = self.generator.n_latent
         self.resolutions = self.generator.layer_resolutions()  # named layer sets, per generator family
+        self.layer_labels = tuple(self.generator.layer_labels())  # what each index drives, for the layer map
         self.layer_choice = LayerChoice.from_settings(config.layers, config.pin_on, config.pin_off, n, self.resolutions)
         k0 = default_k(n) if config.auto_layer_k is None else min(config.auto_layer_k, n - 1)
         # A fixed layer set (layers != auto) needs no selection: k0 = 0 switches it off.
@@ -177,7 +178,7 @@ class Trainer:
 
     def _latents(self, batch: int) -> torch.Tensor:
         """W+ codes from the frozen mapping, with style mixing drawn once for both generators."""
-        d, n = self.frozen.style_dim, self.frozen.n_latent
+        d, n = self.frozen.z_dim, self.frozen.n_latent
         z = torch.randn(batch, d, generator=self.rng, device=self.device)
         with torch.no_grad():
             w_plus = self.frozen.w_plus(self._map(z))
@@ -199,7 +200,7 @@ class Trainer:
         keyed on (seed, step): the selection batch, interval, layer set or k never change a training batch."""
         cfg = self.config
         rng = torch.Generator(self.device).manual_seed(stream_seed(cfg.seed, self.step_count, "selection"))
-        z = torch.randn(cfg.auto_layer_batch, self.frozen.style_dim, generator=rng, device=self.device)
+        z = torch.randn(cfg.auto_layer_batch, self.frozen.z_dim, generator=rng, device=self.device)
         noise = self.frozen.make_noise(cfg.auto_layer_batch, rng)
         with torch.no_grad():
             w = self._map(z)
@@ -310,6 +311,7 @@ class Trainer:
             pin_on=cfg.pin_on,
             pin_off=cfg.pin_off,
             n_latent=self.generator.n_latent,
+            layer_labels=self.layer_labels,
         )
 
     # ----- pictures ---------------------------------------------------------------------------

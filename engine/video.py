@@ -96,7 +96,7 @@ def walk_frames(info: sessions.SessionInfo, start: Generator, adapted: Generator
                 seeds: Sequence[int], truncation: float) -> Iterator[Image.Image]:
     """A loop through the seeds' latents (a spline in W, each generator mapping the same z), frozen |
     adapted side by side, under a band with the step and the prompts."""
-    z = seed_latents(seeds, start.style_dim).to(start.latent_avg.device)
+    z = seed_latents(seeds, start.z_dim).to(start.latent_avg.device)
     keys = [g.truncate(g.mapping(z), truncation) for g in (start, adapted)]
     side = _tile(start, settings)
     text = f"frozen | adapted, step {info.step}: {info.source} -> {info.target}"
@@ -120,7 +120,7 @@ def strength_frames(start: Generator, adapted: Generator, settings: VideoSetting
     work = copy.deepcopy(start)
     a = [p.detach().clone() for p in start.parameters()]
     b = [p.detach() for p in adapted.parameters()]
-    z = seed_latents(seeds, start.style_dim).to(start.latent_avg.device)
+    z = seed_latents(seeds, start.z_dim).to(start.latent_avg.device)
     side = _tile(start, settings)
     n = settings.frames
     for i in range(n):

@@ -82,7 +82,7 @@ def test_nvidia_layout_renders_what_we_render(conv_clamp):
     g.load_state_dict(base.state_dict())
     g.set_latent_avg(base.latent_avg)
     g.eval()
-    z = seed_latents([0, 1, 42], g.style_dim, "nvidia")
+    z = seed_latents([0, 1, 42], g.z_dim, "nvidia")
     theirs = nvidia_render(export_nvidia.nvidia_dict(g), z, 0.7)
     with torch.no_grad():
         ours = g.render(z, truncation=0.7, noise="const")
@@ -152,7 +152,7 @@ def test_the_script_makes_a_pickle_of_the_nvidia_generator(tmp_path, monkeypatch
     with open(pkl, "rb") as f:
         snapshot = pickle.load(f)
     assert {"G", "G_ema", "D"} <= set(snapshot)
-    z = seed_latents([3, 7], g.style_dim, "nvidia")
+    z = seed_latents([3, 7], g.z_dim, "nvidia")
     with torch.no_grad():
         assert torch.allclose(snapshot["G_ema"](z, None, truncation_psi=0.5, noise_mode="const"),
                               g.render(z, truncation=0.5, noise="const"), atol=1e-4)

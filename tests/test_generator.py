@@ -123,6 +123,22 @@ def test_each_w_index_reaches_the_layer_design_says():
     assert consumers[g.n_latent - 1] == [f"to_rgbs.{len(g.to_rgbs) - 1}"]
     styled = [g.conv1, *g.convs]
     assert g.styled_convs() == styled
+    # The layer map's labels name what each index trains (the last: the final to_rgb) and its output size.
+    sizes = {}
+    hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: sizes.__setitem__(n, out.shape[-1]))
+             for n, m in modules.items()]
+    with torch.no_grad():
+        g.synthesis(w)
+    for h in hooks:
+        h.remove()
+    labels = g.layer_labels()
+    assert labels[:4] == ["conv1 4x4", "convs.0 8x8 up", "convs.1 8x8", "convs.2 16x16 up"]
+    assert len(labels) == g.n_latent
+    for i, label in enumerate(labels):
+        name, res, *up = label.split()
+        assert name == (consumers[i][0] if i < g.n_latent - 1 else f"to_rgbs.{len(g.to_rgbs) - 1}"), label
+        assert res == f"{sizes[name]}x{sizes[name]}", label
+        assert bool(up) == bool(getattr(g.get_submodule(name).conv, "upsample", False)), label
 
 
 def test_upfirdn2d_upsample_matches_nearest_zero_insert_filter():

@@ -71,6 +71,7 @@ def test_a_tiny_stylegan3_trains_with_adaptive_selection():
         trained_sets.append(m.trained_indices)
         assert len(m.trained_indices) == 3 and max(m.trained_indices) < g.n_latent - 1
         assert m.scores is not None and len(m.scores) == g.n_latent
+        assert m.layer_labels == ("input", *(s.name for s in g.config.layers))  # the layer map's names
     after = tr.generator.state_dict()
     changed = {k for k in after if not torch.equal(after[k], start[k])}
     units = {i: u.name for i, u in enumerate(tr.generator.styled_convs())}

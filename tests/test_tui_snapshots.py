@@ -30,8 +30,10 @@ def fixed_buffer() -> RunBuffer:
         g = 0.7 * math.exp(-step / 60) + 0.1 + 0.02 * math.cos(step * 1.3)
         buf.records.append(MetricsLine(step, {"total": d, "directional": d, "global": g}))
     scores = (0.02, 0.31, 0.18, 0.05, 0.22, 0.04, 0.12, 0.09, 0.15, 0.01)
+    labels = ("conv1 4x4", "convs.0 8x8 up", "convs.1 8x8", "convs.2 16x16 up", "convs.3 16x16", "convs.4 32x32 up",
+              "convs.5 32x32", "convs.6 64x64 up", "convs.7 64x64", "to_rgbs.3 64x64")  # the 64 px demo's
     buf.last = StepMetrics(120, 300, dict(buf.records[-1].losses), 0.0016, 6.2, 19.4, (1, 2, 4, 6, 8), 5, scores,
-                           130, 0.2, None)
+                           130, 0.2, None, layer_labels=labels)
     buf.log = [("12:00:01", "info", "session 20260101-120000-a-blue-image: training to step 300"),
                ("12:00:02", "info", "step 0: selection trains w1,2,4,6,8"),
                ("12:00:20", "warning", "a warning for the log tail")]

@@ -347,7 +347,7 @@ class TrainScreen(Screen):
         if buf.last is not None:
             m = buf.last
             self.query_one(LayerMap).set_data(m.scores, m.trained_indices, m.k, m.next_selection, m.step,
-                                              n_latent=m.n_latent, layers=m.layers)
+                                              n_latent=m.n_latent, layers=m.layers, labels=m.layer_labels)
         log = self.query_one(RunLog)
         for t, level, text in buf.log[self._log_fed:]:
             style = {"error": "bold red", "warning": "yellow"}.get(level, "")

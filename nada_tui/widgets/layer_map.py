@@ -3,7 +3,9 @@ the current step are highlighted; the header says the layer set or the current k
 next. It is also where layers are pinned: a cursor moves over the cells (arrow keys, or a click) and
 space cycles the cell free -> pinned on (always trained) -> pinned off (never trained) -> free. Each
 change posts `LiveSettingChanged` with both pin settings: the app applies it to the run (one hop), and the
-screen, which it passes on the way, writes the pins into the setup form for the next start.
+screen, which it passes on the way, writes the pins into the setup form for the next start. Cells keep the
+compact `w{i}` names; a header line says what the cursor's index drives in this generator ("w3 -> convs.2
+16x16 up" for StyleGAN2, "w3 -> L2_36_16" for StyleGAN3), from the run's `StepMetrics.layer_labels`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from nada_tui.messages import LiveSettingChanged
 _SHADES = " ░▒▓█"
 PIN_MARKS = {"on": "+", "off": "×", "free": " "}
 WAITING = "waiting for the first step…"
-HEADER_LINES = 2  # the k / layer-set line and the pins line
+HEADER_LINES = 3  # the k / layer-set line, the pins line and the cursor's layer
 
 
 class LayerMap(Widget, can_focus=True):
@@ -43,6 +45,7 @@ class LayerMap(Widget, can_focus=True):
         self.next_selection: int | None = None
         self.step = 0
         self.n_latent: int | None = None
+        self.labels: tuple[str, ...] = ()  # what each index drives (empty: unknown, e.g. a saved session)
         self.layer_set = "auto"
         self.pin_on: frozenset[int] = frozenset()
         self.pin_off: frozenset[int] = frozenset()
@@ -52,7 +55,8 @@ class LayerMap(Widget, can_focus=True):
         self.idle_colour = "#565f89"
 
     def set_data(self, scores: tuple[float, ...] | None, trained: tuple[int, ...], k: int | None,
-                 next_selection: int | None, step: int, n_latent: int | None = None, layers: str = "auto") -> None:
+                 next_selection: int | None, step: int, n_latent: int | None = None, layers: str = "auto",
+                 labels: tuple[str, ...] = ()) -> None:
         n = len(scores) if scores else n_latent
         relayout = n is not None and n != self.n_latent  # the height only changes with n
         if scores:
@@ -60,7 +64,7 @@ class LayerMap(Widget, can_focus=True):
         if n is not None:
             self.n_latent = n
             self.cursor = min(self.cursor, n - 1)
-        self.trained = frozenset(trained)
+        self.trained, self.labels = frozenset(trained), tuple(labels)
         self.k, self.next_selection, self.step, self.layer_set = k, next_selection, step, layers
         self.refresh(layout=relayout)
 
@@ -72,6 +76,7 @@ class LayerMap(Widget, can_focus=True):
     def clear(self, placeholder: str = WAITING) -> None:
         """No layers to show; `placeholder` says why (a saved session keeps no selection scores)."""
         self.scores, self.trained, self.k, self.next_selection, self.n_latent = (), frozenset(), None, None, None
+        self.labels = ()
         self.layer_set, self.cursor, self.placeholder = "auto", 0, placeholder
         self.refresh(layout=True)
 
@@ -159,10 +164,16 @@ class LayerMap(Widget, can_focus=True):
             t.append(f"{PIN_MARKS['off']} off {format_indices(self.pin_off)}")
         return t
 
+    def _cursor_line(self) -> Text:
+        """What the cursor's index drives: "w3 → convs.2 16x16 up" (bold while the map has focus)."""
+        i = self.cursor
+        name = f" → {self.labels[i]}" if i < len(self.labels) else ""
+        return Text(f"w{i}{name}", style="bold" if self.has_focus else "dim", no_wrap=True, overflow="ellipsis")
+
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
         n = self.n_latent or 0
         if n == 0:
-            return 2
+            return 2  # the header and the placeholder
         if width >= 18 and self.has_class("-tall"):
             return n + HEADER_LINES
         per_row = max(1, width // 6)
@@ -192,7 +203,7 @@ class LayerMap(Widget, can_focus=True):
         top = (max(scores) if scores else 0.0) or 1.0
         active = Style(color=self.active_colour, bold=True)
         idle = Style(color=self.idle_colour)
-        lines = [self._header(), self._pins_line()]
+        lines = [self._header(), self._pins_line(), self._cursor_line()]
 
         def shade(i: int, on: bool) -> str:
             if scores is None:
