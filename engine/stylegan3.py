@@ -151,7 +151,7 @@ class SynthesisLayer(nn.Module):
                            input_gain=self.magnitude_ema.rsqrt(), fused=path == "reference")
         gain, slope = (1.0, 1.0) if s.is_torgb else (math.sqrt(2), 0.2)
         return filtered_lrelu(x, self.bias, self.up_filter, self.down_filter, s.up, s.down, s.padding, gain, slope,
-                              s.conv_clamp, path)
+                              s.conv_clamp)
 
 
 class Synthesis(nn.Module):
