@@ -3,10 +3,9 @@
 Random weights at the published widths (speed does not depend on them). Each row runs in a fresh process
 so the CPU's peak RSS belongs to it alone (CUDA: max allocated). It prints wall and CPU seconds
 (process_time: on a shared box only the CPU time says what the render cost). Rows:
-- "sample": a render without gradients on the reference path (zero insertion, what previews use);
-- "sample-polyphase": the same render on the polyphase path (what training uses);
+- "sample": a render without gradients (what previews use);
 - "train": a render whose weights need gradients, then backward of the mean (a generator's share of a
-  training step), on the polyphase path with the byte-per-value autograd function;
+  training step), with the byte-per-value filtered leaky ReLU;
 - "train-plain": the same with autograd keeping its own float tensors.
 
     python -m engine.bench_sg3 --size 256 --threads 1            # both configs, every row
@@ -30,7 +29,7 @@ from engine.sg3_ops import plain_autograd
 from engine.stylegan2 import modconv_path
 from engine.stylegan3 import fresh_generator
 
-ROWS = ("sample", "sample-polyphase", "train", "train-plain")
+ROWS = ("sample", "train", "train-plain")
 TAG = "SG3_BENCH "
 
 
