@@ -1,15 +1,14 @@
 """StyleGAN3's low-level ops in plain PyTorch: filter design, the filtered leaky ReLU and the modulated conv.
 
-Two ways to run the filtered leaky ReLU (bias, upsample + FIR, leaky ReLU x gain, clamp, FIR + downsample),
-with the same result to float rounding:
-- "reference" (what sampling uses): NVIDIA's published semantics step by step: zero insertion, the stored
-  padding, a full-rate conv with the flipped filter (separable filters width first, then height), and a
-  full-rate down filter whose output is then subsampled.
-- "polyphase" (what training uses): the upsample is a strided transposed conv (no multiplications by the
-  inserted zeros), the down filter a strided conv (no outputs computed only to be dropped). With
-  gradients it runs as `FilteredLReLU`, an autograd function that keeps one byte per upsampled value
-  (which slope the activation took, or that it was clamped) instead of the float tensors autograd
-  would keep at the upsampled rate (the upsampled input, the activation and the clamp's input).
+The filtered leaky ReLU (bias, upsample + FIR, leaky ReLU x gain, clamp, FIR + downsample) runs in the
+polyphase form for sampling and training alike: the upsample is a strided transposed conv (no
+multiplications by inserted zeros), the down filter a strided conv (no outputs computed only to be
+dropped), separable filters as a width pass then a height pass (2-D filters of low rank, such as the r
+config's radial down filters, as a sum of such passes). It equals NVIDIA's published op (zero insertion,
+padding, flipped-filter conv, subsampling) to float rounding; tests/_sg3_fakes.py re-derives that op.
+With gradients it runs as `FilteredLReLU`, an autograd function that keeps one byte per upsampled value
+(which slope the activation took, or that it was clamped) instead of the float tensors autograd would keep
+at the upsampled rate, and whose backward pass is the transposed resampling ops.
 
 Filter design (only needed for freshly built generators; files store their filters): a Kaiser-windowed
 sinc (separable) or a Kaiser-windowed jinc (radially symmetric, the r config's down filters), scaled to
