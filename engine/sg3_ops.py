@@ -21,6 +21,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from contextvars import ContextVar
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -176,48 +177,51 @@ class Resampling:
 
 
 # ----- filtered leaky ReLU --------------------------------------------------------------------------------
-def _activate(u: Tensor, slope: float, clamp: float | None, gain: float) -> Tensor:
-    """Leaky ReLU (times `gain`, when the up filter did not take it), clamp; in place where autograd allows."""
-    a = F.leaky_relu(u, slope) if slope != 1 else u
+def _activate(u: Tensor, slope: float, clamp: float | None, gain: float, in_place: bool) -> Tensor:
+    """Leaky ReLU (times `gain`, when the up filter did not take it), clamp; `in_place` overwrites `u`."""
+    if not in_place:
+        u = F.leaky_relu(u, slope) if slope != 1 else u
+        u = u * gain if gain != 1 else u
+        return u if clamp is None else u.clamp(-clamp, clamp)
+    if slope != 1:
+        F.leaky_relu_(u, slope)
     if gain != 1:
-        a = a * gain
-    if clamp is None:
-        return a
-    in_place = a is not u and not torch.is_grad_enabled()
-    return a.clamp_(-clamp, clamp) if in_place else a.clamp(-clamp, clamp)
+        u.mul_(gain)
+    return u if clamp is None else u.clamp_(-clamp, clamp)
 
 
 class FilteredLReLU(torch.autograd.Function):
     """The filtered leaky ReLU keeping one byte per upsampled value for the backward pass.
 
-    The code saved per upsampled value is 2 (positive: slope 1), 1 (negative: `slope`) or 0 (clamped:
-    no gradient); the resampling steps are linear, and their backward passes are the transposed ops
-    (`Resampling.*_adjoint`), so no float tensor at the upsampled rate is kept.
+    The byte saved per upsampled value is the activation's slope there times a scale q: q (positive), p
+    (negative, `slope` = p / q) or 0 (clamped), so the backward pass multiplies by it in one pass; the
+    resampling steps are linear, and their backward passes are the transposed ops (`Resampling.*_adjoint`),
+    so no float tensor at the upsampled rate is kept.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, bias: Tensor, rs: Resampling, slope: float,  # type: ignore[override]
                 clamp: float | None) -> Tensor:
-        u = rs.upsample(x + bias.to(x.dtype).view(1, -1, 1, 1))
-        pre = F.leaky_relu(u, slope) if slope != 1 else u  # u is a fresh tensor (or a view of one)
-        if rs.gain != 1:
-            pre.mul_(rs.gain)
-        code = (pre > 0).to(torch.uint8).add_(1)
-        if clamp is not None:
-            code.masked_fill_(pre.abs() > clamp, 0)
-            pre.clamp_(-clamp, clamp)
-        out, shapes = rs.downsample(pre)
+        u = rs.upsample(x + bias.to(x.dtype).view(1, -1, 1, 1))  # a fresh tensor (or a view of one)
+        ratio = Fraction(slope).limit_denominator(255)
+        if float(ratio) != slope or ratio <= 0:
+            raise ValueError(f"the filtered leaky ReLU's slope must be p / q with 0 < p <= q <= 255, not {slope}")
+        p, q = torch.tensor(ratio.numerator, dtype=torch.uint8), torch.tensor(ratio.denominator, dtype=torch.uint8)
+        code = torch.where(u > 0, q, p)
+        if clamp is not None:  # the clamp acts on leaky ReLU x gain, which has u's sign
+            limit = clamp / rs.gain
+            code.masked_fill_((u > limit).logical_or_(u < -limit / slope), 0)
+        out, shapes = rs.downsample(_activate(u, slope, clamp, rs.gain, in_place=True))
         ctx.save_for_backward(code)
-        ctx.conf = (x.dtype, rs, slope, shapes)
+        ctx.conf = (x.dtype, rs, ratio.denominator, shapes)
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         (code,) = ctx.saved_tensors
-        dtype, rs, slope, shapes = ctx.conf
-        g = rs.downsample_adjoint(grad, shapes)
-        g = torch.where(code == 2, g, g * slope).masked_fill_(code == 0, 0)
-        gx = rs.upsample_adjoint(g)
+        dtype, rs, q, shapes = ctx.conf
+        gx = rs.upsample_adjoint(rs.downsample_adjoint(grad, shapes).mul_(code))
+        gx = gx / q if q != 1 else gx
         gb = gx.sum((0, 2, 3)) if ctx.needs_input_grad[1] else None
         return gx.to(dtype), gb, None, None, None
 
@@ -243,7 +247,7 @@ def filtered_lrelu(x: Tensor, bias: Tensor, fu: Tensor | None, fd: Tensor | None
     if torch.is_grad_enabled() and (x.requires_grad or bias.requires_grad) and _SAVING_FUNCTION.get():
         return FilteredLReLU.apply(x, bias, rs, slope, clamp)
     u = rs.upsample(x + bias.to(x.dtype).view(1, -1, 1, 1))
-    return rs.downsample(_activate(u, slope, clamp, rs.gain))[0]
+    return rs.downsample(_activate(u, slope, clamp, rs.gain, in_place=not torch.is_grad_enabled()))[0]
 
 
 # ----- modulated conv ------------------------------------------------------------------------------------
