@@ -107,9 +107,9 @@ def _passes(f: Tensor, channels: int, factor: int, crop: tuple[int, int], transp
 def _conv(x: Tensor, p: Pass, groups: int, transposed: bool, output_padding: tuple[int, int] = (0, 0)) -> Tensor:
     w, stride, pad = p
     if transposed:
-        return F.conv_transpose2d(x, w.to(x.dtype), stride=stride, padding=pad, output_padding=output_padding,
+        return F.conv_transpose2d(x, w.to(x.device, x.dtype), stride=stride, padding=pad, output_padding=output_padding,
                                   groups=groups)
-    return F.conv2d(x, w.to(x.dtype), stride=stride, padding=pad, groups=groups)
+    return F.conv2d(x, w.to(x.device, x.dtype), stride=stride, padding=pad, groups=groups)
 
 
 class Resampling:
@@ -206,7 +206,7 @@ class FilteredLReLU(torch.autograd.Function):
         ratio = Fraction(slope).limit_denominator(255)
         if float(ratio) != slope or ratio <= 0:
             raise ValueError(f"the filtered leaky ReLU's slope must be p / q with 0 < p <= q <= 255, not {slope}")
-        p, q = torch.tensor(ratio.numerator, dtype=torch.uint8), torch.tensor(ratio.denominator, dtype=torch.uint8)
+        p, q = (torch.tensor(v, dtype=torch.uint8, device=u.device) for v in (ratio.numerator, ratio.denominator))
         code = torch.where(u > 0, q, p)
         if clamp is not None:  # the clamp acts on leaky ReLU x gain, which has u's sign
             limit = clamp / rs.gain
