@@ -1,11 +1,11 @@
 """`python -m engine.bench_sg3`: seconds and peak memory of StyleGAN3 renders, per config and path.
 
 Random weights at the published widths (speed does not depend on them). Each row runs in a fresh process
-so the CPU's peak RSS belongs to it alone (CUDA: max allocated). Rows:
-- "sample": a render without gradients on the reference path (zero insertion, what previews use);
-- "sample-polyphase": the same render on the polyphase path (what training uses);
+so the CPU's peak RSS belongs to it alone (CUDA: max allocated). It prints wall and CPU seconds
+(process_time: on a shared box only the CPU time says what the render cost). Rows:
+- "sample": a render without gradients (what previews use);
 - "train": a render whose weights need gradients, then backward of the mean (a generator's share of a
-  training step), on the polyphase path with the byte-per-value autograd function;
+  training step), with the byte-per-value filtered leaky ReLU;
 - "train-plain": the same with autograd keeping its own float tensors.
 
     python -m engine.bench_sg3 --size 256 --threads 1            # both configs, every row
@@ -29,7 +29,7 @@ from engine.sg3_ops import plain_autograd
 from engine.stylegan2 import modconv_path
 from engine.stylegan3 import fresh_generator
 
-ROWS = ("sample", "sample-polyphase", "train", "train-plain")
+ROWS = ("sample", "train", "train-plain")
 TAG = "SG3_BENCH "
 
 
@@ -46,7 +46,7 @@ def measure(kind: str, size: int, row: str, device: str, batch: int, threads: in
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with modconv_path(path), plain, torch.set_grad_enabled(row.startswith("train")):
         img = g.render(w_plus=ws)
         if row.startswith("train"):
@@ -57,7 +57,8 @@ def measure(kind: str, size: int, row: str, device: str, batch: int, threads: in
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     return {"config": f"SG3-{kind}", "size": size, "row": row, "batch": batch, "device": device,
-            "seconds": round(time.perf_counter() - t0, 2), "peak_gib": round(peak, 2)}
+            "seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2),
+            "peak_gib": round(peak, 2)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         kind, row = args.one.split(",")
         print(TAG + json.dumps(measure(kind, args.size, row, args.device, args.batch, args.threads)), flush=True)
         return
-    print("| config | px | row | batch | device | s | peak GiB |\n|---|---|---|---|---|---|---|")
+    print("| config | px | row | batch | device | wall s | CPU s | peak GiB |\n|---|---|---|---|---|---|---|---|")
     for kind in args.configs:
         for row in args.rows:
             cmd = [sys.executable, "-m", "engine.bench_sg3", "--one", f"{kind},{row}", "--size", str(args.size),
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             r = json.loads(next(line for line in out.splitlines() if line.startswith(TAG))[len(TAG):])
             print(f"| {r['config']} | {r['size']} | {r['row']} | {r['batch']} | {r['device']} | {r['seconds']} "
-                  f"| {r['peak_gib']} |", flush=True)
+                  f"| {r['cpu_seconds']} | {r['peak_gib']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,14 @@
 """StyleGAN3's low-level ops in plain PyTorch: filter design, the filtered leaky ReLU and the modulated conv.
 
-Two ways to run the filtered leaky ReLU (bias, upsample + FIR, leaky ReLU x gain, clamp, FIR + downsample),
-with the same result to float rounding:
-- "reference" (what sampling uses): NVIDIA's published semantics step by step: zero insertion, the stored
-  padding, a full-rate conv with the flipped filter (separable filters width first, then height), and a
-  full-rate down filter whose output is then subsampled.
-- "polyphase" (what training uses): the upsample is a strided transposed conv (no multiplications by the
-  inserted zeros), the down filter a strided conv (no outputs computed only to be dropped). With
-  gradients it runs as `FilteredLReLU`, an autograd function that keeps one byte per upsampled value
-  (which slope the activation took, or that it was clamped) instead of the float tensors autograd
-  would keep at the upsampled rate (the upsampled input, the activation and the clamp's input).
+The filtered leaky ReLU (bias, upsample + FIR, leaky ReLU x gain, clamp, FIR + downsample) runs in the
+polyphase form for sampling and training alike: the upsample is a strided transposed conv (no
+multiplications by inserted zeros), the down filter a strided conv (no outputs computed only to be
+dropped), separable filters as a width pass then a height pass (2-D filters of low rank, such as the r
+config's radial down filters, as a sum of such passes). It equals NVIDIA's published op (zero insertion,
+padding, flipped-filter conv, subsampling) to float rounding; tests/_sg3_fakes.py re-derives that op.
+With gradients it runs as `FilteredLReLU`, an autograd function that keeps one byte per upsampled value
+(which slope the activation took, or that it was clamped) instead of the float tensors autograd would keep
+at the upsampled rate, and whose backward pass is the transposed resampling ops.
 
 Filter design (only needed for freshly built generators; files store their filters): a Kaiser-windowed
 sinc (separable) or a Kaiser-windowed jinc (radially symmetric, the r config's down filters), scaled to
@@ -22,6 +21,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from contextvars import ContextVar
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -66,111 +66,164 @@ def design_lowpass(numtaps: int, cutoff: float, width: float, fs: float, radial:
 
 
 # ----- FIR resampling ------------------------------------------------------------------------------------
-def _depthwise(f: Tensor, channels: int, dtype: torch.dtype, axis: str) -> Tensor:
-    """A 1-D filter as a depthwise weight along width ("x"), height ("y"), or a 2-D one as is ("xy")."""
-    f = f.to(dtype)
-    if axis == "x":
-        f = f[None, :]
-    elif axis == "y":
-        f = f[:, None]
-    return f[None, None].expand(channels, 1, *f.shape)
+# A resampling step is a list of depthwise passes (weight, stride, conv padding): one 2-D pass, or for a
+# separable filter (f = sum of r outer products fy (x) fx) a width pass into r channels per channel and a
+# height pass that sums them. Up: transposed convs (the polyphase form); down: strided convs; each one's
+# backward is the other with the same weights.
+Pass = tuple[Tensor, tuple[int, int], tuple[int, int]]  # weight, stride, conv padding; groups = channels
+_RANK_TOL = 1e-7  # singular values below this share of the largest are below float32 rounding of the taps
 
 
-def upfirdn_reference(x: Tensor, f: Tensor | None, up: int = 1, down: int = 1,
-                      padding: Padding = (0, 0, 0, 0), gain: float = 1.0) -> Tensor:
-    """Zero insertion, pad (negative crops), conv with the flipped filter, subsample: the published op."""
-    n, c, h, w = x.shape
-    if up > 1:
-        x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
-    x = F.pad(x, list(padding))  # F.pad crops where a pad is negative
-    if f is not None:
-        f = torch.flip(f * gain ** (f.ndim / 2), list(range(f.ndim)))
-        if f.ndim == 2:
-            x = F.conv2d(x, _depthwise(f, c, x.dtype, "xy"), groups=c)
-        else:
-            x = F.conv2d(x, _depthwise(f, c, x.dtype, "x"), groups=c)
-            x = F.conv2d(x, _depthwise(f, c, x.dtype, "y"), groups=c)
-    elif gain != 1:
-        x = x * gain
-    return x[:, :, ::down, ::down]
+def _separable_terms(f: Tensor) -> tuple[Tensor, Tensor] | None:
+    """(fy [r, Ky], fx [r, Kx]) with f = sum_i outer(fy_i, fx_i); None when a 2-D filter's rank is too high
+    for two 1-D passes to be cheaper than one 2-D pass (random test filters; the r config's radial down
+    filters have rank 3 at float precision)."""
+    if f.ndim == 1:
+        return f[None], f[None]
+    u, sv, vh = torch.linalg.svd(f.double())
+    r = int((sv > sv[0] * _RANK_TOL).sum())
+    if 4 * r > min(f.shape):
+        return None
+    return (u[:, :r] * sv[:r]).t().to(f.dtype), vh[:r].to(f.dtype)
 
 
-def upsample_polyphase(x: Tensor, f: Tensor | None, up: int, padding: Padding) -> Tensor:
-    """`upfirdn_reference(x, f, up=up, padding=padding, gain=up**2)` as strided transposed convs.
+def _passes(f: Tensor, channels: int, factor: int, crop: tuple[int, int], transposed: bool) -> list[Pass]:
+    """Depthwise passes of `f` (scaled, flipped for a down filter, by the caller) over `channels`; `crop`
+    (y, x) is what a transposed conv's padding trims from each side."""
+    c = channels
+    terms = _separable_terms(f)
+    if terms is None:
+        return [(f[None, None].expand(c, 1, *f.shape).contiguous(), (factor, factor), crop)]
+    fy, fx = terms
+    r = fy.shape[0]
+    wx = fx.reshape(1, r, 1, -1).expand(c, r, 1, -1)
+    wy = fy.reshape(1, r, -1, 1).expand(c, r, -1, 1)
+    if transposed:  # conv_transpose2d weights: [in, out / groups, kh, kw]
+        return [(wx.contiguous(), (1, factor), (0, crop[1])), (wy.reshape(c * r, 1, -1, 1).contiguous(), (factor, 1),
+                                                               (crop[0], 0))]
+    return [(wx.reshape(c * r, 1, 1, -1).contiguous(), (1, factor), (0, 0)), (wy.contiguous(), (factor, 1), (0, 0))]
 
-    A transposed conv with stride `up` and the unflipped filter gives y[j] = sum_i x[i] f[j - i up], the
-    reference's output shifted by taps - 1 - pad0; the pads below shift and extend it to the same span.
-    """
-    if f is None or up == 1:
-        return upfirdn_reference(x, f, up=up, padding=padding, gain=up**2)
-    c = x.shape[1]
-    taps = f.shape[-1]
-    px0, px1, py0, py1 = padding
-    x = F.conv_transpose2d(x, _depthwise(f * up, c, x.dtype, "x"), stride=(1, up), groups=c)
-    x = F.conv_transpose2d(x, _depthwise(f * up, c, x.dtype, "y"), stride=(up, 1), groups=c)
-    return F.pad(x, [px0 - taps + 1, px1 + up - taps, py0 - taps + 1, py1 + up - taps])
+
+def _conv(x: Tensor, p: Pass, groups: int, transposed: bool, output_padding: tuple[int, int] = (0, 0)) -> Tensor:
+    w, stride, pad = p
+    if transposed:
+        return F.conv_transpose2d(x, w.to(x.device, x.dtype), stride=stride, padding=pad, output_padding=output_padding,
+                                  groups=groups)
+    return F.conv2d(x, w.to(x.device, x.dtype), stride=stride, padding=pad, groups=groups)
 
 
-def downsample_strided(x: Tensor, f: Tensor | None, down: int) -> Tensor:
-    """`upfirdn_reference(x, f, down=down)` computing only the outputs that are kept."""
-    if f is None:
-        return x[:, :, ::down, ::down]
-    c = x.shape[1]
-    f = torch.flip(f, list(range(f.ndim)))
-    if f.ndim == 2:
-        return F.conv2d(x, _depthwise(f, c, x.dtype, "xy"), stride=down, groups=c)
-    x = F.conv2d(x, _depthwise(f, c, x.dtype, "x"), stride=(1, down), groups=c)
-    return F.conv2d(x, _depthwise(f, c, x.dtype, "y"), stride=(down, 1), groups=c)
+class Resampling:
+    """The up and down steps of one filtered leaky ReLU, with the activation gain folded into the up filter
+    (leaky ReLU commutes with a positive scale), and the adjoints its backward pass uses."""
+
+    def __init__(self, fu: Tensor | None, fd: Tensor | None, up: int, down: int, padding: Padding, gain: float,
+                 channels: int) -> None:
+        self.channels, self.gain = channels, gain
+        fu = torch.ones(1) if fu is None else fu
+        ky, kx = fu.shape[0], fu.shape[-1]
+        px0, px1, py0, py1 = padding
+        # The full transposed conv gives (n - 1) up + k outputs; the published padding keeps [k - 1 - p0,
+        # ... - (k - up - p1)); the conv's own padding trims the shared part, `self.trim` the rest.
+        cuts = (ky - 1 - py0, ky - up - py1, kx - 1 - px0, kx - up - px1)
+        cy = max(0, min(cuts[0], cuts[1], ky - 1))
+        cx = max(0, min(cuts[2], cuts[3], kx - 1))
+        self.trim = (cuts[0] - cy, cuts[1] - cy, cuts[2] - cx, cuts[3] - cx)
+        self.up_passes: list[Pass] = []
+        if up > 1 or fu.numel() > 1 or cy or cx:
+            if fu.ndim == 1:  # both passes use fu: `up` per axis (the published gain up**2), `gain` once
+                self.up_passes = _passes(fu * up, channels, up, (cy, cx), transposed=True)
+                w, stride, pad = self.up_passes[0]
+                self.up_passes[0] = (w * gain, stride, pad)
+            else:
+                self.up_passes = _passes(fu * (up**2 * gain), channels, up, (cy, cx), transposed=True)
+            self.gain = 1.0
+        self.down_passes: list[Pass] = []
+        if fd is not None:
+            self.down_passes = _passes(torch.flip(fd, list(range(fd.ndim))), channels, down, (0, 0), transposed=False)
+        elif down > 1:
+            self.down_passes = [(torch.ones(channels, 1, 1, 1), (down, down), (0, 0))]
+
+    def upsample(self, x: Tensor) -> Tensor:
+        """Upsample and filter (times the activation gain); the result may be a view (no copy)."""
+        for p in self.up_passes:
+            x = _conv(x, p, self.channels, transposed=True)
+        t0, t1, t2, t3 = self.trim
+        if min(self.trim) >= 0:
+            return x[:, :, t0:x.shape[2] - t1, t2:x.shape[3] - t3]
+        return F.pad(x, [-t2, -t3, -t0, -t1])
+
+    def upsample_adjoint(self, g: Tensor) -> Tensor:
+        t0, t1, t2, t3 = self.trim
+        if any(self.trim):
+            g = F.pad(g, [t2, t3, t0, t1])
+        for p in reversed(self.up_passes):
+            g = _conv(g, p, self.channels, transposed=False)
+        return g if self.gain == 1 else g * self.gain
+
+    def downsample(self, a: Tensor) -> tuple[Tensor, list[torch.Size]]:
+        """Filter and downsample, computing only the outputs kept; also each pass's input shape."""
+        shapes = []
+        for p in self.down_passes:
+            shapes.append(a.shape)
+            a = _conv(a, p, self.channels, transposed=False)
+        return a, shapes
+
+    def downsample_adjoint(self, g: Tensor, shapes: list[torch.Size]) -> Tensor:
+        for p, shape in zip(reversed(self.down_passes), reversed(shapes), strict=True):
+            w, (sy, sx), _ = p
+            extra = (shape[2] - ((g.shape[2] - 1) * sy + w.shape[2]), shape[3] - ((g.shape[3] - 1) * sx + w.shape[3]))
+            g = _conv(g, p, self.channels, transposed=True, output_padding=extra)
+        return g
 
 
 # ----- filtered leaky ReLU --------------------------------------------------------------------------------
-def _activate(x: Tensor, gain: float, slope: float, clamp: float | None) -> Tensor:
+def _activate(u: Tensor, slope: float, clamp: float | None, gain: float, in_place: bool) -> Tensor:
+    """Leaky ReLU (times `gain`, when the up filter did not take it), clamp; `in_place` overwrites `u`."""
+    if not in_place:
+        u = F.leaky_relu(u, slope) if slope != 1 else u
+        u = u * gain if gain != 1 else u
+        return u if clamp is None else u.clamp(-clamp, clamp)
     if slope != 1:
-        x = F.leaky_relu(x, slope)
+        F.leaky_relu_(u, slope)
     if gain != 1:
-        x = x * gain
-    return x if clamp is None else x.clamp(-clamp, clamp)
-
-
-def filtered_lrelu_reference(x: Tensor, bias: Tensor, fu: Tensor | None, fd: Tensor | None, up: int, down: int,
-                             padding: Padding, gain: float, slope: float, clamp: float | None) -> Tensor:
-    x = x + bias.to(x.dtype).view(1, -1, 1, 1)
-    x = upfirdn_reference(x, fu, up=up, padding=padding, gain=up**2)
-    return upfirdn_reference(_activate(x, gain, slope, clamp), fd, down=down)
+        u.mul_(gain)
+    return u if clamp is None else u.clamp_(-clamp, clamp)
 
 
 class FilteredLReLU(torch.autograd.Function):
-    """The polyphase filtered leaky ReLU, keeping one byte per upsampled value for the backward pass.
+    """The filtered leaky ReLU keeping one byte per upsampled value for the backward pass.
 
-    The code saved per upsampled value is 2 (positive: slope 1), 1 (negative: `slope`) or 0 (clamped:
-    no gradient); the resampling steps are linear, so their backward passes are vector-Jacobian products
-    that need no saved values at all.
+    The byte saved per upsampled value is the activation's slope there times a scale q: q (positive), p
+    (negative, `slope` = p / q) or 0 (clamped), so the backward pass multiplies by it in one pass; the
+    resampling steps are linear, and their backward passes are the transposed ops (`Resampling.*_adjoint`),
+    so no float tensor at the upsampled rate is kept.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, bias: Tensor, fu: Tensor | None, fd: Tensor | None, up: int, down: int,  # type: ignore[override]
-                padding: Padding, gain: float, slope: float, clamp: float | None) -> Tensor:
-        u = upsample_polyphase(x + bias.to(x.dtype).view(1, -1, 1, 1), fu, up, padding)
-        a = _activate(u, gain, slope, clamp)
-        code = (u > 0).to(torch.uint8) + 1
-        if clamp is not None:
-            code = code * (a.abs() < clamp)
-        ctx.save_for_backward(code, fu, fd)
-        ctx.conf = (x.shape, x.dtype, up, down, padding, gain, slope)
-        return downsample_strided(a, fd, down)
+    def forward(ctx, x: Tensor, bias: Tensor, rs: Resampling, slope: float,  # type: ignore[override]
+                clamp: float | None) -> Tensor:
+        u = rs.upsample(x + bias.to(x.dtype).view(1, -1, 1, 1))  # a fresh tensor (or a view of one)
+        ratio = Fraction(slope).limit_denominator(255)
+        if float(ratio) != slope or ratio <= 0:
+            raise ValueError(f"the filtered leaky ReLU's slope must be p / q with 0 < p <= q <= 255, not {slope}")
+        p, q = (torch.tensor(v, dtype=torch.uint8, device=u.device) for v in (ratio.numerator, ratio.denominator))
+        code = torch.where(u > 0, q, p)
+        if clamp is not None:  # the clamp acts on leaky ReLU x gain, which has u's sign
+            limit = clamp / rs.gain
+            code.masked_fill_((u > limit).logical_or_(u < -limit / slope), 0)
+        out, shapes = rs.downsample(_activate(u, slope, clamp, rs.gain, in_place=True))
+        ctx.save_for_backward(code)
+        ctx.conf = (x.dtype, rs, ratio.denominator, shapes)
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        code, fu, fd = ctx.saved_tensors
-        shape, dtype, up, down, padding, gain, slope = ctx.conf
-        with torch.enable_grad():
-            a0 = torch.zeros(code.shape, dtype=grad.dtype, device=grad.device, requires_grad=True)
-            (g,) = torch.autograd.grad(downsample_strided(a0, fd, down), a0, grad)
-            g = g * torch.where(code == 2, gain, torch.where(code == 1, gain * slope, 0.0)).to(g.dtype)
-            x0 = torch.zeros(shape, dtype=grad.dtype, device=grad.device, requires_grad=True)
-            (gx,) = torch.autograd.grad(upsample_polyphase(x0, fu, up, padding), x0, g)
+        (code,) = ctx.saved_tensors
+        dtype, rs, q, shapes = ctx.conf
+        gx = rs.upsample_adjoint(rs.downsample_adjoint(grad, shapes).mul_(code))
+        gx = gx / q if q != 1 else gx
         gb = gx.sum((0, 2, 3)) if ctx.needs_input_grad[1] else None
-        return gx.to(dtype), gb, None, None, None, None, None, None, None, None
+        return gx.to(dtype), gb, None, None, None
 
 
 # Off only to measure what the autograd function saves (engine.bench_sg3 --plain-autograd).
@@ -179,7 +232,7 @@ _SAVING_FUNCTION: ContextVar[bool] = ContextVar("sg3_saving_function", default=T
 
 @contextlib.contextmanager
 def plain_autograd() -> Iterator[None]:
-    """Within the block, the polyphase path lets autograd keep its own tensors (for measurements)."""
+    """Within the block, the filtered leaky ReLU lets autograd keep its own tensors (for measurements)."""
     token = _SAVING_FUNCTION.set(False)
     try:
         yield
@@ -188,15 +241,13 @@ def plain_autograd() -> Iterator[None]:
 
 
 def filtered_lrelu(x: Tensor, bias: Tensor, fu: Tensor | None, fd: Tensor | None, up: int, down: int,
-                   padding: Padding, gain: float, slope: float, clamp: float | None, path: str) -> Tensor:
-    """Bias, upsample + filter, leaky ReLU x gain, clamp, filter + downsample; `path` is "reference" or
-    "polyphase" (module docstring)."""
-    if path == "reference":
-        return filtered_lrelu_reference(x, bias, fu, fd, up, down, padding, gain, slope, clamp)
+                   padding: Padding, gain: float, slope: float, clamp: float | None) -> Tensor:
+    """Bias, upsample + filter, leaky ReLU x gain, clamp, filter + downsample (module docstring)."""
+    rs = Resampling(fu, fd, up, down, padding, gain, x.shape[1])
     if torch.is_grad_enabled() and (x.requires_grad or bias.requires_grad) and _SAVING_FUNCTION.get():
-        return FilteredLReLU.apply(x, bias, fu, fd, up, down, padding, gain, slope, clamp)
-    u = upsample_polyphase(x + bias.to(x.dtype).view(1, -1, 1, 1), fu, up, padding)
-    return downsample_strided(_activate(u, gain, slope, clamp), fd, down)
+        return FilteredLReLU.apply(x, bias, rs, slope, clamp)
+    u = rs.upsample(x + bias.to(x.dtype).view(1, -1, 1, 1))
+    return rs.downsample(_activate(u, slope, clamp, rs.gain, in_place=not torch.is_grad_enabled()))[0]
 
 
 # ----- modulated conv ------------------------------------------------------------------------------------

@@ -48,12 +48,13 @@ __all__ = ["SG3Config", "LayerSpec", "StyleGAN3Generator", "TrainableUnit", "fre
 
 
 def render_path(*tensors: Tensor) -> str:
-    """"polyphase" (training) or "reference" (sampling): `modconv_path("split"/"fused")` forces one, as
-    for StyleGAN2; otherwise polyphase whenever autograd will differentiate through the render."""
+    """The modulated conv's form, "split" (training: cheaper to differentiate) or "fused" (sampling, the
+    published form): `modconv_path` forces one, as for StyleGAN2; otherwise split whenever autograd will
+    differentiate through the render. (The filtered leaky ReLU is the same polyphase op on both.)"""
     forced = forced_modconv_path()
     if forced in ("split", "fused"):
-        return "polyphase" if forced == "split" else "reference"
-    return "polyphase" if torch.is_grad_enabled() else "reference"
+        return forced
+    return "split" if torch.is_grad_enabled() else "fused"
 
 
 class FullyConnected(nn.Module):
@@ -148,10 +149,10 @@ class SynthesisLayer(nn.Module):
             styles = styles / math.sqrt(s.in_channels * s.kernel**2)
         path = render_path(x, w)
         x = modulated_conv(x, self.weight, styles, demodulate=not s.is_torgb, padding=s.kernel - 1,
-                           input_gain=self.magnitude_ema.rsqrt(), fused=path == "reference")
+                           input_gain=self.magnitude_ema.rsqrt(), fused=path == "fused")
         gain, slope = (1.0, 1.0) if s.is_torgb else (math.sqrt(2), 0.2)
         return filtered_lrelu(x, self.bias, self.up_filter, self.down_filter, s.up, s.down, s.padding, gain, slope,
-                              s.conv_clamp, path)
+                              s.conv_clamp)
 
 
 class Synthesis(nn.Module):

@@ -30,13 +30,14 @@ SLIPS = ("damping", "transform", "magnitude_ema", "output_scale", "clamp", "orde
 
 
 def random_sg3(kind: str, size: int = 32, seed: int = 0, num_layers: int = 4, margin: int = 2, width: int = 16,
-               stress: float = 1.0, conv_clamp: float | None = 256.0) -> dict[str, Any]:
+               stress: float = 1.0, conv_clamp: float | None = 256.0, designed_filters: bool = False) -> dict[str, Any]:
     """Plain data of a random SG3 generator: {"config": SG3Config, "tensors": {published name: tensor}}.
 
     `stress` > 1 divides the first layer's magnitude_ema by stress**2 (its output grows by `stress`, past
-    the clamp) and multiplies the next layer's by the same, as a trained file can.
+    the clamp) and multiplies the next layer's by the same, as a trained file can. `designed_filters` keeps
+    the paper's filters (the r config's radial ones are of low rank: the engine runs them as 1-D passes).
     """
-    config, _ = design(size, kind, z_dim=width, w_dim=width, num_layers=num_layers, margin_size=margin,
+    config, designed = design(size, kind, z_dim=width, w_dim=width, num_layers=num_layers, margin_size=margin,
                        channel_base=width * 16, channel_max=width, conv_clamp=conv_clamp)
     gen = torch.Generator().manual_seed(seed)
 
@@ -65,7 +66,7 @@ def random_sg3(kind: str, size: int = 32, seed: int = 0, num_layers: int = 4, ma
         for key, shape in (("up_filter", s.up_filter_shape), ("down_filter", s.down_filter_shape)):
             if shape:
                 f = torch.rand(shape, generator=gen) + 0.1
-                t[p + key] = f / f.sum()
+                t[p + key] = designed[p + key] if designed_filters else f / f.sum()
         if stress != 1 and j in (0, 1):
             t[p + "magnitude_ema"] = t[p + "magnitude_ema"] * (stress ** -2 if j == 0 else stress**2)
     return {"config": config, "tensors": t}

@@ -23,6 +23,7 @@ CASES = {
     "t-stressed": dict(kind="t", seed=3, stress=3000.0),
     "r-stressed": dict(kind="r", seed=4, stress=3000.0),
     "t-official-layers": dict(kind="t", seed=5, size=16, num_layers=14, margin=10, width=8),
+    "r-designed-filters": dict(kind="r", seed=6, designed_filters=True),
 }
 
 
