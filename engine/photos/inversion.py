@@ -13,7 +13,9 @@ from soaking up the image.
 
 Batching: the photos of a batch are optimised together, each with its own code, the loss being the sum
 of the per-photo losses, so each code gets the gradient it would get alone (Adam is per element); only
-the numerics of batched convolutions differ.
+the numerics of batched convolutions differ. On the CPU the steps run inside `reuse_freed_memory()`
+(engine.photos.heap): without it, a batch's large tensors were mapped afresh at every step and a batch
+cost more per photo than one photo alone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from engine.photos.heap import reuse_freed_memory
 from engine.stylegan2 import Generator
 
 LEARNING_RATE = 0.1
@@ -52,10 +55,18 @@ def learning_rate(step: int, steps: int, base: float | None = None) -> float:
     return (LEARNING_RATE if base is None else base) * ramp_up * ramp_down
 
 
-def reconstruction_loss(distance: nn.Module, images: Tensor, targets: Tensor) -> Tensor:
-    """Per-photo loss [B]: perceptual distance plus weighted pixel MSE."""
-    mse = (images - targets).pow(2).mean(dim=(1, 2, 3))
-    return distance(images, targets) + MSE_WEIGHT * mse
+class ReconstructionLoss:
+    """Per-photo loss [B] of renders against fixed photos: perceptual distance plus weighted pixel MSE.
+    The distance's features of the photos are computed once, here, not at every step."""
+
+    def __init__(self, distance: nn.Module, targets: Tensor) -> None:
+        self.distance, self.targets = distance, targets
+        with torch.no_grad():
+            self.target_features = distance.features(targets)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        mse = (images - self.targets).pow(2).mean(dim=(1, 2, 3))
+        return self.distance.compare(images, self.target_features) + MSE_WEIGHT * mse
 
 
 def invert_batch(
@@ -68,11 +79,18 @@ def invert_batch(
     stop: Callable[[], bool] | None = None,
 ) -> BatchInversion:
     """Optimise one W+ code per target ([B, 3, H, W] in [-1, 1], on the generator's device)."""
+    with reuse_freed_memory(targets.device.type == "cpu"):
+        return _optimise(generator, targets, distance, steps, on_step, preview_every, stop)
+
+
+def _optimise(generator: Generator, targets: Tensor, distance: nn.Module, steps: int, on_step: StepFn | None,
+              preview_every: int, stop: Callable[[], bool] | None) -> BatchInversion:
     generator.requires_grad_(False)
     start = generator.latent_avg.detach().reshape(1, 1, -1)
     w = start.repeat(targets.shape[0], generator.n_latent, 1).clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=LEARNING_RATE, betas=(0.9, 0.999))
     losses = [math.nan] * targets.shape[0]
+    loss_of = ReconstructionLoss(distance, targets)
     stopped = False
     for step in range(steps):
         if stop is not None and stop():
@@ -81,7 +99,7 @@ def invert_batch(
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, steps)
         images = generator.synthesis(w, noise="const")
-        per_photo = reconstruction_loss(distance, images, targets)
+        per_photo = loss_of(images)
         opt.zero_grad(set_to_none=True)
         per_photo.sum().backward()
         opt.step()
@@ -91,7 +109,7 @@ def invert_batch(
             on_step(step + 1, losses, images.detach() if show else None)
     with torch.no_grad():
         renders = generator.synthesis(w, noise="const")
-        losses = reconstruction_loss(distance, renders, targets).cpu().tolist()
+        losses = loss_of(renders).cpu().tolist()
     return BatchInversion(w.detach(), losses, renders, stopped)
 
 

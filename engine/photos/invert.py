@@ -34,6 +34,7 @@ from engine.stylegan2 import Generator
 
 DEFAULT_STEPS = 500
 MAX_STEPS = 100_000
+CPU_BATCH = 4  # the most photos a CPU run optimises together by default
 PREVIEW_EVERY = 10  # an InversionProgress carries the current reconstruction every this many steps
 
 
@@ -52,14 +53,28 @@ class PhotoResult:
 
 
 def default_batch(resolution: int, device: torch.device) -> int:
-    """Photos optimised together: on a GPU by its free memory (about 1.5 GiB a photo at 1024 px, less
-    with the square of the size); on a CPU one, since a batch there costs no less per photo (measured at
-    256 px: 21.5 CPU s per photo-step in a batch of 4, 18.7 alone) and delays the first result."""
-    if device.type != "cuda":
-        return 1
-    free, _total = torch.cuda.mem_get_info(device)
+    """Photos optimised together, by the memory free for them (about 1.5 GiB a photo at 1024 px, less
+    with the square of the size): up to 16 on a GPU; up to CPU_BATCH on a CPU, where a batch of 4 costs
+    less per photo than one at a time (docs/performance.md) but the first result comes later."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        most = 16
+    else:
+        free, most = _available_ram(), CPU_BATCH
     per_photo = 1.5 * 2**30 * (resolution / 1024) ** 2 + 256 * 2**20
-    return int(max(1, min(16, free * 0.6 // per_photo)))
+    return int(max(1, min(most, free * 0.6 // per_photo)))
+
+
+def _available_ram() -> int:
+    """Bytes of memory the system can still give (MemAvailable), or 0 where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def unique_stems(paths: Sequence[Path]) -> list[str]:

@@ -7,6 +7,10 @@ LPIPS: the package's own linear-layer weights ship inside its wheel; its VGG16 b
 256 px are area-downsampled to 256 first, as NVIDIA's projector does: VGG's features were learnt at about
 that scale, and it keeps the cost flat at 1024 px.
 
+Inversion compares many renders with the same photos, so each distance splits in two: `features(y)` of
+the photos, computed once, and `compare(x, features)` for each render (`forward(x, y)` does both). For
+LPIPS that saves a VGG16 forward pass per photo and step, about a tenth of a step on the CPU.
+
 Demo stand-in (`PixelGradientDistance`): mean absolute difference of pixels and of their horizontal and
 vertical gradients, over an image pyramid down to 8 px. It needs no weights and no network; it is not a
 learnt perceptual metric, and outputs made with it say so.
@@ -31,6 +35,13 @@ class PixelGradientDistance(nn.Module):
     name = "demo stand-in (multi-scale pixel/gradient distance, not LPIPS)"
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.compare(x, self.features(y))
+
+    def features(self, y: Tensor) -> Tensor:
+        """Nothing to precompute: the photos themselves."""
+        return y
+
+    def compare(self, x: Tensor, y: Tensor) -> Tensor:
         total = x.new_zeros(x.shape[0])
         while True:
             d = x - y
@@ -62,10 +73,21 @@ class LpipsVgg(nn.Module):
         self.eval().requires_grad_(False)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        if x.shape[-1] > LPIPS_SIZE:
-            x = F.interpolate(x, size=(LPIPS_SIZE, LPIPS_SIZE), mode="area")
+        return self.compare(x, self.features(y))
+
+    def features(self, y: Tensor) -> list[Tensor]:
+        """The unit-normalised VGG16 activations of `y` at LPIPS' five layers."""
+        import lpips
+
+        if y.shape[-1] > LPIPS_SIZE:
             y = F.interpolate(y, size=(LPIPS_SIZE, LPIPS_SIZE), mode="area")
-        return self.lpips(x, y).reshape(-1)
+        return [lpips.normalize_tensor(f) for f in self.lpips.net(self.lpips.scaling_layer(y))]
+
+    def compare(self, x: Tensor, y_features: list[Tensor]) -> Tensor:
+        """LPIPS between `x` and the images of `y_features`, as `lpips.LPIPS.forward` computes it."""
+        terms = [lin(f.sub(g).square()).mean([2, 3], keepdim=True)
+                 for lin, f, g in zip(self.lpips.lins, self.features(x), y_features, strict=True)]
+        return sum(terms[1:], terms[0]).reshape(-1)
 
 
 def load_backbone(net: nn.Module, vgg_state: dict[str, Tensor]) -> None:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from engine.photos.inversion import reconstruction_loss
+from engine.photos.heap import reuse_freed_memory
+from engine.photos.inversion import ReconstructionLoss
 from engine.stylegan2 import Generator
 
 PTI_LEARNING_RATE = 3e-4
@@ -37,13 +38,15 @@ def pivotal_tune(
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=PTI_LEARNING_RATE)
     w = w_pivot.detach()
-    for _ in range(steps):
-        if stop is not None and stop():
-            break
-        loss = reconstruction_loss(distance, tuned.synthesis(w, noise="const"), target).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    loss_of = ReconstructionLoss(distance, target)
+    with reuse_freed_memory(target.device.type == "cpu"):
+        for _ in range(steps):
+            if stop is not None and stop():
+                break
+            loss = loss_of(tuned.synthesis(w, noise="const")).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     return tuned.requires_grad_(False).eval()
 
 

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pti", type=int, default=0, metavar="N",
                    help="pivotal tuning: tune a copy of the generator around each latent for N steps (default 0)")
     p.add_argument("--batch", type=int, default=None, metavar="B",
-                   help="photos optimised together (default: by GPU memory; 1 on a CPU)")
+                   help="photos optimised together (default: by free memory, at most 16 on a GPU, 4 on a CPU)")
     add_run_options(p, "device")
     p.set_defaults(handler=run)
 

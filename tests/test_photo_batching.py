@@ -1,0 +1,72 @@
+"""Photo inversion in batches: a photo's code does not depend on what it is batched with (LPIPS as the
+distance), LPIPS against the photos' features computed once is LPIPS, and on the CPU an inversion's
+freed memory is reused instead of being faulted in afresh at every step (what made a batch cost more
+per photo than one photo alone)."""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+import pytest
+import torch
+
+from engine.photos.heap import _LIBC, reuse_freed_memory
+from engine.photos.inversion import invert_batch
+from engine.photos.perceptual import LpipsVgg
+from engine.stylegan2 import Generator, GeneratorConfig
+
+
+@pytest.fixture(scope="module")
+def lpips_random():
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        return LpipsVgg(None)  # random VGG16: what is checked does not depend on the weights
+
+
+@pytest.mark.parametrize("size", [64, 320])  # 320: downsampled to 256 first
+def test_lpips_against_features_computed_once_is_lpips(lpips_random, size, one_thread):
+    gen = torch.Generator().manual_seed(size)
+    x = torch.rand(2, 3, size, size, generator=gen) * 2 - 1
+    y = torch.rand(2, 3, size, size, generator=gen) * 2 - 1
+    expected = lpips_random.lpips(*(torch.nn.functional.interpolate(t, size=(256, 256), mode="area")
+                                    if size > 256 else t for t in (x, y))).reshape(-1)
+    feats = lpips_random.features(y)
+    assert torch.allclose(lpips_random.compare(x, feats), expected, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(lpips_random(x, y), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_a_photo_inverts_to_the_same_code_alone_and_in_a_batch(lpips_random, one_thread):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        g = Generator(GeneratorConfig(size=32, style_dim=64, n_mlp=2, channel_multiplier=1,
+                                      channels={4: 64, 8: 64, 16: 32, 32: 16}))
+        g.set_latent_avg(None, samples=64)
+        photos = g.render(torch.randn(2, 64)).detach().clamp(-1, 1)
+    g.eval()
+    together = invert_batch(g, photos, lpips_random, 6)
+    for i in range(2):
+        alone = invert_batch(g, photos[i : i + 1], lpips_random, 6)
+        assert torch.allclose(together.w_plus[i], alone.w_plus[0], atol=1e-5), \
+            (together.w_plus[i] - alone.w_plus[0]).abs().max()
+        assert together.losses[i] == pytest.approx(alone.losses[0], rel=1e-4)
+    assert not torch.equal(together.w_plus[0], together.w_plus[1])  # each photo got its own code
+
+
+def _pages_faulted(allocations: int, mib: int = 64) -> int:
+    """Page faults while allocating (and freeing) a tensor of `mib` MiB `allocations` times."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(allocations):
+        t = torch.ones(mib * 2**20 // 4)
+        del t
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(_LIBC is None or not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_inside_an_inversion_freed_memory_is_reused_not_faulted_in_again():
+    pages = 64 * 2**20 // resource.getpagesize()
+    assert _pages_faulted(4) >= 3 * pages  # glibc maps a block this large afresh each time, by default
+    with reuse_freed_memory():
+        _pages_faulted(4)  # faulted in once (more than once where earlier frees left holes in the heap)
+        assert _pages_faulted(4) < pages // 4
+    assert _pages_faulted(4) >= 3 * pages  # afterwards as before: the memory went back to the system
