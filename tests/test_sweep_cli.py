@@ -86,6 +86,7 @@ def test_a_run_whose_final_save_failed_is_reported_as_train_reports_it(tmp_path,
     assert sessions.read_info(info.path).step == row["step"]
 
 
+@pytest.mark.usefixtures("small_demo")  # the test needs a finished session, not the 64 px demo's
 def test_sweep_status_imports_neither_torch_nor_textual(tmp_path):
     from _sessions import demo_session
 
@@ -105,6 +106,7 @@ def test_sweep_status_imports_neither_torch_nor_textual(tmp_path):
     assert out.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.usefixtures("small_demo")  # the test needs a finished session, not the 64 px demo's
 def test_sweep_delete_forgets_the_record_and_keeps_the_sessions(tmp_path, capsys, monkeypatch):
     from _sessions import demo_session
 
