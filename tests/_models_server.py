@@ -1,11 +1,13 @@
-"""A local HTTP file server on 127.0.0.1 for download tests: Range support and scripted failures."""
+"""A local HTTP file server on 127.0.0.1 for download tests: Range support and scripted failures; and a
+server that accepts connections but never answers."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -89,13 +91,52 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class SilentServer:
+    """A listening socket that accepts connections (kernel backlog) but never answers: a stalled network."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(8)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}/models"
+        self._held: list[socket.socket] = []
+
+    def wait_for_request(self, timeout: float, still_waiting: Callable[[], bool] = lambda: True,
+                         describe: Callable[[], str] = lambda: "") -> str:
+        """Block until a client has sent a whole request (its headers) and now waits for the answer; the
+        request line. Gives up (AssertionError, with `describe()`) after `timeout` s, or as soon as
+        `still_waiting()` is false (the client died first). The connection is held open, unanswered, until
+        the server closes."""
+        self.socket.settimeout(0.2)
+        end = time.monotonic() + timeout
+        while True:
+            assert still_waiting(), f"the client ended before it asked the server for anything; {describe()}"
+            assert time.monotonic() < end, f"no request within {timeout} s; {describe()}"
+            try:
+                conn, _ = self.socket.accept()
+                break
+            except TimeoutError:
+                continue
+        self._held.append(conn)
+        conn.settimeout(max(1.0, end - time.monotonic()))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            block = conn.recv(4096)
+            assert block, f"the client hung up mid-request: {data!r}"
+            data += block
+        return data.split(b"\r\n", 1)[0].decode("latin-1")
+
+    def close(self) -> None:
+        for conn in self._held:
+            conn.close()
+        self.socket.close()
+
+
 @contextlib.contextmanager
-def silent_server() -> Iterator[str]:
-    """Accepts connections (kernel backlog) but never answers: a stalled network."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(8)
+def silent_server() -> Iterator[SilentServer]:
+    """A SilentServer for the `with` block; its `url` is the base URL."""
+    server = SilentServer()
     try:
-        yield f"http://127.0.0.1:{s.getsockname()[1]}/models"
+        yield server
     finally:
-        s.close()
+        server.close()

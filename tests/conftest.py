@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from _backend_flags import backend_flags_kept
@@ -9,7 +11,11 @@ from _backend_flags import backend_flags_kept
 from engine.config import DEMO_GENERATOR_ID
 from engine.demo import colour_oracle, tiny_clip, tiny_generator
 
-torch.set_num_threads(2)
+# One torch thread, here and in every process a test starts (CLI runs, sweep jobs): the tiny test models gain
+# nothing from a second thread, and on a busy 2-core machine two OpenMP threads spin against the other jobs and
+# run up to 30x slower (16 tiny-model steps: 6 s on one thread, 160 s on two, on the shared box).
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
@@ -60,10 +66,10 @@ def small_demo(monkeypatch):
     monkeypatch.setitem(demo.DEMO_GENERATORS, DEMO_GENERATOR_ID, lambda: tiny_generator(size=32, seed=0))
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    """One torch thread: on a busy 2-core machine two OpenMP threads spin against other jobs and run
-    up to 10x slower; the tiny models gain nothing from a second thread."""
+    """Every test runs on one torch thread (see the top of this file), whatever an earlier one set; tests
+    that name this fixture get nothing more."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -6,6 +6,7 @@ screenshot, line by line)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -138,7 +139,7 @@ async def test_a_session_of_another_process_shows_up_and_updates_live() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")
         assert "Sessions: 0/0" in shown(app)
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, "40"], stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, "40"], stdout=subprocess.PIPE, text=True,
                                 cwd=Path(__file__).parent.parent)
         try:
             def row() -> str:
@@ -148,15 +149,21 @@ async def test_a_session_of_another_process_shows_up_and_updates_live() -> None:
                 found = re.search(r" (\d+)/40 ", row())
                 return int(found[1]) if found else -1
 
+            # The writer prints its session's id once it made it: starting Python and importing torch can take
+            # a minute on a busy machine, which is not what the app's 60 s below are for.
+            made = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 600)
+            assert made.strip(), "the writer ended before it made its session"
             await wait_until(lambda: "● running" in row() and step() >= 0, "the running row", timeout=60)
             first = step()
             await wait_until(lambda: step() > first, "the step to move on")
             assert "▾ outside" in shown(app)  # under its sweep's header
+            assert await asyncio.to_thread(proc.wait, 600) == 0
             await wait_until(lambda: "finished" in row() and step() == 40, "finished", timeout=60)
             assert re.search(r"\d\.\d{4}", row())  # its final loss
         finally:
             proc.kill()
             proc.wait()
+            proc.stdout.close()
 
 
 def test_watcher_reports_only_what_changed() -> None:

@@ -97,10 +97,10 @@ def test_offline_gives_where_to_put_the_file(tmp_path):
 
 
 def test_stalled_server_times_out(tmp_path):
-    with silent_server() as base:
+    with silent_server() as server:
         t0 = time.monotonic()
         with pytest.raises(DownloadError, match="timeout") as err:
-            download(f"{base}/x.pkl", tmp_path / "x.pkl", timeout=0.5)
+            download(f"{server.url}/x.pkl", tmp_path / "x.pkl", timeout=0.5)
         assert time.monotonic() - t0 < 3
     assert str(tmp_path / "x.pkl") in str(err.value)
 

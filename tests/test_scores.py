@@ -133,7 +133,7 @@ def test_fid_and_kid_with_the_stand_in_features(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("small_demo")
 def test_sweep_status_shows_the_scores_and_sorts_by_any_of_them(capsys) -> None:
-    from test_sweeps import parse
+    from _sweeps import parse
 
     from engine import sweeps
 
