@@ -40,7 +40,7 @@ def measure(kind: str, size: int, row: str, device: str, batch: int, threads: in
     g.requires_grad_(row.startswith("train"))
     for p in [*g.mapping_net.parameters(), *(layer.affine.weight for layer in g.synthesis_net.layers())]:
         p.requires_grad_(False)
-    ws = g.w_plus(g.mapping(torch.randn(batch, g.style_dim, device=device)).detach())
+    ws = g.w_plus(g.mapping(torch.randn(batch, g.z_dim, device=device)).detach())
     path = "fused" if row == "sample" else "split"
     plain = plain_autograd() if row == "train-plain" else contextlib.nullcontext()
     if device == "cuda":
