@@ -47,10 +47,18 @@ def test_a_photo_inverts_to_the_same_code_alone_and_in_a_batch(lpips_random, one
     together = invert_batch(g, photos, lpips_random, 6)
     for i in range(2):
         alone = invert_batch(g, photos[i : i + 1], lpips_random, 6)
-        assert torch.allclose(together.w_plus[i], alone.w_plus[0], atol=1e-5), \
+        # Batched convolutions round differently, and Adam divides by the gradient's size, so codes agree
+        # to about 1e-4 after 6 steps, not to float precision; a photo that leaked into another's loss
+        # would move its code by about the learning rate (0.1 per step).
+        assert torch.allclose(together.w_plus[i], alone.w_plus[0], atol=2e-3), \
             (together.w_plus[i] - alone.w_plus[0]).abs().max()
-        assert together.losses[i] == pytest.approx(alone.losses[0], rel=1e-4)
-    assert not torch.equal(together.w_plus[0], together.w_plus[1])  # each photo got its own code
+        assert together.losses[i] == pytest.approx(alone.losses[0], rel=1e-3)
+    assert (together.w_plus[0] - together.w_plus[1]).abs().max() > 0.05  # each photo got its own code
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
 
 
 def _pages_faulted(allocations: int, mib: int = 64) -> int:
@@ -69,4 +77,7 @@ def test_inside_an_inversion_freed_memory_is_reused_not_faulted_in_again():
     with reuse_freed_memory():
         _pages_faulted(4)  # faulted in once (more than once where earlier frees left holes in the heap)
         assert _pages_faulted(4) < pages // 4
-    assert _pages_faulted(4) >= 3 * pages  # afterwards as before: the memory went back to the system
+        kept = _resident_bytes()
+    # Afterwards the memory kept goes back to the system. (How later blocks are served then depends on
+    # what the process did before, so the count of faults is not checked again.)
+    assert _resident_bytes() <= kept - 48 * 2**20
