@@ -23,6 +23,7 @@ the plain steps together, plus Python and torch themselves (a few hundred MiB).
     python -m engine.bench --quick                 # tiny config only, about a minute on 2 CPU cores
     python -m engine.bench --threads 1             # tiny + real 256 px (cm 2) with a ViT-B/32-shaped CLIP
     python -m engine.bench --device cuda --sizes 256 1024   # every precision (fp32, tf32, bf16)
+    python -m engine.bench --no-tiny --families sg3-t sg3-r --paths default   # StyleGAN3 training steps
     python -m engine.bench --precision bf16 --device cuda
     python -m engine.bench --ops                   # aten ops per step (engine.opcount; its flags follow)
     python -m engine.bench --photos --sizes 256 1024   # photo inversion, s/photo (engine.photos.bench)
@@ -59,9 +60,12 @@ from engine import device as devices
 from engine.clip_loss import ClipEncoder, _clip_module
 from engine.config import TrainConfig
 from engine.demo import tiny_clip, tiny_generator
+from engine.generator_files import AnyGenerator
 from engine.stylegan2 import Generator, GeneratorConfig, modconv_path
+from engine.stylegan3 import fresh_generator
 
 PATHS = ("fused", "default")
+FAMILIES = ("sg2", "sg3-t", "sg3-r")
 RESULT_TAG = "BENCH_RESULT "
 
 
@@ -94,7 +98,7 @@ def real_generator(size: int) -> Generator:
 # ----- one measurement (runs in its own process) ----------------------------------------------------------
 @dataclass(frozen=True)
 class Spec:
-    case: str  # "tiny" or "real"
+    case: str  # "tiny", "real" (StyleGAN2 config-f shape), "sg3-t" or "sg3-r" (published SG3 widths)
     size: int
     path: str  # "fused" or "default"
     precision: str
@@ -106,7 +110,23 @@ class Spec:
 
     @property
     def label(self) -> str:
-        return "tiny 32px + tiny CLIP" if self.case == "tiny" else f"real {self.size}px cm2 + ViT-B/32 shape"
+        return case_label(self.case, self.size)
+
+
+def case_label(case: str, size: int) -> str:
+    if case == "tiny":
+        return "tiny 32px + tiny CLIP"
+    if case.startswith("sg3-"):
+        return f"SG3-{case[4:]} {size}px + ViT-B/32 shape"
+    return f"real {size}px cm2 + ViT-B/32 shape"
+
+
+def bench_generator(case: str, size: int) -> AnyGenerator:
+    if case == "tiny":
+        return tiny_generator(32)
+    if case.startswith("sg3-"):
+        return fresh_generator(size, case[4:])
+    return real_generator(size)
 
 
 def _sync(device: torch.device) -> None:
@@ -134,7 +154,7 @@ def measure(spec: Spec) -> dict[str, Any]:
     if spec.threads:
         torch.set_num_threads(spec.threads)
     device = devices.resolve_device(spec.device)
-    gen = tiny_generator(32) if spec.case == "tiny" else real_generator(spec.size)
+    gen = bench_generator(spec.case, spec.size)
     enc = tiny_clip(0) if spec.case == "tiny" else vit_b32_shaped()
     cfg = TrainConfig(
         source="a photo of a dog",
@@ -282,7 +302,7 @@ def saving_comparison(args: argparse.Namespace, cases: list[tuple[str, int, int]
     print(f"checkpoints: {steps} steps without checkpoints, then with one every {every} steps (previews off)")
     for case, size, _ in cases:
         def make_trainer(case: str = case, size: int = size) -> Trainer:
-            gen = tiny_generator(32) if case == "tiny" else real_generator(size)
+            gen = bench_generator(case, size)
             enc = tiny_clip(0) if case == "tiny" else vit_b32_shaped()
             cfg = TrainConfig(
                 source="a photo of a dog", target="a sketch of a dog", iterations=steps, batch=args.batch,
@@ -290,7 +310,7 @@ def saving_comparison(args: argparse.Namespace, cases: list[tuple[str, int, int]
             )
             return Trainer(cfg, gen, {enc.name: enc}, device=device)
 
-        label = "tiny 32px + tiny CLIP" if case == "tiny" else f"real {size}px cm2 + ViT-B/32 shape"
+        label = case_label(case, size)
         for line in bench_saving.report(label, *bench_saving.compare(make_trainer, every)):
             print(line, flush=True)
     return 0
@@ -308,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-tiny", action="store_true", help="real sizes only")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--sizes", type=int, nargs="+", default=[256], help="real generator sizes to time")
+    p.add_argument("--families", nargs="+", choices=FAMILIES, default=["sg2"],
+                   help="generator families at those sizes: sg2 (config-f shape), sg3-t, sg3-r (published widths)")
     p.add_argument(
         "--precision",
         choices=("auto", "fp32", "tf32", "bf16"),
@@ -377,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     cases = [] if args.no_tiny and not args.quick else [("tiny", 32, args.tiny_steps)]
     if not args.quick:
-        cases += [("real", s, args.real_steps) for s in args.sizes]
+        cases += [("real" if family == "sg2" else family, s, args.real_steps)
+                  for family in args.families for s in args.sizes]
     if args.checkpoint_every > 0:
         return saving_comparison(args, cases, device, precisions[0])
     print(

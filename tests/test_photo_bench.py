@@ -15,7 +15,7 @@ def test_the_photo_bench_prints_a_row_per_size_and_batch(capsys):
     assert "2 steps timed per case after 2, extrapolated to 100" in out[0]
     rows = [line.split() for line in out[2:]]
     assert [(r[0], r[1]) for r in rows] == [("32", "1"), ("32", "2")]
-    for size, batch, wall, cpu, per_photo, per_photo_total, cpu_total in rows:
+    for _size, batch, wall, cpu, per_photo, per_photo_total, cpu_total in rows:
         wall, cpu, per_photo = float(wall), float(cpu), float(per_photo)
         assert wall > 0 and cpu > 0
         assert per_photo == pytest.approx(wall / int(batch), abs=2e-3)
