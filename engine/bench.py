@@ -107,6 +107,7 @@ class Spec:
     reps: int
     iterations: int
     threads: int = 0  # 0: torch's default
+    layer_batch: int = TrainConfig.__dataclass_fields__["auto_layer_batch"].default
 
     @property
     def label(self) -> str:
@@ -163,6 +164,7 @@ def measure(spec: Spec) -> dict[str, Any]:
         batch=spec.batch,
         clip_models=((enc.name, 1.0),),
         precision=spec.precision,
+        auto_layer_batch=spec.layer_batch,
     )
     tr = Trainer(cfg, gen, {enc.name: enc}, device=device)
     del gen
@@ -337,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS), help="modulated-conv paths to time")
     p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--layer-batch", type=int, default=Spec.layer_batch,
+                   help="codes of each selection pass (on a CPU the pass holds them all at once)")
     p.add_argument("--iterations", type=int, default=300, help="run length the schedules are composed over")
     p.add_argument("--tiny-steps", type=int, default=5, help="repetitions of each tiny measurement (best kept)")
     p.add_argument("--real-steps", type=int, default=1, help="repetitions of each real-size measurement")
@@ -394,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or torch.get_num_threads()
     print(
         f"device {device}  torch {torch.__version__}  threads {threads}  batch {args.batch}  auto_layer_batch "
-        f"{TrainConfig.__dataclass_fields__['auto_layer_batch'].default}  k0 = int(2 * n_latent / 3)  "
+        f"{args.layer_batch}  k0 = int(2 * n_latent / 3)  "
         f"run of {args.iterations} steps"
     )
     cases = [] if args.no_tiny and not args.quick else [("tiny", 32, args.tiny_steps)]
@@ -418,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     last_speedup = None
     for case, size, reps in cases:
         specs = [
-            Spec(case, size, path, precision, str(device), args.batch, reps, args.iterations, args.threads)
+            Spec(case, size, path, precision, str(device), args.batch, reps, args.iterations, args.threads,
+                 args.layer_batch)
             for precision in precisions
             for path in args.paths
         ]
