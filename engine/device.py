@@ -79,3 +79,21 @@ def memory(device: torch.device) -> DeviceMemory:
         return DeviceMemory(f"cuda:{idx}", int(torch.cuda.max_memory_allocated(idx)), int(total))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return DeviceMemory("cpu", int(peak * (1 if sys.platform == "darwin" else 1024)), None)
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory a computation on `device` can still take: on CUDA free plus cached-but-unused, on a CPU the
+    system's MemAvailable (Linux); None where it cannot be read."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from engine import device as devices
 from engine.config import ConfigError, format_indices, parse_indices
 from engine.stylegan2 import Generator
 
@@ -185,11 +186,15 @@ class LayerChoice:
 class MicroBatching:
     """How many codes one micro-batch of the selection pass holds.
 
-    `size` forces it (tests, the bench). Otherwise: the whole batch off CUDA; on CUDA, a first micro-batch
-    of one code measures the bytes its graph holds after the forward (`bytes_per_code`, kept for later
-    passes: the shapes never change within a run), then each micro-batch is as large as fits in
-    SAFETY x (free + cached-but-unused memory) at BACKWARD_FACTOR x that figure per code, the backward
-    pass holding at most the forward's graph again in activation gradients.
+    `size` forces it (tests, the bench). Otherwise each micro-batch is as large as fits in SAFETY x the
+    memory available at BACKWARD_FACTOR x `bytes_per_code` per code on CUDA (the backward pass holds at
+    most the forward's graph again in activation gradients; on a CPU see CPU_BACKWARD_FACTOR).
+    `bytes_per_code` is kept for the run: the shapes never change. On CUDA a first micro-batch of one
+    code measures it (the bytes its graph holds after the forward; available: free plus cached but
+    unused). On a CPU `probe_bytes_per_code` measures it once, from the tensors one code's forward saves
+    for backward, without using its result (available: the system's MemAvailable). While the whole batch
+    fits, a CPU pass is one batch, as it always was, so its scores do not change; only a pass that would
+    not fit is split.
     """
 
     size: int | None = None
@@ -197,18 +202,47 @@ class MicroBatching:
 
     SAFETY = 0.8
     BACKWARD_FACTOR = 2.0
+    # A CPU probe counts every tensor saved for backward, shared weights included, which already exceeds
+    # what a code adds to the pass's peak: SG3-t at 256 px probed 1.81 GiB a code, and the whole pass of 8
+    # peaked at 15.0 GiB of resident memory, models included (python -m engine.bench --families sg3-t).
+    CPU_BACKWARD_FACTOR = 1.0
 
     def next_size(self, device: torch.device, remaining: int) -> int:
         if self.size is not None:
             return max(1, min(self.size, remaining))
-        if device.type != "cuda":
-            return remaining
         if self.bytes_per_code is None:
-            return 1
-        free, _ = torch.cuda.mem_get_info(device)
-        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        fits = int(self.SAFETY * (free + cached) / (self.BACKWARD_FACTOR * max(self.bytes_per_code, 1.0)))
+            return 1 if device.type == "cuda" else remaining
+        available = devices.available_bytes(device)
+        if available is None:
+            return remaining
+        factor = self.BACKWARD_FACTOR if device.type == "cuda" else self.CPU_BACKWARD_FACTOR
+        fits = int(self.SAFETY * available / (factor * max(self.bytes_per_code, 1.0)))
         return max(1, min(fits, remaining))
+
+    def needs_probe(self, device: torch.device) -> bool:
+        """A CPU pass whose size is not forced and whose bytes per code are not known yet."""
+        return device.type == "cpu" and self.size is None and self.bytes_per_code is None
+
+
+def probe_bytes_per_code(generator: Generator, w_plus: Tensor, global_losses: Callable[[Tensor], Tensor],
+                         noise: list[Tensor] | str) -> float:
+    """Bytes that the forward pass of one code (`w_plus[:1]`) saves for its backward: the graph a selection
+    pass holds per code. The generator's own tensors are not counted; the random state is left as it was."""
+    own = {t.untyped_storage().data_ptr() for t in (*generator.parameters(), *generator.buffers())}
+    saved: dict[int, int] = {}  # by storage: views of one tensor count once
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in own:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    code = w_plus[:1].detach().clone().requires_grad_(True)
+    one_noise = noise if isinstance(noise, str) else [n[:1] for n in noise]
+    with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = global_losses(generator.synthesis(code, one_noise)).sum()
+    del loss
+    return float(sum(saved.values()))
 
 
 def score_layers(
@@ -237,6 +271,8 @@ def score_layers(
     try:
         w0 = generator.w_plus(w.detach())
         batch = w0.shape[0]
+        if batching.needs_probe(w0.device):
+            batching.bytes_per_code = probe_bytes_per_code(generator, w0, global_losses, noise)
         deltas, start = [], 0
         while start < batch:
             m = batching.next_size(w0.device, batch - start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine import device as devices
 from engine.clip_loss import ClipLoss
 from engine.config import TrainConfig, default_k
 from engine.freezing import LayerSchedule, MicroBatching, score_layers, top_k
@@ -160,3 +161,26 @@ def test_a_step_changes_only_the_trained_layers_and_never_the_frozen_generator(g
         )
     for k, v in tr.frozen.state_dict().items():
         assert torch.equal(v, frozen_before[k]), k
+
+
+def test_a_cpu_selection_pass_too_large_for_memory_runs_in_parts_with_the_same_scores(generator, clip_tiny,
+                                                                                      monkeypatch):
+    w, noise, losses = selection_inputs(generator, clip_tiny)
+    plenty = MicroBatching()
+    whole = score_layers(generator, w, losses, iters=2, noise=noise, batching=plenty)
+    assert plenty.bytes_per_code > 0  # measured once, before the pass
+    assert plenty.next_size(torch.device("cpu"), 8) == 8  # this machine holds 8 codes: one batch, as always
+    assert torch.equal(whole, score_layers(generator, w, losses, iters=2, noise=noise))
+
+    # A machine with memory for 3 codes: the same pass runs as 3 + 3 + 2, with the same scores.
+    tight = MicroBatching()
+    per_code = MicroBatching.CPU_BACKWARD_FACTOR * plenty.bytes_per_code / MicroBatching.SAFETY
+    monkeypatch.setattr(devices, "available_bytes", lambda device: int(3.5 * per_code))
+    rendered = []
+    synthesis = generator.synthesis
+    monkeypatch.setattr(generator, "synthesis",
+                        lambda w_plus, noise: rendered.append(len(w_plus)) or synthesis(w_plus, noise))
+    parts = score_layers(generator, w, losses, iters=2, noise=noise, batching=tight)
+    assert tight.bytes_per_code == plenty.bytes_per_code  # the same shapes: the same figure
+    assert rendered == [1, 3, 3, 3, 3, 2, 2]  # the probe's one code, then each part's two SGD steps
+    assert torch.allclose(parts, whole, rtol=1e-4, atol=0), ((parts - whole) / whole).abs().max()
