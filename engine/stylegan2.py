@@ -322,6 +322,11 @@ class Generator(LatentSpace):
     def mapping(self, z: Tensor) -> Tensor:
         return self.style(z)
 
+    def synthesis_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but the mapping network's: what renders a given W+ code."""
+        mapping = {id(p) for p in self.style.parameters()}
+        return [p for p in self.parameters() if id(p) not in mapping]
+
     def make_noise(self, batch: int, generator: torch.Generator | None = None) -> list[Tensor]:
         """Fresh per-sample noise maps, drawn from `generator` (on its device) when one is given."""
         out = []

@@ -275,6 +275,10 @@ class StyleGAN3Generator(LatentSpace):
     def mapping(self, z: Tensor) -> Tensor:
         return self.mapping_net(z)
 
+    def synthesis_parameters(self) -> list[nn.Parameter]:
+        """The synthesis network's parameters: what renders a given W+ code."""
+        return list(self.synthesis_net.parameters())
+
     def make_noise(self, batch: int, generator: torch.Generator | None = None) -> list[Tensor]:
         """StyleGAN3 has no noise inputs."""
         return []

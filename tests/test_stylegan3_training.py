@@ -136,3 +136,19 @@ def test_the_byte_saving_autograd_function_gives_autograd_s_gradients():
         assert plain.keys() == ours.keys() and len(plain) > 10
         for name, a in plain.items():
             assert torch.allclose(ours[name], a, rtol=1e-4, atol=1e-6 * a.abs().max().item() + 1e-12), (kind, name)
+
+
+def test_pivotal_tuning_of_an_sg3_tunes_its_synthesis_and_leaves_its_mapping():
+    from engine.photos.perceptual import PixelGradientDistance
+    from engine.photos.pti import pivotal_tune
+
+    g = tiny_stylegan3("t", size=32, seed=7)
+    w = g.w_plus(g.mapping(torch.randn(1, g.z_dim, generator=torch.Generator().manual_seed(1)))).detach()
+    target = torch.zeros(1, 3, g.size, g.size)
+    tuned = pivotal_tune(g, w, target, PixelGradientDistance(), steps=3)
+    distance = PixelGradientDistance()
+    with torch.no_grad():
+        before, after = (distance(m.synthesis(w), target).item() for m in (g, tuned))
+    assert after < before  # closer to the photo
+    for (name, p), q in zip(g.named_parameters(), tuned.parameters(), strict=True):
+        assert torch.equal(p, q) == name.startswith("mapping_net."), name  # synthesis tuned, mapping kept

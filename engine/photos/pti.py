@@ -33,7 +33,7 @@ def pivotal_tune(
 ) -> Generator:
     """A copy of `frozen` tuned for `steps` so that w_pivot [1, L, D] renders closer to target [1, 3, H, W]."""
     tuned = copy.deepcopy(frozen).requires_grad_(False)
-    params = [p for name, p in tuned.named_parameters() if not name.startswith("style.")]  # synthesis only
+    params = tuned.synthesis_parameters()
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=PTI_LEARNING_RATE)
