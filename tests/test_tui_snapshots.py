@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import pytest
+from _pilot import status
 from PIL import Image
 
 from engine.config import DEMO_GENERATOR_ID, demo_config
@@ -57,7 +58,13 @@ async def inject(pilot, *keys: str) -> None:
         await asyncio.sleep(0.05)
     app.view.buffer = fixed_buffer()
     await pilot.press(*keys)
-    await asyncio.sleep(0.35)  # one redraw tick
+    # Wait for the fixed run to be drawn (a busy machine can delay the redraw tick), then one tick more
+    # so every panel has caught up with it.
+    for _ in range(200):
+        if "120/300" in status(app):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.35)
     await pilot.pause()
 
 
