@@ -91,12 +91,13 @@ def test_inside_an_inversion_freed_memory_is_reused_not_faulted_in_again():
 
 
 def test_on_a_cpu_up_to_4_photos_go_together_as_memory_allows(monkeypatch):
+    from engine import device as devices
     from engine.photos import invert
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(invert, "_available_ram", lambda: 64 * 2**30)
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 64 * 2**30)
     assert invert.default_batch(256, cpu) == 4 and invert.default_batch(1024, cpu) == 4
-    monkeypatch.setattr(invert, "_available_ram", lambda: 4 * 2**30)  # 1024 px: about 1.75 GiB a photo
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 4 * 2**30)  # 1024 px: about 1.75 GiB a photo
     assert invert.default_batch(1024, cpu) == 1
-    monkeypatch.setattr(invert, "_available_ram", lambda: 0)  # unreadable: one at a time
+    monkeypatch.setattr(devices, "available_bytes", lambda device: None)  # unreadable: one at a time
     assert invert.default_batch(256, cpu) == 1

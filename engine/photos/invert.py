@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from engine import device as devices
 from engine import user_files
 from engine.errors import ExportError, PhotoError
 from engine.events import InversionProgress, PhotoDone, PhotoEvent, PhotoFailed
@@ -60,21 +61,9 @@ def default_batch(resolution: int, device: torch.device) -> int:
         free, _total = torch.cuda.mem_get_info(device)
         most = 16
     else:
-        free, most = _available_ram(), CPU_BATCH
+        free, most = devices.available_bytes(device) or 0, CPU_BATCH
     per_photo = 1.5 * 2**30 * (resolution / 1024) ** 2 + 256 * 2**20
     return int(max(1, min(most, free * 0.6 // per_photo)))
-
-
-def _available_ram() -> int:
-    """Bytes of memory the system can still give (MemAvailable), or 0 where that cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 def unique_stems(paths: Sequence[Path]) -> list[str]:
