@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 from _backend_flags import backend_flags_kept
+from _home import use_home
 
 from engine.config import DEMO_GENERATOR_ID
 from engine.demo import colour_oracle, tiny_clip, tiny_generator
@@ -28,10 +29,7 @@ def backend_flags():
 @pytest.fixture(autouse=True)
 def private_home(tmp_path, monkeypatch):
     """Every test gets empty XDG data/cache/config/state dirs: nothing touches the real home."""
-    for name in ("DATA", "CACHE", "CONFIG", "STATE"):
-        d = tmp_path / "xdg" / name.lower()
-        d.mkdir(parents=True)
-        monkeypatch.setenv(f"XDG_{name}_HOME", str(d))
+    use_home(monkeypatch, tmp_path / "xdg")
     monkeypatch.setenv("NADA_TUI_OFFLINE_TESTS", "1")
     # The app's colour system comes from the terminal's variables (TERM, COLORTERM), which differ between a
     # developer's shell and CI: every test sees truecolor unless it sets another (the few-colours tests do).

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _home import use_home
 from _sessions import demo_session
 from PIL import Image
 
@@ -26,10 +27,8 @@ ROUND_TRIP_STEPS = 100  # enough for >= 22 dB on the 64 px demo generator, about
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One red -> blue demo session for the module (training is the slow part): its folder."""
-    home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("DATA", "CACHE", "CONFIG", "STATE"):
-            mp.setenv(f"XDG_{name}_HOME", str(home / name.lower()))
+        use_home(mp, tmp_path_factory.mktemp("home"))
         torch.set_num_threads(1)
         sid = demo_session(iterations=4)
         return paths.sessions_dir() / sid

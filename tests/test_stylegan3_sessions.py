@@ -12,6 +12,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
+from _home import use_home
 from PIL import Image
 
 from engine import paths, runs, sessions
@@ -39,10 +40,8 @@ def sg3_session(iterations: int, **changes) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One 4-step demo-sg3 session for the module: its folder."""
-    home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("DATA", "CACHE", "CONFIG", "STATE"):
-            mp.setenv(f"XDG_{name}_HOME", str(home / name.lower()))
+        use_home(mp, tmp_path_factory.mktemp("home"))
         torch.set_num_threads(1)
         return paths.sessions_dir() / sg3_session(4)
 
