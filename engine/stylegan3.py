@@ -47,7 +47,7 @@ __all__ = ["SG3Config", "LayerSpec", "StyleGAN3Generator", "TrainableUnit", "fre
            "tiny_stylegan3"]
 
 
-def render_path(*tensors: Tensor) -> str:
+def render_path() -> str:
     """The modulated conv's form, "split" (training: cheaper to differentiate) or "fused" (sampling, the
     published form): `modconv_path` forces one, as for StyleGAN2; otherwise split whenever autograd will
     differentiate through the render. (The filtered leaky ReLU is the same polyphase op on both.)"""
@@ -147,7 +147,7 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         if s.is_torgb:
             styles = styles / math.sqrt(s.in_channels * s.kernel**2)
-        path = render_path(x, w)
+        path = render_path()
         x = modulated_conv(x, self.weight, styles, demodulate=not s.is_torgb, padding=s.kernel - 1,
                            input_gain=self.magnitude_ema.rsqrt(), fused=path == "fused")
         gain, slope = (1.0, 1.0) if s.is_torgb else (math.sqrt(2), 0.2)
